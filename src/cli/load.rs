@@ -1,0 +1,486 @@
+//! `fwload load`, `fwload runs`, `fwload rollback`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
+use crate::load::{
+    Database, DeletePolicy, LoadError, LoadErrorKind, LoadOptions, LoadReport,
+    Mode, list_runs, load, rollback, show_run,
+};
+use crate::report::Thresholds;
+
+/// Where the database is.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// PostgreSQL connection URL or `key=value` string (else DATABASE_URL,
+    /// else the PG* variables). `sslmode` may be disable, prefer, require,
+    /// verify-ca or verify-full; `sslrootcert` names a CA file.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Schema holding fwload's own tables (runs, files, rejects).
+    #[arg(long, default_value = "fwload", value_name = "NAME")]
+    pub meta_schema: String,
+}
+
+impl DbArgs {
+    fn resolve(&self) -> Result<Database, Failure> {
+        Database::resolve(self.database_url.as_deref()).map_err(failure)
+    }
+}
+
+/// Load modes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    /// Insert new keys, update rows whose values differ (default).
+    Merge,
+    /// Insert every row.
+    Append,
+    /// Insert new keys; only fill NULL columns of existing rows.
+    Fill,
+    /// Build new tables with COPY FREEZE and swap them in.
+    Replace,
+}
+
+/// Snapshot deletes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DeleteArg {
+    /// Keep rows missing from the input (default).
+    None,
+    /// Delete rows missing from the input.
+    Hard,
+    /// Set deleted_at on rows missing from the input.
+    Soft,
+}
+
+/// Arguments of `fwload load`.
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    schema: SchemaArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Input files: zip, tar, tar.gz, gz, plain files or directories.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    tuning: LoadTuning,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+/// How a load behaves (shared by `load` and `run`).
+#[derive(Args, Debug, Clone)]
+pub struct LoadTuning {
+    /// Schema of the target tables.
+    #[arg(long, default_value = "public", value_name = "NAME")]
+    pub target_schema: String,
+    /// Dataset name for run records and the lock (default: the dataset
+    /// file's name).
+    #[arg(long = "dataset-name", value_name = "NAME")]
+    pub dataset_name: Option<String>,
+    /// How rows reach the targets.
+    #[arg(long, value_enum, default_value = "merge")]
+    pub mode: ModeArg,
+    /// What happens to target rows the input no longer has (merge only;
+    /// the input must be a full snapshot).
+    #[arg(long, value_enum, default_value = "none")]
+    pub delete: DeleteArg,
+    /// Refuse when deletes would remove more than this share of a table.
+    #[arg(long, default_value_t = 0.05, value_name = "RATIO")]
+    pub max_delete_ratio: f64,
+    /// Refuse when more records than this are rejected (without either
+    /// threshold, any reject refuses).
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
+    /// Refuse when the share of rejected records exceeds this.
+    #[arg(long, value_name = "RATIO")]
+    pub max_reject_ratio: Option<f64>,
+    /// Load despite the delete and reject guards.
+    #[arg(long)]
+    pub force: bool,
+    /// Load inputs even when identical to the last successful run's.
+    #[arg(long)]
+    pub force_reload: bool,
+    /// Do everything, print what would change, roll back.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Reuse the staged tables of a failed run whose inputs still match.
+    #[arg(long)]
+    pub resume: bool,
+    /// Create missing target tables (with keys and indexes).
+    #[arg(long)]
+    pub create: bool,
+    /// Fail at once (exit 6) when another load of the dataset is running.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Tables staged at once, each on its own connection.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub jobs: usize,
+    /// Write every reject to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Write the run's report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl LoadTuning {
+    /// Resolved load options.
+    ///
+    /// # Errors
+    /// A bad database setting or option combination.
+    pub fn options(
+        &self,
+        db: &DbArgs,
+        read: &ReadArgs,
+    ) -> Result<LoadOptions, Failure> {
+        let (source, pipeline) = read.resolve();
+        let opts = LoadOptions {
+            database: db.resolve()?,
+            meta: db.meta_schema.clone(),
+            target_schema: self.target_schema.clone(),
+            dataset: self.dataset_name.clone(),
+            mode: match self.mode {
+                ModeArg::Merge => Mode::Merge,
+                ModeArg::Append => Mode::Append,
+                ModeArg::Fill => Mode::Fill,
+                ModeArg::Replace => Mode::Replace,
+            },
+            delete: match self.delete {
+                DeleteArg::None => DeletePolicy::None,
+                DeleteArg::Hard => DeletePolicy::Hard,
+                DeleteArg::Soft => DeletePolicy::Soft,
+            },
+            max_delete_ratio: self.max_delete_ratio,
+            thresholds: Thresholds::new(
+                self.max_rejects,
+                self.max_reject_ratio,
+            ),
+            force: self.force,
+            force_reload: self.force_reload,
+            dry_run: self.dry_run,
+            resume: self.resume,
+            create: self.create,
+            no_wait: self.no_wait,
+            jobs: self.jobs,
+            source,
+            pipeline,
+            rejects_file: self.rejects.clone(),
+            progress: !self.quiet,
+            stages: serde_json::Value::Null,
+        };
+        if opts.delete != DeletePolicy::None && opts.mode != Mode::Merge {
+            return Err(Failure::msg(
+                Exit::Usage,
+                "--delete applies to --mode merge only",
+            ));
+        }
+        Ok(opts)
+    }
+
+    /// Prints the summary and writes the JSON report of a load's outcome.
+    ///
+    /// # Errors
+    /// The load's failure, or an output error.
+    pub fn finish(
+        &self,
+        outcome: Result<LoadReport, crate::load::LoadFailure>,
+    ) -> CliResult {
+        let mut out = std::io::stdout().lock();
+        match outcome {
+            Ok(r) => {
+                write_summary(&mut out, &r)?;
+                if let Some(p) = &self.report {
+                    write_json(p, &r)?;
+                }
+                Ok(Exit::Ok)
+            }
+            Err(f) => {
+                if let Some(r) = &f.report {
+                    write_summary(&mut out, r)?;
+                    if let Some(p) = &self.report {
+                        write_json(p, r)?;
+                    }
+                }
+                Err(failure(f.error))
+            }
+        }
+    }
+}
+
+/// `fwload runs …`
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<RunsCommand>,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Only runs of this dataset.
+    #[arg(long, value_name = "NAME")]
+    dataset: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `fwload runs show ID`
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// One run with its files and reject counts.
+    Show {
+        /// The run id.
+        id: i64,
+    },
+}
+
+/// Arguments of `fwload rollback`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The dataset whose replaced tables go back one generation.
+    #[arg(long, value_name = "NAME")]
+    dataset: String,
+    /// Schema of the target tables.
+    #[arg(long, default_value = "public", value_name = "NAME")]
+    target_schema: String,
+}
+
+/// The exit code of a load error.
+pub fn exit_of(e: &LoadError) -> Exit {
+    match e.kind() {
+        LoadErrorKind::Config(_) | LoadErrorKind::Schema(_) => Exit::Usage,
+        LoadErrorKind::Input(_) => Exit::Input,
+        LoadErrorKind::Refused(_) => Exit::Data,
+        LoadErrorKind::Busy(_) => Exit::Busy,
+        _ => Exit::Database,
+    }
+}
+
+pub(super) fn failure(e: LoadError) -> Failure {
+    Failure::new(exit_of(&e), e)
+}
+
+/// Writes the per-table summary.
+pub fn write_summary(
+    w: &mut dyn Write,
+    r: &LoadReport,
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{:<32} {:>10} {:>9} {:>10} {:>10} {:>10} {:>9} {:>8}",
+        "table",
+        "read",
+        "rejected",
+        "inserted",
+        "updated",
+        "unchanged",
+        "deleted",
+        "seconds"
+    )?;
+    for t in &r.tables {
+        writeln!(
+            w,
+            "{:<32} {:>10} {:>9} {:>10} {:>10} {:>10} {:>9} {:>8.2}{}",
+            t.table,
+            t.read,
+            t.rejected,
+            t.inserted,
+            t.updated,
+            t.unchanged,
+            t.deleted,
+            t.stage_seconds + t.publish_seconds,
+            if t.reused { "  (staging reused)" } else { "" }
+        )?;
+        if t.orphans > 0 {
+            writeln!(
+                w,
+                "{:<32} {} rows reference keys their parent table lacks",
+                "", t.orphans
+            )?;
+        }
+    }
+    for u in &r.unchanged_inputs {
+        writeln!(w, "unchanged since the last successful run: {u}")?;
+    }
+    if !r.reject_groups.is_empty() {
+        writeln!(w, "\nrejects by field and reason:")?;
+        for g in &r.reject_groups {
+            writeln!(
+                w,
+                "  {:>10}  {}.{}  {}",
+                g.count,
+                g.layout,
+                g.field.as_deref().unwrap_or("(record)"),
+                g.reason
+            )?;
+            writeln!(w, "              first: {}", g.first)?;
+        }
+    }
+    let what = match r.status.as_str() {
+        "dry_run" => "dry run: nothing was changed (rolled back)",
+        "unchanged" => {
+            "every input is unchanged since the last successful run: nothing to load"
+        }
+        "succeeded" => "committed",
+        other => other,
+    };
+    writeln!(
+        w,
+        "\nrun {} of dataset {}: {what} in {:.2} s",
+        r.run_id, r.dataset, r.seconds
+    )
+}
+
+pub(super) fn run(a: LoadArgs) -> CliResult {
+    let set = a.schema.load()?;
+    let opts = a.tuning.options(&a.db, &a.read)?;
+    a.tuning.finish(load(&set, &a.inputs, &opts))
+}
+
+pub(super) fn runs(a: RunsArgs) -> CliResult {
+    let mut db = a.db.resolve()?.connect().map_err(failure)?;
+    let mut out = std::io::stdout().lock();
+    match a.command {
+        None => {
+            let runs = list_runs(
+                &mut db,
+                &a.db.meta_schema,
+                a.dataset.as_deref(),
+                a.limit,
+            )
+            .map_err(failure)?;
+            if a.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&runs).unwrap_or_default()
+                )?;
+                return Ok(Exit::Ok);
+            }
+            writeln!(
+                out,
+                "{:>6}  {:<12} {:<10} {:<8} {:<10} {:<30} {:>9}",
+                "id",
+                "dataset",
+                "schema",
+                "mode",
+                "status",
+                "started",
+                "seconds"
+            )?;
+            for r in runs {
+                writeln!(
+                    out,
+                    "{:>6}  {:<12} {:<10} {:<8} {:<10} {:<30} {:>9}",
+                    r.id,
+                    r.dataset,
+                    r.target_schema,
+                    r.mode,
+                    r.status,
+                    r.started_at,
+                    r.seconds.map(|s| format!("{s:.2}")).unwrap_or_default()
+                )?;
+                if let Some(why) = r.reason {
+                    writeln!(
+                        out,
+                        "        {}",
+                        why.lines().next().unwrap_or("")
+                    )?;
+                }
+            }
+        }
+        Some(RunsCommand::Show { id }) => {
+            let d =
+                show_run(&mut db, &a.db.meta_schema, id).map_err(failure)?;
+            if a.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&d).unwrap_or_default()
+                )?;
+                return Ok(Exit::Ok);
+            }
+            let r = &d.run;
+            writeln!(
+                out,
+                "run {}: dataset {} into {}, mode {}, {}",
+                r.id, r.dataset, r.target_schema, r.mode, r.status
+            )?;
+            writeln!(
+                out,
+                "started {}, {} s, fwload {}",
+                r.started_at,
+                r.seconds.map(|s| format!("{s:.2}")).unwrap_or("-".into()),
+                r.fwload_version
+            )?;
+            if let Some(why) = &r.reason {
+                writeln!(out, "reason: {why}")?;
+            }
+            writeln!(out, "\nfiles:")?;
+            for f in &d.files {
+                writeln!(
+                    out,
+                    "  {}:{}  {}  {} rows  member sha256 {}  input sha256 {}",
+                    f.input,
+                    f.member,
+                    f.status,
+                    f.rows.map(|n| n.to_string()).unwrap_or("-".into()),
+                    f.member_sha256.as_deref().unwrap_or("-"),
+                    f.input_sha256
+                )?;
+            }
+            if let Some(tables) =
+                d.counts.get("tables").and_then(|t| t.as_array())
+            {
+                writeln!(out, "\ntables:")?;
+                for t in tables {
+                    writeln!(
+                        out,
+                        "  {}  read {} rejected {} inserted {} updated {} unchanged {} deleted {}",
+                        t["table"].as_str().unwrap_or("?"),
+                        t["read"],
+                        t["rejected"],
+                        t["inserted"],
+                        t["updated"],
+                        t["unchanged"],
+                        t["deleted"]
+                    )?;
+                }
+            }
+            writeln!(out, "\nrejects:")?;
+            if d.rejects.is_empty() {
+                writeln!(out, "  none")?;
+            }
+            for (layout, field, code, n) in &d.rejects {
+                writeln!(
+                    out,
+                    "  {n:>10}  {layout}.{}  {code}",
+                    field.as_deref().unwrap_or("(record)")
+                )?;
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {
+    let mut db = a.db.resolve()?.connect().map_err(failure)?;
+    let swapped =
+        rollback(&mut db, &a.db.meta_schema, &a.dataset, &a.target_schema)
+            .map_err(failure)?;
+    let mut out = std::io::stdout().lock();
+    for t in swapped {
+        writeln!(out, "{t}: back to the previous generation")?;
+    }
+    Ok(Exit::Ok)
+}

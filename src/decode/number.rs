@@ -1,0 +1,556 @@
+//! Integers, exact decimals and floats from ASCII digits, with the sign
+//! conventions of fixed-width exports (leading, trailing, COBOL overpunch).
+
+use super::Reason;
+
+/// Where a number's sign is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sign {
+    /// An optional `+` or `-` before the digits (the default).
+    #[default]
+    Leading,
+    /// An optional `+` or `-` after the digits (`123-`).
+    Trailing,
+    /// COBOL overpunch: the last digit carries the sign (`{`=+0, `A`..`I`
+    /// =+1..+9, `}`=-0, `J`..`R`=-1..-9); a plain last digit is positive.
+    Overpunch,
+    /// No sign at all: digits only.
+    Unsigned,
+}
+
+impl Sign {
+    /// The spelling used in schema files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sign::Leading => "leading",
+            Sign::Trailing => "trailing",
+            Sign::Overpunch => "overpunch",
+            Sign::Unsigned => "none",
+        }
+    }
+
+    /// Parses the schema spelling.
+    pub fn from_name(s: &str) -> Option<Sign> {
+        Some(match s {
+            "leading" => Sign::Leading,
+            "trailing" => Sign::Trailing,
+            "overpunch" => Sign::Overpunch,
+            "none" => Sign::Unsigned,
+            _ => return None,
+        })
+    }
+}
+
+/// An exact decimal: `mantissa × 10^-scale`.
+///
+/// Holds up to 38 significant digits, which covers every `numeric(p,s)` a
+/// schema may declare (`p` ≤ 38).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decimal {
+    /// The digits as an integer.
+    pub mantissa: i128,
+    /// Digits after the decimal point.
+    pub scale: u16,
+}
+
+impl Decimal {
+    /// Largest precision a [`Decimal`] holds.
+    pub const MAX_PRECISION: u16 = 38;
+
+    /// Writes the value in PostgreSQL's text form (`-12.50`).
+    pub fn write_text(&self, out: &mut Vec<u8>) {
+        if self.mantissa < 0 {
+            out.push(b'-');
+        }
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let scale = self.scale as usize;
+        if scale == 0 {
+            out.extend_from_slice(digits.as_bytes());
+            return;
+        }
+        if digits.len() <= scale {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
+            out.extend_from_slice(digits.as_bytes());
+        } else {
+            let (int, frac) = digits.split_at(digits.len() - scale);
+            out.extend_from_slice(int.as_bytes());
+            out.push(b'.');
+            out.extend_from_slice(frac.as_bytes());
+        }
+    }
+}
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = Vec::new();
+        self.write_text(&mut buf);
+        f.write_str(std::str::from_utf8(&buf).unwrap_or("?"))
+    }
+}
+
+/// Powers of ten that fit a u128 (10^0 ..= 10^38).
+const POW10: [u128; 39] = {
+    let mut t = [1u128; 39];
+    let mut i = 1;
+    while i < 39 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// 10^n, or `None` beyond 10^38.
+#[inline]
+fn pow10(n: u32) -> Option<u128> {
+    POW10.get(n as usize).copied()
+}
+
+/// Splits the sign off `raw` according to `sign`, returning
+/// `(negative, digits, overpunched_last_digit)`.
+///
+/// With overpunch the last byte is decoded to its digit and returned
+/// separately, since it cannot be sliced out of `raw`.
+fn split_sign(
+    raw: &[u8],
+    sign: Sign,
+) -> Result<(bool, &[u8], Option<u8>), Reason> {
+    match sign {
+        Sign::Leading => match raw.first() {
+            Some(b'-') => Ok((true, &raw[1..], None)),
+            Some(b'+') => Ok((false, &raw[1..], None)),
+            _ => Ok((false, raw, None)),
+        },
+        Sign::Trailing => match raw.last() {
+            Some(b'-') => Ok((true, &raw[..raw.len() - 1], None)),
+            Some(b'+') => Ok((false, &raw[..raw.len() - 1], None)),
+            _ => Ok((false, raw, None)),
+        },
+        Sign::Unsigned => Ok((false, raw, None)),
+        Sign::Overpunch => {
+            let Some((&last, head)) = raw.split_last() else {
+                return Ok((false, raw, None));
+            };
+            let (neg, digit) = match last {
+                b'0'..=b'9' => (false, last - b'0'),
+                b'{' => (false, 0),
+                b'A'..=b'I' => (false, last - b'A' + 1),
+                b'}' => (true, 0),
+                b'J'..=b'R' => (true, last - b'J' + 1),
+                _ => return Err(Reason::InvalidOverpunch(last)),
+            };
+            Ok((neg, head, Some(digit)))
+        }
+    }
+}
+
+/// Accumulates ASCII digits into a `u128`, rejecting anything else.
+#[inline]
+fn digits_u128(
+    digits: &[u8],
+    mut acc: u128,
+    limit: u128,
+) -> Result<u128, Reason> {
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(Reason::InvalidDigit(b));
+        }
+        acc = acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(d as u128))
+            .filter(|&a| a <= limit)
+            .ok_or(Reason::Overflow)?;
+    }
+    Ok(acc)
+}
+
+/// Parses a whole number that must lie in `min..=max`.
+///
+/// `raw` is already trimmed. Leading zeros are allowed (`0000123`).
+///
+/// # Errors
+/// A reject [`Reason`]: empty, a non-digit, or a value out of range.
+#[inline]
+pub fn integer(
+    raw: &[u8],
+    sign: Sign,
+    min: i64,
+    max: i64,
+) -> Result<i64, Reason> {
+    let (neg, digits, last) = split_sign(raw, sign)?;
+    if digits.is_empty() && last.is_none() {
+        return Err(Reason::NoDigits);
+    }
+    // Fast path: up to 18 digits cannot overflow a u64.
+    let limit = if neg { min.unsigned_abs() } else { max as u64 };
+    let mut acc: u64 = 0;
+    if digits.len() <= 18 {
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(Reason::InvalidDigit(b));
+            }
+            acc = acc * 10 + d as u64;
+        }
+        if let Some(d) = last {
+            acc = acc
+                .checked_mul(10)
+                .and_then(|a| a.checked_add(d as u64))
+                .ok_or(Reason::Overflow)?;
+        }
+    } else {
+        let mut wide = digits_u128(digits, 0, u64::MAX as u128)?;
+        if let Some(d) = last {
+            wide = wide * 10 + d as u128;
+        }
+        acc = u64::try_from(wide).map_err(|_| Reason::Overflow)?;
+    }
+    if acc > limit {
+        return Err(Reason::Overflow);
+    }
+    Ok(if neg { (acc as i64).wrapping_neg() } else { acc as i64 })
+}
+
+/// How a decimal's fraction is written in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fraction {
+    /// The digits carry this many implied places and no point
+    /// (`00000002833677` with 2 is 28336.77).
+    Implied(u16),
+    /// A literal `.` separates the fraction, if any (`00001800.000000`).
+    Literal,
+}
+
+/// Parses an exact decimal and brings it to `scale` places.
+///
+/// Fewer source places are padded with zeros; extra places are accepted
+/// only when they are zeros (`1.2400` into scale 2), since rounding would
+/// change the data. At most `precision` digits in all (`precision` ≤ 38).
+///
+/// # Errors
+/// A reject [`Reason`]: no digits, a stray byte, a second point, nonzero
+/// digits beyond `scale`, or more than `precision - scale` integer digits.
+pub fn decimal(
+    raw: &[u8],
+    sign: Sign,
+    fraction: Fraction,
+    precision: u16,
+    scale: Option<u16>,
+) -> Result<Decimal, Reason> {
+    let (neg, body, last) = split_sign(raw, sign)?;
+    let literal = fraction == Fraction::Literal;
+    // One pass over the digits; up to 18 of them (plus an overpunched
+    // one) fit a u64, longer values take the u128 path.
+    let mut acc: u128;
+    let mut src_scale: u16 = 0;
+    if body.len() <= 18 {
+        let mut a: u64 = 0;
+        let mut digits = 0;
+        let mut point = false;
+        for &b in body {
+            let d = b.wrapping_sub(b'0');
+            if d <= 9 {
+                a = a * 10 + d as u64;
+                digits += 1;
+                src_scale += point as u16;
+            } else if b == b'.' && literal && !point {
+                point = true;
+            } else {
+                return Err(Reason::InvalidDigit(b));
+            }
+        }
+        if digits == 0 && last.is_none() {
+            return Err(Reason::NoDigits);
+        }
+        if let Some(d) = last {
+            a = a * 10 + d as u64;
+            src_scale += point as u16;
+        }
+        acc = a as u128;
+    } else {
+        let (int_part, frac_part): (&[u8], &[u8]) =
+            match memchr::memchr(b'.', body) {
+                Some(i) if literal => (&body[..i], &body[i + 1..]),
+                _ => (body, &[]),
+            };
+        acc = digits_u128(int_part, 0, u128::MAX)?;
+        for &b in frac_part {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(Reason::InvalidDigit(b));
+            }
+            acc = acc
+                .checked_mul(10)
+                .and_then(|a| a.checked_add(d as u128))
+                .ok_or(Reason::Overflow)?;
+            src_scale += 1;
+        }
+        if let Some(d) = last {
+            acc = acc
+                .checked_mul(10)
+                .and_then(|a| a.checked_add(d as u128))
+                .ok_or(Reason::Overflow)?;
+            if literal && memchr::memchr(b'.', body).is_some() {
+                src_scale += 1;
+            }
+        }
+    }
+    if let Fraction::Implied(places) = fraction {
+        src_scale = places;
+    }
+    let limit = POW10[Decimal::MAX_PRECISION as usize] - 1;
+    let target = scale.unwrap_or(src_scale);
+    // Rescale to the target number of places.
+    if src_scale > target {
+        let div =
+            pow10((src_scale - target) as u32).ok_or(Reason::Overflow)?;
+        if !acc.is_multiple_of(div) {
+            return Err(Reason::TooManyDecimals { scale: target });
+        }
+        acc /= div;
+    } else if src_scale < target {
+        let mul =
+            pow10((target - src_scale) as u32).ok_or(Reason::Overflow)?;
+        acc = acc.checked_mul(mul).ok_or(Reason::Overflow)?;
+    }
+    if acc > limit {
+        return Err(Reason::Overflow);
+    }
+    if precision > 0 {
+        let max = pow10(precision as u32).unwrap_or(u128::MAX);
+        if acc >= max {
+            return Err(Reason::Overflow);
+        }
+    }
+    let m = acc as i128;
+    Ok(Decimal { mantissa: if neg { -m } else { m }, scale: target })
+}
+
+/// Parses a float (`1.5`, `-2e3`, `nan` is refused).
+///
+/// # Errors
+/// [`Reason::InvalidFloat`] when Rust's float grammar does not accept the
+/// value or the result is not finite.
+pub fn float8(raw: &[u8], sign: Sign) -> Result<f64, Reason> {
+    let (neg, body, last) = split_sign(raw, sign)?;
+    let s = std::str::from_utf8(body).map_err(|_| Reason::InvalidFloat)?;
+    if s.is_empty() && last.is_none() {
+        return Err(Reason::NoDigits);
+    }
+    if s.bytes().any(|b| {
+        !(b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    }) {
+        return Err(Reason::InvalidFloat);
+    }
+    let mut v: f64 = if s.is_empty() {
+        0.0
+    } else {
+        s.parse().map_err(|_| Reason::InvalidFloat)?
+    };
+    if let Some(d) = last {
+        // Overpunch: the sign digit is the last digit of the mantissa.
+        let text = format!("{s}{d}");
+        v = text.parse().map_err(|_| Reason::InvalidFloat)?;
+    }
+    if !v.is_finite() {
+        return Err(Reason::InvalidFloat);
+    }
+    Ok(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(
+        s: &str,
+        f: Fraction,
+        p: u16,
+        sc: Option<u16>,
+    ) -> Result<String, Reason> {
+        decimal(s.as_bytes(), Sign::Leading, f, p, sc).map(|d| d.to_string())
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(
+            integer(
+                b"0000123",
+                Sign::Leading,
+                i32::MIN as i64,
+                i32::MAX as i64
+            ),
+            Ok(123)
+        );
+        assert_eq!(integer(b"-42", Sign::Leading, -100, 100), Ok(-42));
+        assert_eq!(integer(b"+42", Sign::Leading, -100, 100), Ok(42));
+        assert_eq!(integer(b"42-", Sign::Trailing, -100, 100), Ok(-42));
+        assert_eq!(
+            integer(b"32768", Sign::Leading, -32768, 32767),
+            Err(Reason::Overflow)
+        );
+        assert_eq!(
+            integer(b"-32768", Sign::Leading, -32768, 32767),
+            Ok(-32768)
+        );
+        assert_eq!(
+            integer(b"00O12", Sign::Leading, 0, 1000),
+            Err(Reason::InvalidDigit(b'O'))
+        );
+        assert_eq!(integer(b"-", Sign::Leading, -1, 1), Err(Reason::NoDigits));
+        assert_eq!(
+            integer(b"9223372036854775807", Sign::Leading, i64::MIN, i64::MAX),
+            Ok(i64::MAX)
+        );
+        assert_eq!(
+            integer(
+                b"-9223372036854775808",
+                Sign::Leading,
+                i64::MIN,
+                i64::MAX
+            ),
+            Ok(i64::MIN)
+        );
+        assert_eq!(
+            integer(b"9223372036854775808", Sign::Leading, i64::MIN, i64::MAX),
+            Err(Reason::Overflow)
+        );
+        assert_eq!(
+            integer(
+                b"000000000000000000000000000000000001",
+                Sign::Leading,
+                i64::MIN,
+                i64::MAX
+            ),
+            Ok(1)
+        );
+        assert_eq!(
+            integer(
+                b"99999999999999999999999",
+                Sign::Leading,
+                i64::MIN,
+                i64::MAX
+            ),
+            Err(Reason::Overflow)
+        );
+        assert_eq!(
+            integer(b"-5", Sign::Unsigned, 0, 10),
+            Err(Reason::InvalidDigit(b'-'))
+        );
+    }
+
+    #[test]
+    fn overpunch() {
+        let r = |s: &str| {
+            integer(s.as_bytes(), Sign::Overpunch, i64::MIN, i64::MAX)
+        };
+        assert_eq!(r("12{"), Ok(120));
+        assert_eq!(r("12A"), Ok(121));
+        assert_eq!(r("12I"), Ok(129));
+        assert_eq!(r("12}"), Ok(-120));
+        assert_eq!(r("12J"), Ok(-121));
+        assert_eq!(r("12R"), Ok(-129));
+        assert_eq!(r("125"), Ok(125));
+        assert_eq!(r("12S"), Err(Reason::InvalidOverpunch(b'S')));
+        let d = decimal(
+            b"0001234}",
+            Sign::Overpunch,
+            Fraction::Implied(2),
+            10,
+            Some(2),
+        )
+        .unwrap();
+        assert_eq!(d.to_string(), "-123.40");
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(
+            dec("00000002833677", Fraction::Implied(2), 14, Some(2)),
+            Ok("28336.77".into())
+        );
+        assert_eq!(
+            dec("105024", Fraction::Implied(4), 10, Some(4)),
+            Ok("10.5024".into())
+        );
+        assert_eq!(
+            dec("00001800.000000", Fraction::Literal, 15, Some(6)),
+            Ok("1800.000000".into())
+        );
+        assert_eq!(
+            dec("1.2400", Fraction::Literal, 10, Some(2)),
+            Ok("1.24".into())
+        );
+        assert_eq!(
+            dec("1.2450", Fraction::Literal, 10, Some(2)),
+            Err(Reason::TooManyDecimals { scale: 2 })
+        );
+        assert_eq!(
+            dec("12.5", Fraction::Literal, 10, Some(2)),
+            Ok("12.50".into())
+        );
+        assert_eq!(
+            dec("-0.5", Fraction::Literal, 10, Some(2)),
+            Ok("-0.50".into())
+        );
+        assert_eq!(
+            dec(".5", Fraction::Literal, 10, Some(2)),
+            Ok("0.50".into())
+        );
+        assert_eq!(
+            dec("5.", Fraction::Literal, 10, Some(2)),
+            Ok("5.00".into())
+        );
+        assert_eq!(
+            dec("1.2.3", Fraction::Literal, 10, Some(2)),
+            Err(Reason::InvalidDigit(b'.'))
+        );
+        assert_eq!(
+            dec("123456", Fraction::Literal, 6, Some(2)),
+            Err(Reason::Overflow)
+        );
+        assert_eq!(
+            dec("9999.99", Fraction::Literal, 6, Some(2)),
+            Ok("9999.99".into())
+        );
+        assert_eq!(
+            dec("0.620000", Fraction::Literal, 0, None),
+            Ok("0.620000".into())
+        );
+        assert_eq!(
+            dec(
+                "9999999999999999999999999999",
+                Fraction::Literal,
+                28,
+                Some(0)
+            ),
+            Ok("9999999999999999999999999999".into())
+        );
+        assert_eq!(
+            dec(
+                "99999999999999999999999999999999999999999",
+                Fraction::Literal,
+                38,
+                Some(0)
+            ),
+            Err(Reason::Overflow)
+        );
+        assert_eq!(
+            dec("", Fraction::Literal, 10, Some(2)),
+            Err(Reason::NoDigits)
+        );
+        assert_eq!(
+            dec("1,000", Fraction::Literal, 10, Some(2)),
+            Err(Reason::InvalidDigit(b','))
+        );
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(float8(b"1.5", Sign::Leading), Ok(1.5));
+        assert_eq!(float8(b"-2e3", Sign::Leading), Ok(-2000.0));
+        assert_eq!(float8(b"nan", Sign::Leading), Err(Reason::InvalidFloat));
+        assert_eq!(float8(b"1e999", Sign::Leading), Err(Reason::InvalidFloat));
+    }
+}

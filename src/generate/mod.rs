@@ -1,0 +1,767 @@
+//! Synthetic data from the same schema files the parser and loader use,
+//! so the three can never disagree about a layout.
+//!
+//! [`generate`] writes archives shaped like the real ones (member names,
+//! encodings, delimiters, header rows, line endings, record lengths) with
+//! consistent keys across tables, realistic values and quirks, optional
+//! bad records with an answer key, and optional archive-level damage.
+//! [`change_set`] derives a next-year archive from a base one with exact
+//! shares of updated, deleted and inserted rows and a manifest of the keys.
+//! Output is byte-for-byte the same for the same seed; writing is streamed.
+
+mod archive;
+mod change;
+mod format;
+mod plan;
+mod rng;
+mod value;
+
+pub use archive::{ArchiveWriter, BackgroundWriter, OutKind};
+pub use change::{ChangeManifest, ChangeOptions, TableChanges, change_set};
+pub use format::{
+    encode_text, format_value, header_row, terminator_bytes, write_record,
+};
+pub use plan::{FaultKind, Plan, RowId};
+pub use rng::Rng;
+pub use value::{Datum, FieldGen, Role};
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::decode::{FieldType, Trim};
+use crate::schema::{Format, Layout, SchemaSet};
+use plan::bad_byte;
+use rng::seed_of;
+
+/// Root rows per parallel block.
+const BLOCK_ROOTS: u64 = 2048;
+
+/// Damage done to a finished archive, for bad-input tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corruption {
+    /// Cut the file at 60% of its length.
+    Truncate,
+    /// Flip a byte inside the first member's compressed data (checksum
+    /// mismatch).
+    Crc,
+    /// Replace the first member by a run of spaces that compresses about
+    /// 1000:1 (a decompression bomb).
+    Bomb,
+}
+
+/// How to generate.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    /// Rows of the main table.
+    pub rows: u64,
+    /// The seed.
+    pub seed: u64,
+    /// The data's year (tax years, `{year}` in archive names).
+    pub year: i32,
+    /// Share of rows made bad (0.001 = 0.1%).
+    pub fault_rate: f64,
+    /// Deflate level (0–9) for zip, tar.gz and gz outputs.
+    pub level: u32,
+    /// Archive damage to apply.
+    pub corrupt: Option<Corruption>,
+    /// Size of the bomb member, in bytes.
+    pub bomb_bytes: u64,
+}
+
+impl Default for GenOptions {
+    fn default() -> GenOptions {
+        GenOptions {
+            rows: 1000,
+            seed: 7,
+            year: 2025,
+            fault_rate: 0.0,
+            level: 1,
+            corrupt: None,
+            bomb_bytes: 256 << 20,
+        }
+    }
+}
+
+/// A bad record the generator wrote: what validate must report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+pub struct Fault {
+    /// The archive (or directory) path.
+    pub input: String,
+    /// The member.
+    pub member: String,
+    /// Line, from 1.
+    pub line: u64,
+    /// The field named by the reject (empty for record-level).
+    pub field: String,
+    /// The reject code.
+    pub code: String,
+}
+
+/// One generated member.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenTable {
+    /// Layout name.
+    pub layout: String,
+    /// The archive it went into.
+    pub archive: String,
+    /// The member name.
+    pub member: String,
+    /// Records written (bad ones and quirk duplicates included).
+    pub records: u64,
+    /// Bad records among them.
+    pub faults: u64,
+    /// Extra records repeating a key (the first/last duplicate quirk).
+    pub duplicates: u64,
+    /// Member size in bytes.
+    pub bytes: u64,
+}
+
+/// What [`generate`] wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct GenReport {
+    /// Per member.
+    pub tables: Vec<GenTable>,
+    /// Archives (or files) written.
+    pub archives: Vec<PathBuf>,
+    /// The answer key: every bad record.
+    pub faults: Vec<Fault>,
+    /// Uncompressed bytes generated.
+    pub bytes: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// A generation failure.
+#[derive(Debug)]
+pub struct GenError {
+    msg: String,
+}
+
+impl GenError {
+    /// An error with a message.
+    pub fn new(msg: impl Into<String>) -> GenError {
+        GenError { msg: msg.into() }
+    }
+}
+
+impl fmt::Display for GenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for GenError {}
+
+impl From<io::Error> for GenError {
+    fn from(e: io::Error) -> Self {
+        GenError::new(format!("writing output: {e}"))
+    }
+}
+
+/// The member name a layout's data is written under: its first glob
+/// without wildcards, or the glob with leading wildcards removed.
+pub fn member_name(layout: &Layout) -> String {
+    let meta = |s: &str| s.contains(['*', '?', '[', '{']);
+    if let Some(m) = layout.members.iter().find(|m| !meta(m)) {
+        return m.clone();
+    }
+    for m in &layout.members {
+        let s = m
+            .trim_start_matches("**/")
+            .trim_start_matches("*/")
+            .trim_start_matches("*_")
+            .trim_start_matches('*');
+        if s.starts_with('.') && !meta(s) {
+            return format!("{}{s}", layout.name);
+        }
+        if !s.is_empty() && !meta(s) {
+            return s.to_owned();
+        }
+    }
+    format!("{}.txt", layout.name)
+}
+
+/// Which archive each table goes into: one archive when `out` names a
+/// file, else the dataset's archives inside the directory `out` (tables
+/// of no archive as plain files there).
+pub fn outputs(
+    set: &SchemaSet,
+    out: &Path,
+    year: i32,
+) -> Vec<(PathBuf, Vec<usize>)> {
+    let all: Vec<usize> = (0..set.layouts.len()).collect();
+    if OutKind::of(out) != OutKind::Dir {
+        return vec![(out.to_owned(), all)];
+    }
+    let mut v = Vec::new();
+    let mut used = vec![false; set.layouts.len()];
+    if let Some(ds) = &set.dataset {
+        for a in &ds.archives {
+            let tables: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|&i| a.layouts.contains(&set.layouts[i].name))
+                .collect();
+            if tables.is_empty() {
+                continue;
+            }
+            for &t in &tables {
+                used[t] = true;
+            }
+            v.push((
+                out.join(a.name.replace("{year}", &year.to_string())),
+                tables,
+            ));
+        }
+    }
+    let rest: Vec<usize> = all.into_iter().filter(|&i| !used[i]).collect();
+    if !rest.is_empty() {
+        v.push((out.to_owned(), rest));
+    }
+    v
+}
+
+struct BlockOut {
+    bytes: Vec<u8>,
+    records: u64,
+    faults: Vec<(u64, FaultKind)>,
+    duplicates: u64,
+}
+
+/// Generates `set` into `out`.
+///
+/// # Errors
+/// A layout the generator cannot fill, or an output that cannot be
+/// written.
+pub fn generate(
+    set: &SchemaSet,
+    out: &Path,
+    opts: &GenOptions,
+) -> Result<GenReport, GenError> {
+    let started = Instant::now();
+    let plan =
+        Plan::new(set, opts.rows, opts.seed, opts.year, opts.fault_rate)?;
+    let mut report = GenReport {
+        tables: Vec::new(),
+        archives: Vec::new(),
+        faults: Vec::new(),
+        bytes: 0,
+        seconds: 0.0,
+    };
+    let mut first_member = true;
+    for (path, tables) in outputs(set, out, opts.year) {
+        // A bomb wants the best ratio deflate can give (about 1000:1).
+        let level = if opts.corrupt == Some(Corruption::Bomb) {
+            9
+        } else {
+            opts.level
+        };
+        let mut w = BackgroundWriter::create(&path, level)?;
+
+        for &t in &tables {
+            let layout = &plan.tables[t].layout;
+            let member = member_name(layout);
+            let bomb = opts.corrupt == Some(Corruption::Bomb) && first_member;
+            first_member = false;
+            let table = if bomb {
+                write_bomb(&mut w, layout, &member, opts.bomb_bytes)?;
+                GenTable {
+                    layout: layout.name.clone(),
+                    archive: path.display().to_string(),
+                    member,
+                    records: 0,
+                    faults: 0,
+                    duplicates: 0,
+                    bytes: opts.bomb_bytes,
+                }
+            } else {
+                write_table(
+                    &plan,
+                    t,
+                    &mut w,
+                    &path,
+                    &member,
+                    &mut report.faults,
+                )?
+            };
+            report.bytes += table.bytes;
+            report.tables.push(table);
+        }
+        w.finish()?;
+        report.archives.push(path);
+    }
+    match opts.corrupt {
+        Some(Corruption::Truncate) => {
+            for p in &report.archives {
+                let f = OpenOptions::new().write(true).open(p)?;
+                let len = f.metadata()?.len();
+                f.set_len(len * 6 / 10)?;
+            }
+        }
+        Some(Corruption::Crc) => {
+            if let Some(p) = report.archives.first() {
+                flip_member_byte(p)?;
+            }
+        }
+        _ => {}
+    }
+    report.faults.sort();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn write_bomb(
+    w: &mut BackgroundWriter,
+    layout: &Layout,
+    member: &str,
+    bytes: u64,
+) -> Result<(), GenError> {
+    w.begin(member, bytes)?;
+    // It looks right up front: a proper header row, then the flood.
+    if let Some(h) = header_row(layout) {
+        w.write(h)?;
+    }
+
+    let mut line = vec![b' '; 1 << 20];
+    *line.last_mut().unwrap_or(&mut 0) = b'\n';
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(line.len() as u64) as usize;
+        w.write(line[..n].to_vec())?;
+        left -= n as u64;
+    }
+    w.end()?;
+    Ok(())
+}
+
+/// Flips a byte in the middle of the first member's compressed data (or of
+/// the file, for outputs other than zip).
+fn flip_member_byte(path: &Path) -> io::Result<()> {
+    let at = match OutKind::of(path) {
+        OutKind::Zip => {
+            let f = std::fs::File::open(path)?;
+            let mut z = zip::ZipArchive::new(f).map_err(io::Error::other)?;
+            let file = z.by_index_raw(0).map_err(io::Error::other)?;
+            let start = file.data_start().unwrap_or(0);
+            start + file.compressed_size() / 2
+        }
+        _ => std::fs::metadata(path)?.len() / 2,
+    };
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at))?;
+    f.read_exact(&mut b)?;
+    b[0] ^= 0x55;
+    f.seek(SeekFrom::Start(at))?;
+    f.write_all(&b)
+}
+
+fn write_table(
+    plan: &Plan,
+    t: usize,
+    w: &mut BackgroundWriter,
+    path: &Path,
+    member: &str,
+    faults: &mut Vec<Fault>,
+) -> Result<GenTable, GenError> {
+    let tp = &plan.tables[t];
+    let layout = &tp.layout;
+    let roots = plan.tables[tp.root].rows;
+    let blocks = roots.div_ceil(BLOCK_ROOTS);
+    let width = match &layout.format {
+        Format::Fixed(f) => f.record_length as u64 + 2,
+        Format::Delimited(_) => 16 * layout.fields.len() as u64,
+    };
+    w.begin(member, roots * width)?;
+    let mut table = GenTable {
+        layout: layout.name.clone(),
+        archive: path.display().to_string(),
+        member: member.to_owned(),
+        records: 0,
+        faults: 0,
+        duplicates: 0,
+        bytes: 0,
+    };
+    let mut line = 1u64;
+    if let Some(h) = header_row(layout) {
+        table.bytes += h.len() as u64;
+        w.write(h)?;
+        line += 1;
+    }
+    let batch = (rayon::current_num_threads() * 4).max(4) as u64;
+    let mut b = 0;
+    while b < blocks {
+        let ids: Vec<u64> = (b..(b + batch).min(blocks)).collect();
+        b += batch;
+        let outs: Vec<Result<BlockOut, GenError>> = ids
+            .par_iter()
+            .map(|&i| {
+                block(
+                    plan,
+                    t,
+                    i * BLOCK_ROOTS..((i + 1) * BLOCK_ROOTS).min(roots),
+                )
+            })
+            .collect();
+        for o in outs {
+            let o = o?;
+            for &(rec, kind) in &o.faults {
+                faults.push(Fault {
+                    input: path.display().to_string(),
+                    member: member.to_owned(),
+                    line: line + rec,
+                    field: kind
+                        .field(layout)
+                        .map(|i| layout.fields[i].name.clone())
+                        .unwrap_or_default(),
+                    code: kind.code(layout).to_owned(),
+                });
+            }
+            line += o.records;
+            table.records += o.records;
+            table.faults += o.faults.len() as u64;
+            table.duplicates += o.duplicates;
+            table.bytes += o.bytes.len() as u64;
+            w.write(o.bytes)?;
+        }
+    }
+    w.end()?;
+    Ok(table)
+}
+
+/// The rows of table `t` under top-level rows `roots`.
+fn block(
+    plan: &Plan,
+    t: usize,
+    roots: std::ops::Range<u64>,
+) -> Result<BlockOut, GenError> {
+    let tp = &plan.tables[t];
+    let layout = &tp.layout;
+    let mut out = BlockOut {
+        bytes: Vec::with_capacity(64 * 1024),
+        records: 0,
+        faults: Vec::new(),
+        duplicates: 0,
+    };
+    let mut prev_key: Option<Vec<Datum>> = None;
+    let mut err = None;
+    let mut row = RowBuf::default();
+    plan.walk(t, roots, &mut |id| {
+        if err.is_some() {
+            return;
+        }
+        let mut fault = plan.fault(t, id.uid);
+        if fault == Some(FaultKind::DuplicateKey) && prev_key.is_none() {
+            fault = Some(FaultKind::MissingKey);
+        }
+        let key = match (fault, &prev_key) {
+            (Some(FaultKind::DuplicateKey), Some(k)) => k.clone(),
+            _ => id.key.clone(),
+        };
+        if let Err(e) =
+            make_row(plan, t, id.uid, &key, fault, &mut row, &mut out.bytes)
+        {
+            err = Some(GenError::new(format!("layout {}: {e}", layout.name)));
+            return;
+        }
+        if let Some(k) = fault {
+            out.faults.push((out.records, k));
+        }
+        out.records += 1;
+        if fault.is_none() {
+            // The first/last duplicate quirk: now and then the same key
+            // again with other values.
+            if tp.dup_quirk
+                && rng::Rng::new(seed_of(&[plan.seed, tp.hash, id.uid, 0xD0B]))
+                    .chance(0.004)
+            {
+                if let Err(e) = make_row(
+                    plan,
+                    t,
+                    id.uid ^ 0xD0B,
+                    &key,
+                    None,
+                    &mut row,
+                    &mut out.bytes,
+                ) {
+                    err = Some(GenError::new(format!(
+                        "layout {}: {e}",
+                        layout.name
+                    )));
+                    return;
+                }
+                out.records += 1;
+                out.duplicates += 1;
+            }
+            prev_key = Some(key);
+        } else {
+            prev_key = None;
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Reused per-row buffers.
+#[derive(Default)]
+struct RowBuf {
+    values: Vec<Datum>,
+    raw: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+/// Generates and writes one record of table `t` with `key` (and `fault`).
+fn make_row(
+    plan: &Plan,
+    t: usize,
+    uid: u64,
+    key: &[Datum],
+    fault: Option<FaultKind>,
+    buf: &mut RowBuf,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let tp = &plan.tables[t];
+    let layout = &tp.layout;
+    let mut rng = Rng::new(seed_of(&[plan.seed, tp.hash, uid]));
+    buf.values.clear();
+    for (i, f) in layout.fields.iter().enumerate() {
+        let v = if let Some(pos) = layout.key.iter().position(|&k| k == i) {
+            key[pos].clone()
+        } else if let Some(lk) = tp.lookups.iter().find(|l| l.covers(i)) {
+            let n = plan.tables[lk.table].rows.max(1);
+            // One looked-up row per record (the same for every column of
+            // the lookup), never a bad one.
+            let mut lr = Rng::new(seed_of(&[
+                plan.seed,
+                tp.hash,
+                uid,
+                lk.table as u64,
+                0x100C,
+            ]));
+            let mut r = lr.below(n);
+            let mut tries = 0;
+            while plan.fault(lk.table, r).is_some() && tries < 64 {
+                r = (r + 1) % n;
+                tries += 1;
+            }
+            let pos = lk.map.iter().find(|m| m.0 == i).map_or(0, |m| m.1);
+            plan.root_key(lk.table, r).swap_remove(pos)
+        } else {
+            let mut v = tp.gens[i].value(&mut rng);
+            if let Datum::Text(s) = &mut v {
+                quirks(
+                    layout,
+                    i,
+                    tp.gens[i].role(),
+                    s,
+                    &mut rng,
+                    tp.gens[i].max_chars(),
+                );
+            }
+            v
+        };
+        buf.values.push(pad_untrimmed(f, v));
+    }
+    // Bad values that still format (too long text, a NULL that must not be).
+    match fault {
+        Some(FaultKind::TooLong(i)) => {
+            if let FieldType::Varchar(n) | FieldType::Char(n) =
+                layout.fields[i].decoder.ty
+            {
+                let mut s = String::from("OVERLONG ");
+                while s.chars().count() <= n as usize {
+                    s.push('X');
+                }
+                buf.values[i] = Datum::Text(s);
+            }
+        }
+        Some(FaultKind::BadNumber(i)) | Some(FaultKind::BadEncoding(i))
+            if buf.values[i] == Datum::Null =>
+        {
+            buf.values[i] = tp.gens[i].non_null(&mut rng);
+        }
+        _ => {}
+    }
+    if let Some(FaultKind::BadEncoding(i)) = fault
+        && let Datum::Text(s) = &mut buf.values[i]
+    {
+        while s.chars().count() < 3 {
+            s.push('X');
+        }
+    }
+    buf.raw.clear();
+    buf.spans.clear();
+    for (i, f) in layout.fields.iter().enumerate() {
+        let start = buf.raw.len();
+        match fault {
+            Some(FaultKind::MissingKey) if layout.key.first() == Some(&i) => {}
+            Some(FaultKind::ImpossibleDate(d)) if d == i => {
+                let fmt =
+                    f.decoder.format.as_ref().ok_or("date without format")?;
+                fmt.write_parts([2024, 2, 30], [0, 0, 0], 0, &mut buf.raw);
+            }
+            _ => {
+                // A value whose text is also a null marker (0 as `0000`)
+                // cannot be written: draw another (never for a key, whose
+                // value other tables share).
+                let mut tries = 0;
+                while let Err(e) =
+                    format_value(layout, f, &buf.values[i], &mut buf.raw)
+                {
+                    tries += 1;
+                    if tries > 16 || layout.key.contains(&i) {
+                        return Err(format!("field {}: {e}", f.name));
+                    }
+                    buf.raw.truncate(start);
+                    buf.values[i] = tp.gens[i].non_null(&mut rng);
+                }
+            }
+        }
+        match fault {
+            Some(FaultKind::BadNumber(b)) if b == i => {
+                if let Some(c) = buf.raw.get_mut(start) {
+                    *c = b'O';
+                }
+            }
+            Some(FaultKind::BadEncoding(b)) if b == i => {
+                let mid = start + (buf.raw.len() - start) / 2;
+                buf.raw[mid] = bad_byte(layout.encoding);
+            }
+            _ => {}
+        }
+        // Quirks that do not change the decoded value.
+        if buf.values[i] != Datum::Null && fault.is_none() {
+            if layout.key.first() == Some(&i)
+                && !layout.is_fixed()
+                && matches!(f.decoder.trim, Trim::Both | Trim::Right)
+                && rng.chance(0.25)
+            {
+                // A key right-padded with spaces.
+                let n = rng.range(1, 12) as usize;
+                buf.raw.extend(std::iter::repeat_n(b' ', n));
+            } else if f.decoder.text.collapse_spaces && rng.chance(0.08) {
+                // An inner double space, which collapsing removes.
+                let field = &buf.raw[start..];
+                let room = f
+                    .span
+                    .as_ref()
+                    .is_none_or(|s| s.end - s.start > field.len());
+                if room && let Some(p) = field.iter().position(|&c| c == b' ')
+                {
+                    buf.raw.insert(start + p, b' ');
+                }
+            }
+        }
+        buf.spans.push((start, buf.raw.len()));
+    }
+    let rec_start = out.len();
+    write_record(layout, &buf.raw, &buf.spans, out)?;
+    if fault == Some(FaultKind::RecordLength) {
+        let term = terminator_bytes(layout).len();
+        let body_end = out.len() - term;
+        match &layout.format {
+            Format::Fixed(fx)
+                if fx.shorter == crate::schema::Shorter::Reject =>
+            {
+                let keep = (fx.record_length / 2).max(1);
+                out.drain(rec_start + keep..body_end);
+            }
+            Format::Fixed(_) => {
+                out.splice(body_end..body_end, *b"XXXXX");
+            }
+            Format::Delimited(d) => {
+                out.splice(body_end..body_end, [d.delimiter, b'X']);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes one valid record of table `t` with `key` (row id `uid` seeds its
+/// other values).
+///
+/// # Errors
+/// A value the layout cannot represent.
+pub(crate) fn make_row_for(
+    plan: &Plan,
+    t: usize,
+    uid: u64,
+    key: &[Datum],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    make_row(plan, t, uid, key, None, &mut RowBuf::default(), out)
+}
+
+/// Valid records of table `t` for top-level rows `roots` (of its tree's
+/// root), as source bytes (no header), with the values each record must
+/// decode to: the round-trip property the parser is tested against.
+///
+/// # Errors
+/// A value the layout cannot represent.
+pub fn sample_records(
+    plan: &Plan,
+    t: usize,
+    roots: std::ops::Range<u64>,
+) -> Result<(Vec<u8>, Vec<Vec<Datum>>), GenError> {
+    let mut bytes = Vec::new();
+    let mut values = Vec::new();
+    let mut buf = RowBuf::default();
+    let mut err = None;
+    plan.walk(t, roots, &mut |id| {
+        if err.is_none() {
+            match make_row(
+                plan, t, id.uid, &id.key, None, &mut buf, &mut bytes,
+            ) {
+                Ok(()) => values.push(buf.values.clone()),
+                Err(e) => err = Some(GenError::new(e)),
+            }
+        }
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok((bytes, values)),
+    }
+}
+
+/// Text in a fixed field that keeps trailing spaces must hold them.
+fn pad_untrimmed(f: &crate::schema::Field, v: Datum) -> Datum {
+    match (&v, &f.span) {
+        (Datum::Text(s), Some(span))
+            if matches!(f.decoder.trim, Trim::None | Trim::Left)
+                && s.is_ascii() =>
+        {
+            let w = span.end - span.start;
+            Datum::Text(format!("{s:<w$}"))
+        }
+        _ => v,
+    }
+}
+
+/// Value quirks real files carry: a stray `"` in an address.
+fn quirks(
+    layout: &Layout,
+    _i: usize,
+    role: Role,
+    s: &mut String,
+    rng: &mut Rng,
+    max: usize,
+) {
+    if role == Role::Street
+        && value::quotes_are_plain(layout)
+        && s.len() + 1 < max
+        && rng.chance(0.01)
+    {
+        // `200 OAK "AVE`: an unbalanced quote before the last word.
+        if let Some(p) = s.rfind(' ') {
+            s.insert(p + 1, '"');
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! fwload's own tables, in a schema of their own (default `fwload`),
+//! created and upgraded by numbered migrations: runs, the files each run
+//! read, rejects, staged tables (for `--resume`) and the previous
+//! generation of replaced tables (for `fwload rollback`).
+
+use postgres::Client;
+use postgres::types::Json;
+use serde::Serialize;
+
+use super::LoadError;
+use crate::schema::quote_ident;
+
+/// Migrations, in order; each runs once, in a transaction.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, files, rejects, staged tables, generations.
+    "CREATE TABLE {m}.runs (
+        id bigserial PRIMARY KEY,
+        dataset text NOT NULL,
+        target_schema text NOT NULL,
+        mode text NOT NULL,
+        status text NOT NULL,
+        reason text,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        fwload_version text NOT NULL,
+        schema_hash text NOT NULL,
+        options jsonb,
+        counts jsonb
+    );
+    CREATE INDEX runs_dataset_idx ON {m}.runs (dataset, target_schema, id);
+    CREATE TABLE {m}.run_files (
+        run_id bigint NOT NULL REFERENCES {m}.runs (id) ON DELETE CASCADE,
+        input text NOT NULL,
+        input_size bigint NOT NULL,
+        input_sha256 text NOT NULL,
+        member text NOT NULL,
+        member_size bigint,
+        member_sha256 text,
+        layout text,
+        rows bigint,
+        status text NOT NULL,
+        PRIMARY KEY (run_id, input, member)
+    );
+    CREATE TABLE {m}.rejects (
+        run_id bigint NOT NULL REFERENCES {m}.runs (id) ON DELETE CASCADE,
+        input text NOT NULL,
+        member text NOT NULL,
+        line bigint NOT NULL,
+        byte bigint NOT NULL,
+        layout text NOT NULL,
+        field text,
+        raw text,
+        code text NOT NULL,
+        reason text NOT NULL
+    );
+    CREATE INDEX rejects_run_idx ON {m}.rejects (run_id);
+    CREATE TABLE {m}.staged (
+        dataset text NOT NULL,
+        target_schema text NOT NULL,
+        layout text NOT NULL,
+        staging_table text NOT NULL,
+        run_id bigint NOT NULL,
+        inputs jsonb NOT NULL,
+        counts jsonb NOT NULL,
+        staged_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset, target_schema, layout)
+    );
+    CREATE TABLE {m}.generations (
+        dataset text NOT NULL,
+        target_schema text NOT NULL,
+        table_name text NOT NULL,
+        previous text NOT NULL,
+        run_id bigint NOT NULL,
+        swapped_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (dataset, target_schema, table_name)
+    );",
+    // 2: the outcomes of the stages before a load (`fwload run`).
+    "ALTER TABLE {m}.runs ADD COLUMN stages jsonb;",
+];
+
+/// Creates or upgrades the metadata schema `meta`. Concurrent callers
+/// serialise on a transaction-level advisory lock.
+///
+/// # Errors
+/// A failed statement.
+pub fn migrate(db: &mut Client, meta: &str) -> Result<(), LoadError> {
+    let m = quote_ident(meta);
+    let ctx = |e| {
+        LoadError::db(format!("creating fwload's metadata schema {meta}"), e)
+    };
+    let mut tx = db.transaction().map_err(ctx)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('fwload:migrate'))",
+        &[],
+    )
+    .map_err(ctx)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {m};
+         CREATE TABLE IF NOT EXISTS {m}.migrations (
+             version int PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .map_err(ctx)?;
+    let done: i32 = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {m}.migrations"),
+            &[],
+        )
+        .map_err(ctx)?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+        tx.batch_execute(&sql.replace("{m}", &m)).map_err(ctx)?;
+        tx.execute(
+            &format!("INSERT INTO {m}.migrations (version) VALUES ($1)"),
+            &[&(i as i32 + 1)],
+        )
+        .map_err(ctx)?;
+    }
+    tx.commit().map_err(ctx)
+}
+
+/// The newest migration this version knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.len() as i32
+}
+
+/// What a new run record says about itself.
+#[derive(Clone, Debug)]
+pub struct NewRun<'a> {
+    /// Dataset.
+    pub dataset: &'a str,
+    /// Target schema.
+    pub target_schema: &'a str,
+    /// Mode.
+    pub mode: &'a str,
+    /// sha256 of the schema files.
+    pub schema_hash: &'a str,
+    /// Options it runs with.
+    pub options: serde_json::Value,
+    /// Outcomes of earlier stages (`fwload run`), or null.
+    pub stages: serde_json::Value,
+}
+
+/// Starts a run record (status `running`) and returns its id.
+///
+/// # Errors
+/// A failed statement.
+pub fn start_run(
+    db: &mut Client,
+    meta: &str,
+    run: &NewRun<'_>,
+) -> Result<i64, LoadError> {
+    let m = quote_ident(meta);
+    let stages = (!run.stages.is_null()).then(|| Json(run.stages.clone()));
+    let row = db
+        .query_one(
+            &format!(
+                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) RETURNING id"
+            ),
+            &[
+                &run.dataset,
+                &run.target_schema,
+                &run.mode,
+                &env!("CARGO_PKG_VERSION"),
+                &run.schema_hash,
+                &Json(run.options.clone()),
+                &stages,
+            ],
+        )
+        .map_err(|e| LoadError::db("recording the run", e))?;
+    Ok(row.get(0))
+}
+
+/// The statement that ends a run record; also used inside the publish
+/// transaction so success and data commit together.
+pub fn finish_sql(meta: &str) -> String {
+    format!(
+        "UPDATE {}.runs SET status = $2, reason = $3, counts = $4, finished_at = now() WHERE id = $1",
+        quote_ident(meta)
+    )
+}
+
+/// Ends a run record on its own (failed, refused, dry run, unchanged).
+///
+/// # Errors
+/// A failed statement.
+pub fn finish_run(
+    db: &mut Client,
+    meta: &str,
+    run: i64,
+    status: &str,
+    reason: Option<&str>,
+    counts: &impl Serialize,
+) -> Result<(), LoadError> {
+    let counts = serde_json::to_value(counts).unwrap_or_default();
+    db.execute(&finish_sql(meta), &[&run, &status, &reason, &Json(counts)])
+        .map_err(|e| LoadError::db("recording the run's outcome", e))?;
+    Ok(())
+}
+
+/// One input file as recorded with a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunFile {
+    /// Input path.
+    pub input: String,
+    /// Input size.
+    pub input_size: i64,
+    /// Input sha256.
+    pub input_sha256: String,
+    /// Member name.
+    pub member: String,
+    /// Member size.
+    pub member_size: Option<i64>,
+    /// Member sha256.
+    pub member_sha256: Option<String>,
+    /// Layout it fed.
+    pub layout: Option<String>,
+    /// Records read.
+    pub rows: Option<i64>,
+    /// `loaded`, `unchanged`, `staged`, `reused`, `no layout`.
+    pub status: String,
+}
+
+/// Records the files of a run.
+///
+/// # Errors
+/// A failed statement.
+pub fn record_files(
+    db: &mut Client,
+    meta: &str,
+    run: i64,
+    files: &[RunFile],
+) -> Result<(), LoadError> {
+    let m = quote_ident(meta);
+    let stmt = format!(
+        "INSERT INTO {m}.run_files (run_id, input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (run_id, input, member) DO UPDATE SET member_size = excluded.member_size,
+             member_sha256 = excluded.member_sha256, rows = excluded.rows, status = excluded.status"
+    );
+    for f in files {
+        db.execute(
+            &stmt,
+            &[
+                &run,
+                &f.input,
+                &f.input_size,
+                &f.input_sha256,
+                &f.member,
+                &f.member_size,
+                &f.member_sha256,
+                &f.layout,
+                &f.rows,
+                &f.status,
+            ],
+        )
+        .map_err(|e| LoadError::db("recording the run's files", e))?;
+    }
+    Ok(())
+}
+
+/// The input digests of the dataset's last successful run into
+/// `target_schema`.
+///
+/// # Errors
+/// A failed statement.
+pub fn last_success_inputs(
+    db: &mut Client,
+    meta: &str,
+    dataset: &str,
+    target_schema: &str,
+) -> Result<Vec<String>, LoadError> {
+    let m = quote_ident(meta);
+    let rows = db
+        .query(
+            &format!(
+                "SELECT DISTINCT f.input_sha256 FROM {m}.run_files f
+                 WHERE f.run_id = (SELECT max(id) FROM {m}.runs
+                                   WHERE dataset = $1 AND target_schema = $2 AND status = 'succeeded')"
+            ),
+            &[&dataset, &target_schema],
+        )
+        .map_err(|e| LoadError::db("reading the last successful run", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

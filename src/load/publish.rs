@@ -1,0 +1,561 @@
+//! Publishing staged tables into their targets, all in ONE transaction,
+//! in the dataset's dependency order: references checked (orphans counted,
+//! rejected or fatal), a set-based `MERGE` (or append, fill), rows missing
+//! from a full snapshot deleted or soft-deleted under a guard, counts
+//! gathered. The caller commits, or rolls back for a dry run or on any
+//! error, so the targets are either fully updated or exactly as before.
+
+use std::collections::HashMap;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{GenericClient, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::LoadError;
+use super::stage::{Spool, StageContext, Staged};
+use crate::decode::Reason;
+use crate::pipeline::Reject;
+use crate::schema::{
+    Dataset, Layout, OrphanPolicy, Reference, create_index, index_statements,
+    quote_ident, reference_indexes,
+};
+
+/// How staged rows reach a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Insert new keys, update rows whose values differ.
+    Merge,
+    /// Insert every row.
+    Append,
+    /// Insert new keys; of existing rows fill only NULL columns.
+    Fill,
+    /// Build a new table and swap it in (previous generation kept).
+    Replace,
+}
+
+impl Mode {
+    /// The name used on the command line and in run records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Merge => "merge",
+            Mode::Append => "append",
+            Mode::Fill => "fill",
+            Mode::Replace => "replace",
+        }
+    }
+}
+
+/// What happens to target rows a full snapshot no longer has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletePolicy {
+    /// Keep them (the default).
+    None,
+    /// Delete them.
+    Hard,
+    /// Set their `deleted_at`.
+    Soft,
+}
+
+/// The outcome for one table.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TableOutcome {
+    /// Layout name.
+    pub layout: String,
+    /// Target table (qualified).
+    pub table: String,
+    /// Records read.
+    pub read: u64,
+    /// Records rejected (parse, duplicates, orphans).
+    pub rejected: u64,
+    /// Records filtered (blank, filter rules, duplicates dropped).
+    pub filtered: u64,
+    /// Rows staged (valid records).
+    pub staged: u64,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Rows updated.
+    pub updated: u64,
+    /// Rows already identical.
+    pub unchanged: u64,
+    /// Rows deleted (or soft-deleted).
+    pub deleted: u64,
+    /// Rows whose references found nothing (all policies).
+    pub orphans: u64,
+    /// Seconds spent staging.
+    pub stage_seconds: f64,
+    /// Seconds spent publishing.
+    pub publish_seconds: f64,
+    /// Staging reused from a failed run.
+    pub reused: bool,
+}
+
+/// Options of the publish step.
+#[derive(Clone, Copy, Debug)]
+pub struct PublishOptions {
+    /// Mode.
+    pub mode: Mode,
+    /// Deletes of rows missing from the snapshot.
+    pub delete: DeletePolicy,
+    /// Largest share of a target deletes may remove without `--force`.
+    pub max_delete_ratio: f64,
+    /// Override the guards.
+    pub force: bool,
+}
+
+/// One table to publish.
+pub struct Publish<'a> {
+    /// Its layout.
+    pub layout: &'a Layout,
+    /// The target table (qualified, quoted).
+    pub target: String,
+    /// The staged rows.
+    pub staged: &'a Staged,
+    /// Staged rows still to publish (orphans rejected by a reference
+    /// check are no longer among them).
+    pub rows: u64,
+}
+
+fn cols(layout: &Layout) -> Vec<String> {
+    layout.fields.iter().map(|f| quote_ident(&f.name)).collect()
+}
+
+fn key_match(layout: &Layout, a: &str, b: &str) -> String {
+    layout
+        .key_names()
+        .iter()
+        .map(|k| format!("{a}.{q} = {b}.{q}", q = quote_ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The `MERGE` of a staging table into its target. `fill` updates only
+/// NULL columns; otherwise rows whose values differ are updated (and a
+/// soft-deleted row that is back is revived).
+pub fn merge_sql(
+    layout: &Layout,
+    target: &str,
+    staging: &str,
+    fill: bool,
+    soft: bool,
+) -> String {
+    let all = cols(layout);
+    let non_key: Vec<String> = layout
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !layout.key.contains(i))
+        .map(|(_, f)| quote_ident(&f.name))
+        .collect();
+    let mut sql = format!(
+        "MERGE INTO {target} AS t USING (SELECT {} FROM {staging} WHERE NOT _fw_reject) AS s ON {}",
+        all.join(", "),
+        key_match(layout, "t", "s")
+    );
+    let (cond, set): (Vec<String>, Vec<String>) = if fill {
+        non_key
+            .iter()
+            .map(|c| {
+                (
+                    format!("(t.{c} IS NULL AND s.{c} IS NOT NULL)"),
+                    format!("{c} = coalesce(t.{c}, s.{c})"),
+                )
+            })
+            .unzip()
+    } else {
+        non_key
+            .iter()
+            .map(|c| {
+                (
+                    format!("t.{c} IS DISTINCT FROM s.{c}"),
+                    format!("{c} = s.{c}"),
+                )
+            })
+            .unzip()
+    };
+    let (mut cond, mut set) = (cond, set);
+    if soft && !fill {
+        cond.push("t.deleted_at IS NOT NULL".into());
+        set.push("deleted_at = NULL".into());
+    }
+    if !cond.is_empty() {
+        sql.push_str(&format!(
+            " WHEN MATCHED AND ({}) THEN UPDATE SET {}",
+            cond.join(" OR "),
+            set.join(", ")
+        ));
+    }
+    sql.push_str(&format!(
+        " WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+        all.join(", "),
+        all.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+    ));
+    sql
+}
+
+fn count(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    what: &str,
+) -> Result<u64, LoadError> {
+    let n: i64 = tx
+        .query_one(sql, &[])
+        .map_err(|e| LoadError::db(what.to_owned(), e))?
+        .get(0);
+    Ok(n as u64)
+}
+
+/// The target of `reference` (qualified, quoted), within `targets`.
+fn referenced<'a>(
+    reference: &Reference,
+    targets: &'a HashMap<String, String>,
+) -> Option<&'a String> {
+    targets.get(&reference.to)
+}
+
+/// Checks one staged table's references; removes and rejects orphans as
+/// the dataset says. Returns the number of orphans.
+///
+/// # Errors
+/// A database error, or orphans under `on_orphan = "fail"`.
+pub fn check_references(
+    tx: &mut Transaction<'_>,
+    p: &Publish<'_>,
+    dataset: Option<&Dataset>,
+    targets: &HashMap<String, String>,
+    names: &dyn Fn(u32) -> (String, String),
+
+    cx: &StageContext<'_>,
+    spool: &mut Spool,
+) -> Result<u64, LoadError> {
+    let Some(ds) = dataset else { return Ok(0) };
+    let layout = p.layout;
+    let staging = &p.staged.table;
+    let mut total = 0;
+    for r in ds.references.iter().filter(|r| r.from == layout.name) {
+        let Some(parent) = referenced(r, targets) else { continue };
+        let present: Vec<String> = r
+            .columns
+            .iter()
+            .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
+            .collect();
+        let matches: Vec<String> = r
+            .columns
+            .iter()
+            .zip(&r.to_columns)
+            .map(|(c, t)| {
+                format!("p.{} = s.{}", quote_ident(t), quote_ident(c))
+            })
+            .collect();
+        let cond = format!(
+            "NOT s._fw_reject AND {} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {})",
+            present.join(" AND "),
+            matches.join(" AND ")
+        );
+        let what = format!("checking {} → {}", layout.name, r.to);
+        match r.on_orphan {
+            OrphanPolicy::Keep => {
+                total += count(
+                    tx,
+                    &format!("SELECT count(*) FROM {staging} s WHERE {cond}"),
+                    &what,
+                )?;
+            }
+            OrphanPolicy::Fail => {
+                let n = count(
+                    tx,
+                    &format!("SELECT count(*) FROM {staging} s WHERE {cond}"),
+                    &what,
+                )?;
+                if n > 0 {
+                    return Err(LoadError::refused(format!(
+                        "{n} rows of {} reference {} ({}) without a match; the dataset says on_orphan = \"fail\"",
+                        layout.name,
+                        r.to,
+                        r.columns.join(", ")
+                    )));
+                }
+            }
+            OrphanPolicy::Reject => {
+                let shown: Vec<String> = r
+                    .columns
+                    .iter()
+                    .map(|c| format!("s.{}::text", quote_ident(c)))
+                    .collect();
+                // One pass: the orphans leave staging and come back to be
+                // written as rejects.
+                let sql = format!(
+                    "DELETE FROM {staging} s WHERE {cond} RETURNING s._fw_file, s._fw_line, concat_ws('|', {})",
+                    shown.join(", ")
+                );
+                let field =
+                    layout.field_index(&r.columns[0]).map(|i| i as u16);
+                let mut rows = tx
+                    .query_raw(&sql, std::iter::empty::<i32>())
+                    .map_err(|e| LoadError::db(what.clone(), e))?;
+                let mut n = 0;
+                while let Some(row) =
+                    rows.next().map_err(|e| LoadError::db(what.clone(), e))?
+                {
+                    let file: i32 = row.get(0);
+                    let line: i64 = row.get(1);
+                    let key: String = row.get(2);
+                    let (input, member) = names(file as u32);
+                    let rej = Reject {
+                        input: input.as_str().into(),
+                        member: member.as_str().into(),
+                        line: line as u64,
+                        byte: 0,
+                        field,
+                        raw: key.into_bytes().into(),
+                        raw_truncated: false,
+                        reason: Reason::Orphan,
+                    };
+                    cx.rejects.write_reject(&rej, layout, spool).map_err(
+                        |e| LoadError::input(format!("writing rejects: {e}")),
+                    )?;
+                    n += 1;
+                }
+                drop(rows);
+                total += n;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Publishes one table (merge, append or fill), returning its counts.
+///
+/// # Errors
+/// A database error, or the delete guard.
+pub fn publish_table(
+    tx: &mut Transaction<'_>,
+    p: &Publish<'_>,
+    opts: &PublishOptions,
+    out: &mut TableOutcome,
+) -> Result<(), LoadError> {
+    let layout = p.layout;
+    let target = &p.target;
+    let staging = &p.staged.table;
+    let ctx = |what: &str| {
+        let what = format!("{what} {target}");
+        move |e| LoadError::db(what.clone(), e)
+    };
+    let soft = opts.delete == DeletePolicy::Soft;
+    let live = if soft { " WHERE deleted_at IS NULL" } else { "" };
+    // An empty target needs no counting and no join: every row is new.
+    let empty: bool = tx
+        .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {target})"), &[])
+        .map_err(ctx("looking into"))?
+        .get(0);
+    let rows_in = p.rows;
+    let c = cols(layout).join(", ");
+    let insert_all = format!(
+        "INSERT INTO {target} ({c}) SELECT {c} FROM {staging} WHERE NOT _fw_reject"
+    );
+    let mut before = 0;
+    match opts.mode {
+        Mode::Append => {
+            out.inserted =
+                tx.execute(&insert_all, &[]).map_err(ctx("appending to"))?;
+        }
+        Mode::Merge | Mode::Fill if empty => {
+            out.inserted =
+                tx.execute(&insert_all, &[]).map_err(ctx("inserting into"))?;
+        }
+        Mode::Merge | Mode::Fill => {
+            if layout.key.is_empty() {
+                return Err(LoadError::config(format!(
+                    "layout {} has no key, so it cannot be merged: use --mode append or --mode replace",
+                    layout.name
+                )));
+            }
+            before = count(
+                tx,
+                &format!("SELECT count(*) FROM {target}{live}"),
+                &format!("counting {target}"),
+            )?;
+            let all = if soft {
+                count(
+                    tx,
+                    &format!("SELECT count(*) FROM {target}"),
+                    &format!("counting {target}"),
+                )?
+            } else {
+                before
+            };
+            let changed = tx
+                .execute(
+                    &merge_sql(
+                        layout,
+                        target,
+                        staging,
+                        opts.mode == Mode::Fill,
+                        soft,
+                    ),
+                    &[],
+                )
+                .map_err(ctx("merging into"))?;
+            let after = count(
+                tx,
+                &format!("SELECT count(*) FROM {target}"),
+                &format!("counting {target}"),
+            )?;
+            out.inserted = after - all;
+            out.updated = changed - out.inserted;
+        }
+        Mode::Replace => {
+            return Err(LoadError::config(
+                "replace mode is published as a whole, not table by table",
+            ));
+        }
+    }
+    out.unchanged = rows_in.saturating_sub(out.inserted + out.updated);
+    if opts.mode == Mode::Merge && opts.delete != DeletePolicy::None && !empty
+    {
+        let missing = format!(
+            "{}NOT EXISTS (SELECT 1 FROM {staging} s WHERE {})",
+            if soft { "t.deleted_at IS NULL AND " } else { "" },
+            key_match(layout, "s", "t")
+        );
+        let n = count(
+            tx,
+            &format!("SELECT count(*) FROM {target} t WHERE {missing}"),
+            &format!("counting deletes in {target}"),
+        )?;
+        let ratio = if before == 0 { 0.0 } else { n as f64 / before as f64 };
+        if !opts.force && ratio > opts.max_delete_ratio {
+            return Err(LoadError::refused(format!(
+                "would delete {n} of {before} rows ({:.2}%) from {target}, more than --max-delete-ratio {}; nothing was changed (use --force to allow)",
+                ratio * 100.0,
+                opts.max_delete_ratio
+            )));
+        }
+        if n > 0 && !opts.force {
+            let unkeyed = p.staged.unkeyed_rejects;
+            if unkeyed > 0 {
+                return Err(LoadError::refused(format!(
+                    "{unkeyed} records of {} were rejected before their key could be read, so deleting rows missing from the snapshot could delete theirs; nothing was changed (fix the input, or use --force)",
+                    layout.name
+                )));
+            }
+        }
+        out.deleted = if soft {
+            tx.execute(
+                &format!(
+                    "UPDATE {target} t SET deleted_at = now() WHERE {missing}"
+                ),
+                &[],
+            )
+            .map_err(ctx("soft-deleting from"))?
+        } else {
+            tx.execute(&format!("DELETE FROM {target} t WHERE {missing}"), &[])
+                .map_err(ctx("deleting from"))?
+        };
+    }
+    Ok(())
+}
+
+/// Names for the key and indexes of a built target.
+#[derive(Clone, Copy, Debug)]
+pub enum Naming<'a> {
+    /// The names `CREATE TABLE` and `fwload schema ddl` give them.
+    Standard,
+    /// Names unique to a run, so two generations of a table can coexist:
+    /// the final table's name and the run.
+    Run(&'a str, i64),
+}
+
+/// A name of at most 63 bytes for an object of `table`.
+pub fn object_name(table: &str, what: &str, run: i64) -> String {
+    let tail = format!("_{what}_{run}");
+    let keep = 63usize.saturating_sub(tail.len());
+    let mut head: String = table.chars().take(keep).collect();
+    while head.len() > keep {
+        head.pop();
+    }
+    format!("{head}{tail}")
+}
+
+/// Turns a table a stage filled (fwload's own columns first, no
+/// constraints) into a target: the rejected records' keys leave, fwload's
+/// columns are dropped, required columns become NOT NULL, and the primary
+/// key and reference indexes are built — on a full table, a sort instead
+/// of an index insert per row.
+///
+/// # Errors
+/// A database error.
+pub fn build_target(
+    tx: &mut Transaction<'_>,
+    layout: &Layout,
+    table: &str,
+    dataset: Option<&Dataset>,
+    naming: Naming<'_>,
+    rejected_keys: bool,
+) -> Result<(), LoadError> {
+    let ctx = |what: &str| {
+        let what = format!("{what} {table}");
+        move |e| LoadError::db(what.clone(), e)
+    };
+    if rejected_keys {
+        tx.execute(&format!("DELETE FROM {table} WHERE _fw_reject"), &[])
+            .map_err(ctx("clearing rejected keys from"))?;
+    }
+    let mut alter = vec![
+        "DROP COLUMN _fw_file".to_owned(),
+        "DROP COLUMN _fw_line".to_owned(),
+        "DROP COLUMN _fw_reject".to_owned(),
+    ];
+    for (i, f) in layout.fields.iter().enumerate() {
+        if f.decoder.required && !layout.key.contains(&i) {
+            alter.push(format!(
+                "ALTER COLUMN {} SET NOT NULL",
+                quote_ident(&f.name)
+            ));
+        }
+    }
+    if !layout.key.is_empty() {
+        let key: Vec<String> =
+            layout.key_names().iter().map(|k| quote_ident(k)).collect();
+        let name = match naming {
+            Naming::Standard => String::new(),
+            Naming::Run(base, run) => format!(
+                "CONSTRAINT {} ",
+                quote_ident(&object_name(base, "pk", run))
+            ),
+        };
+        alter.push(format!("ADD {name}PRIMARY KEY ({})", key.join(", ")));
+    }
+    tx.batch_execute(&format!("ALTER TABLE {table} {}", alter.join(", ")))
+        .map_err(ctx("building the key of"))?;
+    let statements = match naming {
+        Naming::Standard => index_statements(layout, table, dataset),
+        Naming::Run(base, run) => reference_indexes(layout, dataset)
+            .iter()
+            .map(|c| {
+                let what = format!("{}_idx", c.join("_"));
+                create_index(&object_name(base, &what, run), table, c)
+            })
+            .collect(),
+    };
+    for s in statements {
+        tx.batch_execute(&s).map_err(ctx("indexing"))?;
+    }
+    Ok(())
+}
+
+/// Rows of `table` right now, for reporting.
+///
+/// # Errors
+/// A database error.
+pub fn table_rows<C: GenericClient>(
+    db: &mut C,
+    table: &str,
+) -> Result<u64, LoadError> {
+    let n: i64 = db
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .map_err(|e| LoadError::db(format!("counting {table}"), e))?
+        .get(0);
+    Ok(n as u64)
+}

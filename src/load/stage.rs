@@ -1,0 +1,568 @@
+//! Staging: one UNLOGGED table per layout, filled by one binary `COPY`
+//! streamed from the parallel pipeline in input order; duplicate keys are
+//! then removed by the layout's policy, and the staged state is recorded
+//! so a failed run can resume without reading the input again.
+
+use std::io::{Seek, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use postgres::{Client, GenericClient};
+
+use postgres::types::Json;
+use serde::{Deserialize, Serialize};
+
+use super::LoadError;
+
+use crate::pgcopy::{self, CopyRows};
+use crate::pipeline::{
+    ChunkResult, Counts, KeyIndex, PipelineError, PipelineOptions, Plan,
+    Reject, apply_duplicates, run_member,
+};
+use crate::report::{
+    MemberReport, Progress, RejectGroups, RejectWriter, render_raw,
+};
+use crate::schema::{Layout, Reference, quote_ident};
+use crate::source::{self, SourceOptions};
+
+/// One member to stage.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberRef {
+    /// Input path.
+    pub input: String,
+    /// sha256 of the input.
+    pub input_sha256: String,
+    /// Member name.
+    pub member: String,
+    /// File number in the run.
+    pub file: u32,
+}
+
+/// A layout's staging result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Staged {
+    /// Layout name.
+    pub layout: String,
+    /// The staging table (qualified, quoted).
+    pub table: String,
+    /// Per member.
+    pub members: Vec<MemberReport>,
+    /// Totals (duplicates applied).
+    pub counts: Counts,
+    /// Rows in the staging table.
+    pub rows: u64,
+    /// Rejected records whose key could not be read (so a snapshot delete
+    /// cannot tell whether their row should go).
+    pub unkeyed_rejects: u64,
+
+    /// Whether a previous run's staging was reused (`--resume`).
+    pub reused: bool,
+    /// Seconds spent staging.
+    pub seconds: f64,
+}
+
+/// Where rejects go: the rejects file, the summary groups, and the
+/// metadata table (through a spool per job, copied in after staging).
+pub struct RejectSinks {
+    /// The `--rejects` file.
+    pub file: Option<Mutex<RejectWriter>>,
+    /// Groups for the summary.
+    pub groups: Mutex<RejectGroups>,
+}
+
+impl RejectSinks {
+    /// Sends one reject to every output.
+    ///
+    /// # Errors
+    /// Writing the rejects file or the spool failed.
+    pub fn write_reject(
+        &self,
+        r: &Reject,
+        layout: &Layout,
+        spool: &mut Spool,
+    ) -> std::io::Result<()> {
+        self.groups.lock().expect("reject groups").add(r, layout);
+        if let Some(f) = &self.file {
+            f.lock().expect("rejects file").write(r, layout)?;
+        }
+        spool.add(r, layout)
+    }
+}
+
+/// Rejects encoded as binary COPY rows for `{meta}.rejects`, spooled to a
+/// temporary file so memory stays flat however many there are.
+pub struct Spool {
+    file: std::io::BufWriter<std::fs::File>,
+    run: i64,
+    buf: Vec<u8>,
+    rows: u64,
+}
+
+impl Spool {
+    /// A spool for run `run`.
+    ///
+    /// # Errors
+    /// The temporary file cannot be created.
+    pub fn new(run: i64) -> std::io::Result<Spool> {
+        Ok(Spool {
+            file: std::io::BufWriter::new(tempfile::tempfile()?),
+            run,
+            buf: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    fn add(&mut self, r: &Reject, layout: &Layout) -> std::io::Result<()> {
+        let b = &mut self.buf;
+        b.clear();
+        b.extend_from_slice(&10i16.to_be_bytes());
+        pgcopy::int8(b, self.run);
+        pgcopy::text(b, &r.input);
+        pgcopy::text(b, &r.member);
+        pgcopy::int8(b, r.line as i64);
+        pgcopy::int8(b, r.byte as i64);
+        pgcopy::text(b, &layout.name);
+        match r.field {
+            Some(i) => pgcopy::text(b, &layout.fields[i as usize].name),
+            None => pgcopy::null(b),
+        }
+        pgcopy::text(b, &render_raw(&r.raw, layout.encoding));
+        pgcopy::text(b, r.reason.code());
+        pgcopy::text(b, &r.reason.to_string());
+        self.file.write_all(b)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rejects spooled so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Copies the spooled rejects into `{meta}.rejects`.
+    ///
+    /// # Errors
+    /// Reading the spool or the COPY failed.
+    pub fn flush_to<C: GenericClient>(
+        self,
+        db: &mut C,
+        meta: &str,
+    ) -> Result<u64, LoadError> {
+        if self.rows == 0 {
+            return Ok(0);
+        }
+        let mut f = self
+            .file
+            .into_inner()
+            .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+        f.rewind()
+            .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+        let ctx = |e| LoadError::db("recording rejects", e);
+        let mut w = db
+            .copy_in(&format!(
+                "COPY {}.rejects (run_id, input, member, line, byte, layout, field, raw, code, reason) FROM STDIN (FORMAT binary)",
+                quote_ident(meta)
+            ))
+            .map_err(ctx)?;
+        w.write_all(pgcopy::HEADER).map_err(|e| {
+            LoadError::input(format!("recording rejects: {e}"))
+        })?;
+        std::io::copy(&mut f, &mut w).map_err(|e| {
+            LoadError::input(format!("recording rejects: {e}"))
+        })?;
+        w.write_all(pgcopy::TRAILER).map_err(|e| {
+            LoadError::input(format!("recording rejects: {e}"))
+        })?;
+        w.finish().map_err(ctx)
+    }
+}
+
+/// The staging table's name for a layout: in the metadata schema, named
+/// after the dataset, target schema and table.
+pub fn staging_name(
+    meta: &str,
+    dataset: &str,
+    target_schema: &str,
+    layout: &Layout,
+) -> String {
+    let mut n = format!(
+        "stg_{dataset}_{target_schema}_{}",
+        layout.table.replace('.', "_")
+    );
+    if n.len() > 63 {
+        let h = xxhash_rust::xxh3::xxh3_64(n.as_bytes());
+        n.truncate(46);
+        n.push_str(&format!("_{h:016x}"));
+    }
+    format!("{}.{}", quote_ident(meta), quote_ident(&n))
+}
+
+/// The column list of a staging table, in COPY order.
+pub fn staging_columns(layout: &Layout) -> String {
+    let mut cols = vec![
+        "_fw_file".to_owned(),
+        "_fw_line".to_owned(),
+        "_fw_reject".to_owned(),
+    ];
+    cols.extend(layout.fields.iter().map(|f| quote_ident(&f.name)));
+    cols.join(", ")
+}
+
+/// What a stage's table becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableKind {
+    /// A staging table, published into its target by a join (UNLOGGED:
+    /// it is written once and read once).
+    Staging,
+    /// A table that becomes the target itself once published (a target
+    /// created by this load, or a `replace` generation): logged, and with
+    /// the target's `deleted_at` column when soft deletes are wanted.
+    Target {
+        /// Add `deleted_at`.
+        soft_delete: bool,
+    },
+}
+
+/// `CREATE TABLE` for a stage's table: fwload's own columns, then the
+/// layout's typed columns (constraints come when it is published, once the
+/// rejected records' keys are gone).
+pub fn staging_ddl(layout: &Layout, table: &str, kind: TableKind) -> String {
+    let mut cols = vec![
+        "_fw_file integer NOT NULL".to_owned(),
+        "_fw_line bigint NOT NULL".to_owned(),
+        "_fw_reject boolean NOT NULL".to_owned(),
+    ];
+    cols.extend(
+        layout.fields.iter().map(|f| {
+            format!("{} {}", quote_ident(&f.name), f.decoder.ty.sql())
+        }),
+    );
+    let unlogged = match kind {
+        TableKind::Staging => "UNLOGGED ",
+        TableKind::Target { soft_delete } => {
+            if soft_delete {
+                cols.push("deleted_at timestamp with time zone".into());
+            }
+            ""
+        }
+    };
+    format!("CREATE {unlogged}TABLE {table} ({})", cols.join(", "))
+}
+
+/// The columns whose statistics matter to publishing: the key and the
+/// columns of references from and to the layout.
+pub fn analyze_columns(
+    layout: &Layout,
+    references: &[Reference],
+) -> Vec<String> {
+    let mut cols: Vec<String> =
+        layout.key_names().iter().map(|k| k.to_string()).collect();
+    for r in references {
+        let mine = if r.from == layout.name {
+            &r.columns
+        } else if r.to == layout.name {
+            &r.to_columns
+        } else {
+            continue;
+        };
+        for c in mine {
+            if !cols.contains(c) {
+                cols.push(c.clone());
+            }
+        }
+    }
+    cols
+}
+
+/// What a stage job needs.
+pub struct StageContext<'a> {
+    /// Metadata schema.
+    pub meta: &'a str,
+    /// Dataset name.
+    pub dataset: &'a str,
+    /// Target schema.
+    pub target_schema: &'a str,
+    /// The run.
+    pub run: i64,
+    /// Input reading.
+    pub source: SourceOptions,
+    /// Chunking.
+    pub pipeline: PipelineOptions,
+    /// The dataset's references (for statistics).
+    pub references: &'a [Reference],
+    /// Reject outputs.
+    pub rejects: &'a RejectSinks,
+    /// Progress.
+    pub progress: &'a Progress,
+}
+
+/// A previous run's staging of the same inputs, when still usable.
+///
+/// # Errors
+/// A failed statement.
+pub fn reusable(
+    db: &mut Client,
+    cx: &StageContext<'_>,
+    layout: &Layout,
+    members: &[MemberRef],
+) -> Result<Option<Staged>, LoadError> {
+    let m = quote_ident(cx.meta);
+    let row = db
+        .query_opt(
+            &format!(
+                "SELECT inputs, counts, to_regclass(staging_table) IS NOT NULL FROM {m}.staged
+                 WHERE dataset = $1 AND target_schema = $2 AND layout = $3"
+            ),
+            &[&cx.dataset, &cx.target_schema, &layout.name],
+        )
+        .map_err(|e| LoadError::db("reading staged state", e))?;
+    let Some(row) = row else { return Ok(None) };
+    let Json(inputs): Json<Vec<MemberRef>> = row.get(0);
+    let Json(staged): Json<Staged> = row.get(1);
+    let exists: bool = row.get(2);
+    let same = |a: &[MemberRef], b: &[MemberRef]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                x.input_sha256 == y.input_sha256
+                    && x.member == y.member
+                    && x.file == y.file
+            })
+    };
+    Ok((exists && same(&inputs, members))
+        .then_some(Staged { reused: true, ..staged }))
+}
+
+/// The table a stage fills. It is (re)created by the stage, in the stage's
+/// transaction, so the `COPY` can use `FREEZE`.
+pub struct Destination {
+    /// Qualified, quoted table name.
+    pub table: String,
+    /// Statements that (re)create it.
+    pub create: String,
+    /// A resumable staging table: analysed and recorded in
+    /// `{meta}.staged`.
+    pub staging: bool,
+}
+
+impl Destination {
+    /// The layout's staging table.
+    pub fn staging(
+        cx: &StageContext<'_>,
+        layout: &Layout,
+        kind: TableKind,
+    ) -> Destination {
+        let table =
+            staging_name(cx.meta, cx.dataset, cx.target_schema, layout);
+        let create = format!(
+            "DROP TABLE IF EXISTS {table}; {}",
+            staging_ddl(layout, &table, kind)
+        );
+        Destination { table, create, staging: true }
+    }
+}
+
+/// Stages `layout` from `members` into `dest`. `db` must be in a
+/// transaction (the table is created and filled with `COPY … FREEZE`
+/// in it).
+///
+/// # Errors
+/// An unreadable input, a header that does not match, or a database error.
+pub fn stage<C: GenericClient>(
+    db: &mut C,
+    cx: &StageContext<'_>,
+    plan: &Arc<Plan>,
+    members: &[MemberRef],
+    dest: &Destination,
+) -> Result<Staged, LoadError> {
+    let started = Instant::now();
+    let layout = &plan.layout;
+    let table = dest.table.clone();
+    let ctx = |what: &str| {
+        let what = format!("{what} {}", layout.name);
+        move |e| LoadError::db(what.clone(), e)
+    };
+    db.batch_execute(&dest.create)
+        .map_err(ctx("creating the staging table of"))?;
+    let mut spool = Spool::new(cx.run)
+        .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+    let mut keys = KeyIndex::default();
+    let mut unkeyed = 0u64;
+    let mut reports: Vec<MemberReport> = Vec::new();
+    {
+        let mut w = db
+            .copy_in(&format!(
+                "COPY {table} ({}) FROM STDIN (FORMAT binary, FREEZE)",
+                staging_columns(layout)
+            ))
+            .map_err(ctx("starting COPY into staging for"))?;
+        let io = |e: std::io::Error| {
+            LoadError::input(format!("staging {}: {e}", layout.name))
+        };
+        w.write_all(pgcopy::HEADER).map_err(io)?;
+        for m in members {
+            let t0 = Instant::now();
+            let mut outcome: Option<MemberReport> = None;
+            let want = |name: &str| name == m.member;
+            let path = PathBuf::from(&m.input);
+            source::read_input::<LoadError>(
+                &path,
+                &cx.source,
+                &want,
+                &mut |info, body| {
+                    cx.progress
+                        .message(&format!("{} → {}", info.name, layout.table));
+                    let cap =
+                        cx.pipeline.chunk_size + cx.pipeline.chunk_size / 2;
+                    let mut consume =
+                        |r: &mut ChunkResult<CopyRows>| -> std::io::Result<()> {
+                            cx.progress.inc(r.len as u64);
+                            w.write_all(&r.rows.buf)?;
+                            for rej in &r.rejects {
+                                cx.rejects
+                                    .write_reject(rej, layout, &mut spool)?;
+                            }
+                            unkeyed +=
+                                r.rejects.len() as u64 - r.rows.rejected_keys;
+                            keys.push(&r.keys)
+                        };
+                    let run = run_member(
+                        plan,
+                        info,
+                        m.file,
+                        body,
+                        &cx.pipeline,
+                        Arc::new(move || CopyRows::with_capacity(cap)),
+                        &mut consume,
+                    )
+                    .map_err(|e| match e {
+                        PipelineError::Header(_) => {
+                            LoadError::schema(e.to_string())
+                        }
+                        PipelineError::Sink(io) => LoadError::input(format!(
+                            "staging {}:{}: {io}",
+                            info.input, info.name
+                        )),
+                        other => LoadError::input(other.to_string()),
+                    })?;
+                    outcome = Some(MemberReport {
+                        input: info.input.to_string(),
+                        member: info.name.clone(),
+                        layout: layout.name.clone(),
+                        table: layout.table.clone(),
+                        bytes: run.bytes,
+                        sha256: run.sha256.clone(),
+                        counts: run.counts,
+                        seconds: t0.elapsed().as_secs_f64(),
+                    });
+                    Ok(Some(run.sha256))
+                },
+            )?;
+            let report = outcome.ok_or_else(|| {
+                LoadError::input(format!(
+                    "{}: member {} not found",
+                    m.input, m.member
+                ))
+            })?;
+            reports.push(report);
+        }
+        w.write_all(pgcopy::TRAILER).map_err(io)?;
+        w.finish().map_err(ctx("finishing COPY into staging for"))?;
+    }
+    // Duplicate keys: the policy decides which records stay.
+    // Duplicate keys: the policy decides which records stay; the others
+    // leave staging in batches (memory stays flat however many).
+    let index_of =
+        |file: u32| members.iter().position(|m| m.file == file).unwrap_or(0);
+    let delete = format!(
+        "DELETE FROM {table} WHERE (_fw_file, _fw_line) IN (SELECT * FROM unnest($1::int4[], $2::int8[]))"
+    );
+    let mut files: Vec<i32> = Vec::new();
+    let mut lines: Vec<i64> = Vec::new();
+    let mut failed = None;
+    let flush = |db: &mut C,
+                 files: &mut Vec<i32>,
+                 lines: &mut Vec<i64>|
+     -> Result<(), LoadError> {
+        if !files.is_empty() {
+            db.execute(&delete, &[&*files, &*lines])
+                .map_err(ctx("removing duplicate keys from staging for"))?;
+            files.clear();
+            lines.clear();
+        }
+        Ok(())
+    };
+    keys.for_each_duplicate(layout.duplicates, &mut |d| {
+        files.push(d.entry.file as i32);
+        lines.push(d.entry.line as i64);
+        apply_duplicates(&[d], layout, &index_of, &mut reports, &mut |r| {
+            cx.rejects.write_reject(r, layout, &mut spool)
+        })?;
+        if files.len() >= 8192
+            && let Err(e) = flush(db, &mut files, &mut lines)
+        {
+            failed = Some(e);
+            return Err(std::io::Error::other("stopped"));
+        }
+        Ok(())
+    })
+    .or_else(|e| if failed.is_some() { Ok(()) } else { Err(e) })
+    .map_err(|e| LoadError::input(format!("key index: {e}")))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    flush(db, &mut files, &mut lines)?;
+    spool.flush_to(db, cx.meta)?;
+    if dest.staging {
+        // Row counts and the statistics of the joined columns let the
+        // planner join staging to the target sensibly.
+        let cols: Vec<String> = analyze_columns(layout, cx.references)
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect();
+        if !cols.is_empty() {
+            db.batch_execute(&format!(
+                "ANALYZE {table} ({})",
+                cols.join(", ")
+            ))
+            .map_err(ctx("analysing the staging table of"))?;
+        }
+    }
+    let mut counts = Counts::default();
+    for r in &reports {
+        counts += r.counts;
+    }
+    let staged = Staged {
+        layout: layout.name.clone(),
+        table: table.clone(),
+        members: reports,
+        counts,
+        rows: counts.valid,
+        unkeyed_rejects: unkeyed,
+        reused: false,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if !dest.staging {
+        return Ok(staged);
+    }
+    let m = quote_ident(cx.meta);
+    db.execute(
+        &format!(
+            "INSERT INTO {m}.staged (dataset, target_schema, layout, staging_table, run_id, inputs, counts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (dataset, target_schema, layout) DO UPDATE SET staging_table = excluded.staging_table,
+                 run_id = excluded.run_id, inputs = excluded.inputs, counts = excluded.counts, staged_at = now()"
+        ),
+        &[
+            &cx.dataset,
+            &cx.target_schema,
+            &layout.name,
+            &table,
+            &cx.run,
+            &Json(serde_json::to_value(members).unwrap_or_default()),
+            &Json(serde_json::to_value(&staged).unwrap_or_default()),
+        ],
+    )
+    .map_err(ctx("recording the staged state of"))?;
+    Ok(staged)
+}

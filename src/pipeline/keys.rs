@@ -1,0 +1,454 @@
+//! Duplicate keys across a whole table, in bounded memory.
+//!
+//! Every valid record's key hash is collected; when the buffer fills it is
+//! sorted and spilled to an anonymous temporary file. At the end the sorted
+//! runs are merged and equal hashes side by side are the duplicates. Memory
+//! stays at one buffer whatever the number of records; disk holds 68 bytes
+//! a record. Hashes are 128-bit (xxh3), so a false match is not a practical
+//! concern (about 10⁻²⁵ for ten million keys).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+
+use super::worker::KeyEntry;
+use crate::schema::DuplicatePolicy;
+
+/// Entries held in memory before a run is spilled (about 4.5 MiB).
+pub const RUN_ENTRIES: usize = 64 * 1024;
+
+/// Runs merged at once: as many files open, and 64 KiB of buffer each.
+const FAN_IN: usize = 32;
+
+/// Fewer keys than this stay in memory when a table's input is finished
+/// (a spill file would cost more than the memory).
+const SEAL_MIN: usize = 4096;
+
+const ENTRY_BYTES: usize = 8 + 8 + 4 + 8 + 8 + 1 + 31;
+
+/// A record whose key was seen before (or after, under `last`).
+#[derive(Clone, Copy, Debug)]
+pub struct Duplicate {
+    /// The record that is not kept.
+    pub entry: KeyEntry,
+    /// The record that is kept.
+    pub kept: KeyEntry,
+}
+
+/// Collects keys and finds duplicates.
+pub struct KeyIndex {
+    buf: Vec<KeyEntry>,
+    /// Sorted runs on disk with their level: `FAN_IN` runs of one level
+    /// are merged into one of the next, so however many keys arrive, no
+    /// more than `FAN_IN` runs a level are open and each key is rewritten
+    /// once a level.
+    runs: Vec<(u32, File)>,
+    run_entries: usize,
+    fan_in: usize,
+    total: u64,
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        KeyIndex::new(RUN_ENTRIES)
+    }
+}
+
+fn order(e: &KeyEntry) -> (u64, u64, u32, u64) {
+    (e.hash[0], e.hash[1], e.file, e.line)
+}
+
+impl KeyIndex {
+    /// An index spilling every `run_entries` keys.
+    pub fn new(run_entries: usize) -> KeyIndex {
+        KeyIndex::with_fan_in(run_entries, FAN_IN)
+    }
+
+    /// An index spilling every `run_entries` keys and merging `fan_in`
+    /// runs at once.
+    pub fn with_fan_in(run_entries: usize, fan_in: usize) -> KeyIndex {
+        KeyIndex {
+            buf: Vec::new(),
+            runs: Vec::new(),
+            run_entries: run_entries.max(1),
+            fan_in: fan_in.max(2),
+            total: 0,
+        }
+    }
+
+    /// Keys collected so far.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether no key was collected.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Adds keys (in input order).
+    ///
+    /// # Errors
+    /// Writing a spill file failed.
+    pub fn push(&mut self, keys: &[KeyEntry]) -> io::Result<()> {
+        for k in keys {
+            if self.buf.len() >= self.run_entries {
+                self.spill()?;
+            }
+            self.buf.push(*k);
+        }
+        self.total += keys.len() as u64;
+        Ok(())
+    }
+
+    /// Moves the keys held in memory to a sorted run on disk, so a table
+    /// whose input is finished keeps no memory until [`KeyIndex::finish`].
+    ///
+    /// # Errors
+    /// Writing the spill file failed.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if self.buf.len() > SEAL_MIN {
+            self.spill()?;
+        }
+        self.buf.shrink_to_fit();
+        Ok(())
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        self.buf.sort_unstable_by_key(order);
+        let mut f = tempfile::tempfile()?;
+        {
+            let mut w = BufWriter::with_capacity(256 * 1024, &mut f);
+            for e in &self.buf {
+                w.write_all(&encode(e))?;
+            }
+            w.flush()?;
+        }
+        f.seek(SeekFrom::Start(0))?;
+        self.runs.push((0, f));
+        self.buf.clear();
+        // Merge full levels, lowest first.
+        loop {
+            let n = self.runs.len();
+            if n < self.fan_in {
+                return Ok(());
+            }
+            let level = self.runs[n - 1].0;
+            if self.runs[n - self.fan_in..].iter().any(|(l, _)| *l != level) {
+                return Ok(());
+            }
+            let group: Vec<File> =
+                self.runs.drain(n - self.fan_in..).map(|(_, f)| f).collect();
+            let mut out = tempfile::tempfile()?;
+            {
+                let mut w = BufWriter::with_capacity(256 * 1024, &mut out);
+                merge(group, &mut |e| w.write_all(&encode(&e)))?;
+                w.flush()?;
+            }
+            out.seek(SeekFrom::Start(0))?;
+            self.runs.push((level + 1, out));
+        }
+    }
+
+    /// The duplicates under `policy`, in no particular order. `First` and
+    /// `Reject` keep the earliest record of a key, `Last` the latest.
+    ///
+    /// # Errors
+    /// Reading a spill file failed.
+    pub fn finish(
+        self,
+        policy: DuplicatePolicy,
+    ) -> io::Result<Vec<Duplicate>> {
+        let mut out = Vec::new();
+        self.for_each_duplicate(policy, &mut |d| {
+            out.push(d);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `each` for every duplicate under `policy` (as
+    /// [`KeyIndex::finish`], without collecting them: memory stays flat
+    /// however many there are).
+    ///
+    /// # Errors
+    /// Reading a spill file failed, or what `each` returns.
+    pub fn for_each_duplicate(
+        mut self,
+        policy: DuplicatePolicy,
+        each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut group = Group::new(policy);
+        let mut visit =
+            |e: KeyEntry, group: &mut Group| group.visit(e, &mut *each);
+        if self.runs.is_empty() {
+            self.buf.sort_unstable_by_key(order);
+            for e in std::mem::take(&mut self.buf) {
+                visit(e, &mut group)?;
+            }
+        } else {
+            if !self.buf.is_empty() {
+                self.spill()?;
+            }
+            let runs = self.runs.into_iter().map(|(_, f)| f).collect();
+            merge(runs, &mut |e| visit(e, &mut group))?;
+        }
+        group.end(each)
+    }
+}
+
+/// Entries of one key hash, seen in (file, line) order: under `first` and
+/// `reject` each after the first is a duplicate at once; under `last`
+/// every entry but the latest is, known only when the key ends, so they
+/// wait — on disk past a few thousand, so one key repeated millions of
+/// times (a wrong key in a schema) does not grow memory.
+struct Group {
+    policy: DuplicatePolicy,
+    head: Option<KeyEntry>,
+    latest: Option<KeyEntry>,
+    held: Vec<KeyEntry>,
+    spilled: Option<BufWriter<File>>,
+}
+
+/// Entries of one key held in memory under `last` before spilling.
+const GROUP_HELD: usize = 4096;
+
+impl Group {
+    fn new(policy: DuplicatePolicy) -> Group {
+        Group {
+            policy,
+            head: None,
+            latest: None,
+            held: Vec::new(),
+            spilled: None,
+        }
+    }
+
+    fn visit(
+        &mut self,
+        e: KeyEntry,
+        each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let Some(head) = self.head else {
+            self.head = Some(e);
+            self.latest = Some(e);
+            return Ok(());
+        };
+        if head.hash != e.hash {
+            self.end(each)?;
+            return self.visit(e, each);
+        }
+        if self.policy != DuplicatePolicy::Last {
+            return each(Duplicate { entry: e, kept: head });
+        }
+        let before = self.latest.replace(e).expect("a group has a latest");
+        self.held.push(before);
+        if self.held.len() >= GROUP_HELD {
+            let w = match &mut self.spilled {
+                Some(w) => w,
+                None => self.spilled.insert(BufWriter::with_capacity(
+                    64 * 1024,
+                    tempfile::tempfile()?,
+                )),
+            };
+            for h in self.held.drain(..) {
+                w.write_all(&encode(&h))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The key is complete: the entries waiting under `last` are
+    /// duplicates of the latest.
+    fn end(
+        &mut self,
+        each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.head = None;
+        let Some(kept) = self.latest.take() else { return Ok(()) };
+        if let Some(w) = self.spilled.take() {
+            let mut f = w.into_inner().map_err(|e| e.into_error())?;
+            f.seek(SeekFrom::Start(0))?;
+            let mut r = BufReader::with_capacity(64 * 1024, f);
+            while let Some(entry) = read_entry(&mut r)? {
+                each(Duplicate { entry, kept })?;
+            }
+        }
+        for entry in self.held.drain(..) {
+            each(Duplicate { entry, kept })?;
+        }
+        Ok(())
+    }
+}
+
+/// Merges sorted runs, calling `each` for every entry in key order.
+fn merge(
+    runs: Vec<File>,
+    each: &mut dyn FnMut(KeyEntry) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut readers: Vec<BufReader<File>> = runs
+        .into_iter()
+        .map(|f| BufReader::with_capacity(64 * 1024, f))
+        .collect();
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some(e) = read_entry(r)? {
+            heap.push(Reverse((order(&e), i, Slot(e))));
+        }
+    }
+    while let Some(Reverse((_, i, Slot(e)))) = heap.pop() {
+        each(e)?;
+        if let Some(n) = read_entry(&mut readers[i])? {
+            heap.push(Reverse((order(&n), i, Slot(n))));
+        }
+    }
+    Ok(())
+}
+
+/// A heap payload that never decides the order (the key tuple does).
+struct Slot(KeyEntry);
+
+impl PartialEq for Slot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Slot {}
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Slot {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+fn encode(e: &KeyEntry) -> [u8; ENTRY_BYTES] {
+    let mut b = [0u8; ENTRY_BYTES];
+    b[0..8].copy_from_slice(&e.hash[0].to_le_bytes());
+    b[8..16].copy_from_slice(&e.hash[1].to_le_bytes());
+    b[16..20].copy_from_slice(&e.file.to_le_bytes());
+    b[20..28].copy_from_slice(&e.line.to_le_bytes());
+    b[28..36].copy_from_slice(&e.byte.to_le_bytes());
+    b[36] = e.text_len;
+    b[37..68].copy_from_slice(&e.text);
+    b
+}
+
+fn read_entry(r: &mut impl Read) -> io::Result<Option<KeyEntry>> {
+    let mut b = [0u8; ENTRY_BYTES];
+    match r.read_exact(&mut b) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let u64_at = |i: usize| {
+        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
+    };
+    let mut text = [0u8; 31];
+    text.copy_from_slice(&b[37..68]);
+    Ok(Some(KeyEntry {
+        hash: [u64_at(0), u64_at(8)],
+        file: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
+        line: u64_at(20),
+        byte: u64_at(28),
+        text,
+        text_len: b[36],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(h: u64, line: u64) -> KeyEntry {
+        KeyEntry {
+            hash: [h, 0],
+            file: 0,
+            line,
+            byte: line * 10,
+            text: [0; 31],
+            text_len: 0,
+        }
+    }
+
+    fn dups(run: usize, policy: DuplicatePolicy) -> Vec<(u64, u64)> {
+        dups_of(KeyIndex::new(run), &[5, 1, 5, 2, 3, 5, 2], policy)
+    }
+
+    /// (line, kept line) of every duplicate, sorted.
+    fn dups_of(
+        mut idx: KeyIndex,
+        hashes: &[u64],
+        policy: DuplicatePolicy,
+    ) -> Vec<(u64, u64)> {
+        let keys: Vec<KeyEntry> = hashes
+            .iter()
+            .enumerate()
+            .map(|(i, &h)| k(h, i as u64 + 1))
+            .collect();
+        idx.push(&keys).unwrap();
+        let mut d: Vec<(u64, u64)> = idx
+            .finish(policy)
+            .unwrap()
+            .iter()
+            .map(|d| (d.entry.line, d.kept.line))
+            .collect();
+        d.sort();
+        d
+    }
+
+    #[test]
+    fn in_memory_and_spilled_agree() {
+        for run in [1, 2, 3, 100] {
+            assert_eq!(
+                dups(run, DuplicatePolicy::Reject),
+                vec![(3, 1), (6, 1), (7, 4)],
+                "run {run}"
+            );
+            assert_eq!(
+                dups(run, DuplicatePolicy::Last),
+                vec![(1, 6), (3, 6), (4, 7)],
+                "run {run}"
+            );
+        }
+    }
+
+    #[test]
+    fn merged_levels_agree_with_memory() {
+        // 3,000 keys, every fifth repeating an earlier one: runs of 7
+        // merged 3 at a time go through several levels.
+        let hashes: Vec<u64> = (0..3000u64)
+            .map(|i| if i % 5 == 4 { (i * 7919) % (i + 1) } else { i })
+            .collect();
+        for policy in [DuplicatePolicy::First, DuplicatePolicy::Last] {
+            let memory = dups_of(KeyIndex::new(usize::MAX), &hashes, policy);
+            let levels = dups_of(KeyIndex::with_fan_in(7, 3), &hashes, policy);
+            assert!(memory.len() > 500, "{}", memory.len());
+            assert_eq!(levels, memory, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn one_key_repeated_past_the_held_limit() {
+        let n = GROUP_HELD as u64 * 2 + 10;
+        let mut hashes = vec![9u64; n as usize];
+        hashes.insert(0, 1);
+        hashes.push(2);
+        let last =
+            dups_of(KeyIndex::new(1000), &hashes, DuplicatePolicy::Last);
+        assert_eq!(last.len() as u64, n - 1);
+        // Every line of key 9 but the latest, each kept by the latest.
+        let expected: Vec<(u64, u64)> =
+            (2..=n).map(|line| (line, n + 1)).collect();
+        assert_eq!(last, expected);
+        let first =
+            dups_of(KeyIndex::new(1000), &hashes, DuplicatePolicy::First);
+        let expected: Vec<(u64, u64)> =
+            (3..=n + 1).map(|line| (line, 2)).collect();
+        assert_eq!(first, expected);
+    }
+}

@@ -1,0 +1,311 @@
+//! The parallel pipeline of one member: a reader cuts record-aligned
+//! chunks, rayon workers slice, decode and encode them, and one consumer
+//! receives the results in input order.
+//!
+//! ```text
+//!  body ──ChunkReader──▶ chunk n ──rayon──▶ process_chunk ──▶ ┐
+//!        (this thread)   chunk n+1 ─rayon──▶ process_chunk ──▶ ├─ reorder ─▶ consume (in order)
+//!                        …  at most `in_flight` chunks alive   ┘   (scoped thread)
+//! ```
+//!
+//! Memory is bounded by `in_flight × chunk size` whatever the input size:
+//! the reader takes a token before cutting a chunk and the consumer gives
+//! it back after consuming it. Pages of a mapped file are released once
+//! consumed.
+
+mod header;
+mod keys;
+mod read;
+mod validate;
+mod worker;
+
+pub use header::{HeaderDrift, check_header};
+pub use keys::{Duplicate, KeyIndex, RUN_ENTRIES};
+pub use read::{Chunk, ChunkReader, ReadError};
+pub use validate::{
+    ValidateError, ValidateOptions, apply_duplicates, layout_for, validate,
+};
+pub use worker::{
+    ChunkResult, Counts, KeyEntry, MAX_REJECT_RAW, NoRows, Plan, Reject,
+    RowSink, key_bytes, process_chunk,
+};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use sha2::Digest;
+
+use crate::schema::Format;
+use crate::source::{Body, MemberInfo, SourceError};
+
+/// Default chunk size. 1 MiB, measured with `fwload validate` on the
+/// benches/validate.sh archive (350,000 HCAD accounts, 523 MB): 2.37 s and
+/// 43 MB peak RSS against 2.93 s and 81 MB with 4 MiB chunks (fewer bytes
+/// wait in the reorder queue), and the same speed on the 213 MB plain
+/// member (0.39 s against 0.38 s); `benches/pipeline.rs` found 256 KiB to
+/// 1 MiB best and 16 MiB never better. Debug builds use 4 KiB so that
+/// tests cross chunk boundaries.
+pub const CHUNK_SIZE: usize =
+    if cfg!(debug_assertions) { 4 * 1024 } else { 1 << 20 };
+
+/// How a member is processed.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineOptions {
+    /// Target chunk size in bytes (a chunk holds at least one record).
+    pub chunk_size: usize,
+    /// Chunks alive at once (being read, processed or waiting in order).
+    pub in_flight: usize,
+    /// Longest record, in bytes.
+    pub max_record_bytes: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> PipelineOptions {
+        let threads = rayon::current_num_threads();
+        PipelineOptions {
+            chunk_size: CHUNK_SIZE,
+            in_flight: 2 * threads + 1,
+            max_record_bytes: crate::source::Limits::default()
+                .max_record_bytes,
+        }
+    }
+}
+
+/// What the pipeline learned about a member besides its records.
+#[derive(Clone, Debug)]
+pub struct MemberRun {
+    /// Member length in bytes.
+    pub bytes: u64,
+    /// sha256 of the member's bytes (hex).
+    pub sha256: String,
+    /// The header row, when the layout has one.
+    pub header: Option<Bytes>,
+    /// Record counts.
+    pub counts: Counts,
+    /// Rejects seen (also passed to the consumer).
+    pub rejects: u64,
+}
+
+/// Why a member's pipeline stopped.
+#[derive(Debug)]
+pub enum PipelineError<E> {
+    /// The input could not be read.
+    Source(SourceError),
+    /// A record longer than the limit.
+    RecordTooLarge {
+        /// The input.
+        input: String,
+        /// The member.
+        member: String,
+        /// Where the record starts.
+        byte: u64,
+        /// Its line.
+        line: u64,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The header row does not match the layout.
+    Header(Box<HeaderDrift>),
+    /// The consumer failed.
+    Sink(E),
+}
+
+impl<E: fmt::Display> fmt::Display for PipelineError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineError::Source(e) => write!(f, "{e}"),
+            PipelineError::RecordTooLarge {
+                input,
+                member,
+                byte,
+                line,
+                limit,
+            } => write!(
+                f,
+                "{input}:{member}: line {line}, byte {byte}: no record end within {limit} bytes (wrong line terminator, an unclosed quote, or not a text file?); raise --max-record-bytes if records really are this long"
+            ),
+            PipelineError::Header(d) => write!(f, "{d}"),
+            PipelineError::Sink(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for PipelineError<E> {}
+
+impl<E> From<SourceError> for PipelineError<E> {
+    fn from(e: SourceError) -> Self {
+        PipelineError::Source(e)
+    }
+}
+
+type Result<T, E> = std::result::Result<T, PipelineError<E>>;
+
+/// Runs one member through the pipeline.
+///
+/// `file` numbers the member within the run (carried into rows and keys);
+/// `make_rows` makes an empty row sink when no used one can be reset
+/// (on a worker); `consume` receives every chunk's result in input order,
+/// on one thread. Sinks and key buffers go round: at most `in_flight` of
+/// each are ever made.
+///
+/// # Errors
+/// A read error, an oversized record, a header that does not match, or the
+/// first error `consume` returned (after which no more chunks are cut and
+/// the remaining results are dropped).
+pub fn run_member<S, E>(
+    plan: &Arc<Plan>,
+    info: &MemberInfo,
+    file: u32,
+    body: Body<'_>,
+    opts: &PipelineOptions,
+    make_rows: Arc<dyn Fn() -> S + Send + Sync>,
+    consume: &mut (
+             dyn FnMut(&mut ChunkResult<S>) -> std::result::Result<(), E>
+                 + Send
+         ),
+) -> Result<MemberRun, E>
+where
+    S: RowSink + 'static,
+    E: Send,
+{
+    let input: Arc<str> = info.input.clone();
+    let member: Arc<str> = Arc::from(info.name.as_str());
+    // The member's sha256 is computed by the consumer, in order, so the
+    // reader thread only reads (and inflates).
+    let mut reader = ChunkReader::new(
+        body,
+        plan.framing,
+        opts.chunk_size,
+        opts.max_record_bytes,
+    )
+    .without_hash();
+    let mut hasher = sha2::Sha256::new();
+    let read_err = |e: ReadError, reader_line: u64| match e {
+        ReadError::Io(e) => {
+            PipelineError::Source(SourceError::from_read(&input, &member, e))
+        }
+        ReadError::RecordTooLarge { byte, line, limit } => {
+            PipelineError::RecordTooLarge {
+                input: input.to_string(),
+                member: member.to_string(),
+                byte,
+                line: line.max(reader_line),
+                limit,
+            }
+        }
+    };
+    let mut header = None;
+    if let Format::Delimited(d) = &plan.layout.format
+        && d.header
+    {
+        let piece = reader.take_header_piece().map_err(|e| read_err(e, 1))?;
+        if let Some((_, bytes)) = &piece {
+            hasher.update(bytes);
+        }
+        let h = piece.map(|(h, _)| h);
+        if let Some(h) = &h {
+            if let Err(drift) = check_header(&plan.layout, h) {
+                return Err(PipelineError::Header(Box::new(
+                    drift.at(&input, &member),
+                )));
+            }
+            reader.skip_lines(1 + crate::split::count_lines(h));
+        }
+        header = h;
+    }
+    let map = reader.mapping();
+    let (tok_tx, tok_rx) =
+        crossbeam_channel::bounded::<()>(opts.in_flight.max(1));
+    for _ in 0..opts.in_flight.max(1) {
+        let _ = tok_tx.send(());
+    }
+    let (res_tx, res_rx) = crossbeam_channel::unbounded::<ChunkResult<S>>();
+    let (pool_tx, pool_rx) = crossbeam_channel::bounded::<(S, Vec<KeyEntry>)>(
+        opts.in_flight.max(1),
+    );
+    let cancel = AtomicBool::new(false);
+    let mut counts = Counts::default();
+    let mut rejects = 0u64;
+    let outcome = std::thread::scope(|sc| {
+        let consumer = sc.spawn(|| {
+            let mut pending: BTreeMap<u64, ChunkResult<S>> = BTreeMap::new();
+            let mut next = 0u64;
+            let mut failed = None;
+            for r in res_rx {
+                pending.insert(r.seq, r);
+                while let Some(mut r) = pending.remove(&next) {
+                    next += 1;
+                    let range =
+                        r.start_byte as usize..r.start_byte as usize + r.len;
+                    hasher.update(&r.data);
+                    counts += r.counts;
+                    rejects += r.rejects.len() as u64;
+                    if failed.is_none()
+                        && let Err(e) = consume(&mut r)
+                    {
+                        failed = Some(e);
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                    if r.rows.reset() {
+                        r.keys.clear();
+                        let _ = pool_tx.try_send((r.rows, r.keys));
+                    }
+                    if let Some(m) = &map {
+                        let _ = m.release(range);
+                    }
+                    let _ = tok_tx.send(());
+                }
+            }
+            failed
+        });
+        let mut err = None;
+        loop {
+            if cancel.load(Ordering::Relaxed) || tok_rx.recv().is_err() {
+                break;
+            }
+            match reader.next_chunk() {
+                Ok(Some(chunk)) => {
+                    let (tx, plan, input, member, make, pool) = (
+                        res_tx.clone(),
+                        plan.clone(),
+                        input.clone(),
+                        member.clone(),
+                        make_rows.clone(),
+                        pool_rx.clone(),
+                    );
+                    rayon::spawn(move || {
+                        let (rows, keys) = pool
+                            .try_recv()
+                            .unwrap_or_else(|_| (make(), Vec::new()));
+                        let r = process_chunk(
+                            &plan, &input, &member, file, &chunk, rows, keys,
+                        );
+
+                        let _ = tx.send(r);
+                    });
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let line = reader.next_line();
+                    err = Some(read_err(e, line));
+                    break;
+                }
+            }
+        }
+        drop(tok_rx);
+        drop(res_tx);
+        let failed = consumer.join().expect("pipeline consumer panicked");
+        match (err, failed) {
+            (_, Some(e)) => Err(PipelineError::Sink(e)),
+            (Some(e), None) => Err(e),
+            (None, None) => Ok(()),
+        }
+    });
+    outcome?;
+    let (_, bytes) = reader.finish();
+    let sha256 = crate::source::sha256_hex(hasher);
+    Ok(MemberRun { bytes, sha256, header, counts, rejects })
+}

@@ -1,0 +1,323 @@
+//! Validation: every input through the pipeline with no database, every
+//! record counted, every reject positioned, duplicate keys found across
+//! each whole table.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::{
+    ChunkResult, Duplicate, KeyIndex, NoRows, PipelineError, PipelineOptions,
+    Plan, Reject, run_member,
+};
+use crate::decode::Reason;
+use crate::report::{
+    InputReport, MemberReport, Progress, RejectGroups, RejectWriter, Summary,
+    TableReport, Unmatched,
+};
+use crate::schema::{DuplicatePolicy, Layout, SchemaSet};
+use crate::source::{self, SourceError, SourceOptions};
+
+/// How a validation runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValidateOptions {
+    /// Input reading.
+    pub source: SourceOptions,
+    /// Chunking and parallelism.
+    pub pipeline: PipelineOptions,
+}
+
+/// Why a validation could not finish.
+#[derive(Debug)]
+pub enum ValidateError {
+    /// An input could not be read (or a record was too long for the limit).
+    Input(String),
+    /// The input does not match the schema (header drift, a member matched
+    /// by two layouts).
+    Schema(String),
+    /// Writing the rejects file failed.
+    Output(std::io::Error),
+}
+
+impl fmt::Display for ValidateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValidateError::Input(m) | ValidateError::Schema(m) => {
+                f.write_str(m)
+            }
+            ValidateError::Output(e) => write!(f, "writing rejects: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ValidateError {}
+
+impl From<SourceError> for ValidateError {
+    fn from(e: SourceError) -> Self {
+        ValidateError::Input(e.to_string())
+    }
+}
+
+impl From<PipelineError<std::io::Error>> for ValidateError {
+    fn from(e: PipelineError<std::io::Error>) -> Self {
+        match e {
+            PipelineError::Sink(e) => ValidateError::Output(e),
+            PipelineError::Header(_) => ValidateError::Schema(e.to_string()),
+            other => ValidateError::Input(other.to_string()),
+        }
+    }
+}
+
+/// The layout a member belongs to, if exactly one matches.
+///
+/// # Errors
+/// A message when two layouts match the same member.
+pub fn layout_for<'a>(
+    set: &'a SchemaSet,
+    member: &str,
+) -> Result<Option<&'a Layout>, String> {
+    let m = set.matching(member);
+    match m.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        many => Err(format!(
+            "member {member} matches several layouts ({}); make their member globs distinct",
+            many.iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+struct Shared<'a> {
+    groups: RejectGroups,
+    writer: Option<&'a mut RejectWriter>,
+}
+
+impl Shared<'_> {
+    fn reject(&mut self, r: &Reject, layout: &Layout) -> std::io::Result<()> {
+        self.groups.add(r, layout);
+        if let Some(w) = self.writer.as_deref_mut() {
+            w.write(r, layout)?;
+        }
+        Ok(())
+    }
+}
+
+/// Validates `inputs` against `set`.
+///
+/// # Errors
+/// A [`ValidateError`]; bad records are not errors but rejects in the
+/// summary (and in `rejects` when given).
+pub fn validate(
+    set: &SchemaSet,
+    inputs: &[PathBuf],
+    opts: &ValidateOptions,
+    rejects: Option<&mut RejectWriter>,
+    progress: &Progress,
+) -> Result<Summary, ValidateError> {
+    let started = Instant::now();
+    let plans: Vec<Arc<Plan>> =
+        set.layouts.iter().map(|l| Arc::new(Plan::new(l.clone()))).collect();
+    let index_of: HashMap<&str, usize> = set
+        .layouts
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.as_str(), i))
+        .collect();
+    let mut keys: Vec<KeyIndex> =
+        set.layouts.iter().map(|_| KeyIndex::default()).collect();
+    let files = source::expand_inputs(inputs)?;
+    let mut summary = Summary {
+        fwload_version: env!("CARGO_PKG_VERSION").into(),
+        schema_hash: set.hash.clone(),
+        ..Summary::default()
+    };
+    let shared = Mutex::new(Shared {
+        groups: RejectGroups::default(),
+        writer: rejects,
+    });
+    // file number → (index in summary.members, layout index)
+    let mut file_members: Vec<(usize, usize)> = Vec::new();
+    for path in &files {
+        let unmatched: RefCell<Vec<Unmatched>> = RefCell::new(Vec::new());
+        let ambiguous: RefCell<Option<String>> = RefCell::new(None);
+        let input_name = path.display().to_string();
+        let want = |name: &str| match layout_for(set, name) {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                unmatched.borrow_mut().push(Unmatched {
+                    input: input_name.clone(),
+                    member: name.to_owned(),
+                    size: None,
+                });
+                false
+            }
+            Err(m) => {
+                ambiguous
+                    .borrow_mut()
+                    .get_or_insert(format!("{input_name}: {m}"));
+                false
+            }
+        };
+        let digest = source::read_input::<ValidateError>(
+            path,
+            &opts.source,
+            &want,
+            &mut |info, body| {
+                let layout = layout_for(set, &info.name)
+                    .map_err(ValidateError::Schema)?
+                    .expect("wanted member has a layout");
+                let li = index_of[layout.name.as_str()];
+                let plan = &plans[li];
+                let file = file_members.len() as u32;
+                progress.message(&info.name);
+                let t0 = Instant::now();
+                let key_index = &mut keys[li];
+                let mut consume =
+                    |r: &mut ChunkResult<NoRows>| -> std::io::Result<()> {
+                        progress.inc(r.len as u64);
+                        if !r.rejects.is_empty() {
+                            let mut sh = shared.lock().expect("rejects lock");
+                            for rej in &r.rejects {
+                                sh.reject(rej, &plan.layout)?;
+                            }
+                        }
+                        key_index.push(&r.keys)
+                    };
+                let run = run_member(
+                    plan,
+                    info,
+                    file,
+                    body,
+                    &opts.pipeline,
+                    Arc::new(|| NoRows),
+                    &mut consume,
+                )?;
+                key_index.seal().map_err(ValidateError::Output)?;
+                file_members.push((summary.members.len(), li));
+                summary.members.push(MemberReport {
+                    input: info.input.to_string(),
+                    member: info.name.clone(),
+                    layout: layout.name.clone(),
+                    table: layout.table.clone(),
+                    bytes: run.bytes,
+                    sha256: run.sha256.clone(),
+                    counts: run.counts,
+                    seconds: t0.elapsed().as_secs_f64(),
+                });
+                Ok(Some(run.sha256))
+            },
+        )?;
+        if let Some(m) = ambiguous.into_inner() {
+            return Err(ValidateError::Schema(m));
+        }
+        summary.unmatched.extend(unmatched.into_inner());
+        summary.inputs.push(InputReport {
+            path: digest.path,
+            kind: digest.kind.as_str().into(),
+            size: digest.size,
+            sha256: digest.sha256,
+        });
+    }
+    // Duplicate keys, table by table.
+    let mut shared = shared.into_inner().expect("rejects lock");
+    for (li, index) in keys.into_iter().enumerate() {
+        let layout = &set.layouts[li];
+        let members = &mut summary.members;
+        index
+            .for_each_duplicate(layout.duplicates, &mut |d| {
+                apply_duplicates(
+                    &[d],
+                    layout,
+                    &|file| file_members[file as usize].0,
+                    members,
+                    &mut |r| shared.reject(r, layout),
+                )
+            })
+            .map_err(ValidateError::Output)?;
+    }
+    for (li, layout) in set.layouts.iter().enumerate() {
+        let mut t = TableReport {
+            layout: layout.name.clone(),
+            table: layout.table.clone(),
+            members: 0,
+            counts: Default::default(),
+        };
+        for &(mi, l) in &file_members {
+            if l == li {
+                t.members += 1;
+                t.counts += summary.members[mi].counts;
+            }
+        }
+        if t.members == 0 {
+            summary.layouts_without_input.push(layout.name.clone());
+        } else {
+            summary.totals += t.counts;
+            summary.bytes += summary
+                .members
+                .iter()
+                .filter(|m| m.layout == layout.name)
+                .map(|m| m.bytes)
+                .sum::<u64>();
+            summary.tables.push(t);
+        }
+    }
+    if summary.members.is_empty() {
+        let seen: Vec<String> = summary
+            .unmatched
+            .iter()
+            .take(5)
+            .map(|u| format!("{}:{}", u.input, u.member))
+            .collect();
+        return Err(ValidateError::Schema(format!(
+            "no member of the inputs matches a layout of the schema, so nothing was validated (members seen: {})",
+            if seen.is_empty() { "none".to_owned() } else { seen.join(", ") }
+        )));
+    }
+    summary.reject_groups = shared.groups.into_groups();
+
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Moves duplicate records out of `valid`: into `rejected` (policy
+/// reject, each reported through `reject`) or `filtered` (first/last).
+///
+/// # Errors
+/// What `reject` returns.
+pub fn apply_duplicates(
+    dups: &[Duplicate],
+    layout: &Layout,
+    member_of: &dyn Fn(u32) -> usize,
+    members: &mut [MemberReport],
+    reject: &mut dyn FnMut(&Reject) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    for d in dups {
+        let m = &mut members[member_of(d.entry.file)];
+
+        m.counts.valid -= 1;
+        if layout.duplicates == DuplicatePolicy::Reject {
+            m.counts.rejected += 1;
+            let r = Reject {
+                input: Arc::from(m.input.as_str()),
+                member: Arc::from(m.member.as_str()),
+                line: d.entry.line,
+                byte: d.entry.byte,
+                field: layout.key.first().map(|&k| k as u16),
+                raw: d.entry.text().into(),
+                raw_truncated: d.entry.text_len as usize == d.entry.text.len(),
+                reason: Reason::DuplicateKey { first_line: d.kept.line },
+            };
+            reject(&r)?;
+        } else {
+            m.counts.filtered += 1;
+            m.counts.deduplicated += 1;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! One chunk, start to finish, on one worker: records → fields → values →
+//! the row sink, with every record counted and every reject positioned.
+
+use std::sync::Arc;
+
+use super::Chunk;
+use crate::decode::{FieldType, Reason, Trim, Value};
+use crate::record::{DelimitedRecords, Fields, Slicer};
+use crate::schema::{Format, Layout, Terminator};
+use crate::split::{Ending, Framing, RecordRef, Records};
+
+/// Longest raw value kept with a reject (bytes); longer ones are cut and
+/// marked, so a runaway record cannot flood the rejects.
+pub const MAX_REJECT_RAW: usize = 64 * 1024;
+
+/// Record counts. `read = valid + rejected + filtered` always holds.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct Counts {
+    /// Records read.
+    pub read: u64,
+    /// Records that passed every check.
+    pub valid: u64,
+    /// Records rejected.
+    pub rejected: u64,
+    /// Records filtered: blank, by a filter rule, or dropped as a
+    /// duplicate under the first/last policies.
+    pub filtered: u64,
+    /// Of `filtered`: blank records.
+    pub blank: u64,
+    /// Of `filtered`: records a filter rule left out.
+    pub filtered_by_rule: u64,
+    /// Of `filtered`: duplicates dropped by the first/last policies.
+    pub deduplicated: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.read += o.read;
+        self.valid += o.valid;
+        self.rejected += o.rejected;
+        self.filtered += o.filtered;
+        self.blank += o.blank;
+        self.filtered_by_rule += o.filtered_by_rule;
+        self.deduplicated += o.deduplicated;
+    }
+}
+
+impl Counts {
+    /// Whether the counts add up.
+    pub fn balanced(&self) -> bool {
+        self.read == self.valid + self.rejected + self.filtered
+            && self.filtered
+                == self.blank + self.filtered_by_rule + self.deduplicated
+    }
+}
+
+/// A rejected record with its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reject {
+    /// The input path.
+    pub input: Arc<str>,
+    /// The member.
+    pub member: Arc<str>,
+    /// Line, from 1.
+    pub line: u64,
+    /// Byte offset of the record (record-level) or field (field-level)
+    /// in the member, from 0.
+    pub byte: u64,
+    /// Field index, for a field-level reject.
+    pub field: Option<u16>,
+    /// The raw bytes of the field, or of the record.
+    pub raw: Box<[u8]>,
+    /// Whether `raw` was cut at [`MAX_REJECT_RAW`].
+    pub raw_truncated: bool,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Where a key was seen, for duplicate detection.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyEntry {
+    /// 128-bit hash of the decoded key values.
+    pub hash: [u64; 2],
+    /// File number in the run (order of members read).
+    pub file: u32,
+    /// Line of the record.
+    pub line: u64,
+    /// Byte offset of the record.
+    pub byte: u64,
+    /// The key as text (first bytes), for messages.
+    pub text: [u8; 31],
+    /// Used length of `text`.
+    pub text_len: u8,
+}
+
+impl KeyEntry {
+    /// The key text for messages.
+    pub fn text(&self) -> &[u8] {
+        &self.text[..self.text_len as usize]
+    }
+}
+
+/// Receives the decoded values of each valid record.
+///
+/// `start_row`, then one `value` per field in layout order, then
+/// `end_row`; a record rejected midway ends with `abort_row` instead and
+/// must leave no trace.
+pub trait RowSink: Send {
+    /// A record begins.
+    fn start_row(&mut self, file: u32, line: u64, nfields: usize);
+    /// The next field's value.
+    fn value(&mut self, ty: FieldType, v: &Value<'_>);
+    /// The record is complete and valid.
+    fn end_row(&mut self);
+    /// The record was rejected; forget its values.
+    fn abort_row(&mut self);
+    /// A rejected record whose key could still be read: its key values
+    /// (NULL for every other field) follow, ended by `end_row`. A load
+    /// keeps these apart so that deleting rows missing from a snapshot
+    /// never deletes a row whose new record was merely rejected. Sinks
+    /// that do not care ignore it (the default).
+    fn start_rejected_key(
+        &mut self,
+        _file: u32,
+        _line: u64,
+        _nfields: usize,
+    ) -> bool {
+        false
+    }
+    /// Empties the sink for another chunk, returning whether it can be
+    /// reused (its buffers kept, so a pipeline allocates them once rather
+    /// than per chunk). Sinks that cannot say no (the default).
+    fn reset(&mut self) -> bool {
+        false
+    }
+}
+
+/// A sink that keeps nothing (validation only).
+#[derive(Default)]
+pub struct NoRows;
+
+impl RowSink for NoRows {
+    fn reset(&mut self) -> bool {
+        true
+    }
+    #[inline]
+    fn start_row(&mut self, _: u32, _: u64, _: usize) {}
+    #[inline]
+    fn value(&mut self, _: FieldType, _: &Value<'_>) {}
+    #[inline]
+    fn end_row(&mut self) {}
+    #[inline]
+    fn abort_row(&mut self) {}
+}
+
+/// A layout compiled for the workers.
+#[derive(Debug)]
+pub struct Plan {
+    /// The layout.
+    pub layout: Layout,
+    /// Record framing.
+    pub framing: Framing,
+    slicer: Slicer,
+    terminator: Terminator,
+    key_mask: Vec<bool>,
+    /// The delimiter of an unquoted delimited layout, which takes the
+    /// one-pass path.
+    fast_delimiter: Option<u8>,
+}
+
+impl Plan {
+    /// Compiles `layout`.
+    pub fn new(layout: Layout) -> Plan {
+        let terminator = match &layout.format {
+            Format::Fixed(f) => f.terminator,
+            Format::Delimited(d) => d.terminator,
+        };
+        let mut key_mask = vec![false; layout.fields.len()];
+        for &k in &layout.key {
+            key_mask[k] = true;
+        }
+        let fast_delimiter = match &layout.format {
+            Format::Delimited(d)
+                if d.quoting == crate::schema::Quoting::None =>
+            {
+                Some(d.delimiter)
+            }
+            _ => None,
+        };
+        Plan {
+            framing: Framing::of(&layout),
+            slicer: Slicer::new(&layout),
+            terminator,
+            key_mask,
+            fast_delimiter,
+            layout,
+        }
+    }
+}
+
+/// What a worker made of one chunk.
+pub struct ChunkResult<S> {
+    /// The chunk's sequence number.
+    pub seq: u64,
+    /// Offset of the chunk in the member.
+    pub start_byte: u64,
+    /// Chunk length in bytes.
+    pub len: usize,
+    /// The chunk's bytes (shared, not copied), for hashing in order.
+    pub data: bytes::Bytes,
+    /// Record counts (duplicates are decided later, over all chunks).
+    pub counts: Counts,
+    /// Rejected records.
+    pub rejects: Vec<Reject>,
+    /// Keys of valid records (empty when the layout has no key).
+    pub keys: Vec<KeyEntry>,
+    /// The sink with the chunk's valid rows.
+    pub rows: S,
+}
+
+/// Per-worker scratch space, reused across records.
+#[derive(Default)]
+struct Scratch {
+    fields: Fields,
+    text: Vec<u8>,
+    key: Vec<u8>,
+    key_text: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+fn raw_box(b: &[u8]) -> (Box<[u8]>, bool) {
+    if b.len() > MAX_REJECT_RAW {
+        (b[..MAX_REJECT_RAW].into(), true)
+    } else {
+        (b.into(), false)
+    }
+}
+
+/// Processes one chunk of `member` (file number `file`) into `rows`.
+///
+/// `rows` and `keys` arrive empty; a caller that reuses them across
+/// chunks saves an allocation of each per chunk.
+pub fn process_chunk<S: RowSink>(
+    plan: &Plan,
+    input: &Arc<str>,
+    member: &Arc<str>,
+    file: u32,
+    chunk: &Chunk,
+    mut rows: S,
+    keys: Vec<KeyEntry>,
+) -> ChunkResult<S> {
+    debug_assert!(keys.is_empty());
+    SCRATCH
+        .with(|s| {
+            let mut s = s.borrow_mut();
+            let origin = Origin { input, member, file };
+            process_impl(plan, &origin, chunk, &mut rows, keys, &mut s)
+        })
+        .into_result(chunk, rows)
+}
+
+/// Where a chunk comes from: its input, member and file number.
+struct Origin<'a> {
+    input: &'a Arc<str>,
+    member: &'a Arc<str>,
+    file: u32,
+}
+
+struct Partial {
+    counts: Counts,
+    rejects: Vec<Reject>,
+    keys: Vec<KeyEntry>,
+}
+
+impl Partial {
+    fn into_result<S>(self, chunk: &Chunk, rows: S) -> ChunkResult<S> {
+        ChunkResult {
+            seq: chunk.seq,
+            start_byte: chunk.start_byte,
+            len: chunk.data.len(),
+            data: chunk.data.clone(),
+            counts: self.counts,
+            rejects: self.rejects,
+            keys: self.keys,
+            rows,
+        }
+    }
+}
+
+#[inline]
+fn process_impl<S: RowSink>(
+    plan: &Plan,
+    origin: &Origin<'_>,
+    chunk: &Chunk,
+    rows: &mut S,
+    mut keys: Vec<KeyEntry>,
+    s: &mut Scratch,
+) -> Partial {
+    let Origin { input, member, file } = *origin;
+    let layout = &plan.layout;
+    let mut counts = Counts::default();
+    let mut rejects = Vec::new();
+
+    let has_key = !layout.key.is_empty();
+    let nfields = layout.fields.len();
+    let mut line = chunk.first_line;
+    let blocks = matches!(plan.framing, Framing::Blocks { .. });
+    let Scratch { fields, text, key, key_text } = s;
+    let data = &chunk.data[..];
+    let mut each = |rec: RecordRef<'_>,
+                    sliced: Result<(), Reason>,
+                    fields: &Fields| {
+        let rec_line = line;
+        line += 1 + rec.extra_lines as u64;
+        let rec_byte = chunk.start_byte + rec.offset as u64;
+        counts.read += 1;
+        let mut reject =
+            |field: Option<usize>, raw: &[u8], byte: u64, reason: Reason| {
+                let (raw, raw_truncated) = raw_box(raw);
+                rejects.push(Reject {
+                    input: input.clone(),
+                    member: member.clone(),
+                    line: rec_line,
+                    byte,
+                    field: field.map(|f| f as u16),
+                    raw,
+                    raw_truncated,
+                    reason,
+                });
+            };
+        if rec.bytes.is_empty() && !blocks && layout.skip_blank {
+            counts.filtered += 1;
+            counts.blank += 1;
+            return;
+        }
+        let bad_ending = matches!(
+            (plan.terminator, rec.ending),
+            (Terminator::Crlf, Ending::Lf) | (Terminator::Lf, Ending::CrLf)
+        );
+        if bad_ending {
+            counts.rejected += 1;
+            reject(None, rec.bytes, rec_byte, Reason::WrongTerminator);
+            return;
+        }
+        if rec.unterminated_quote {
+            counts.rejected += 1;
+            reject(None, rec.bytes, rec_byte, Reason::UnterminatedQuote);
+            return;
+        }
+        if let Err(reason) = sliced {
+            counts.rejected += 1;
+            reject(None, rec.bytes, rec_byte, reason);
+            return;
+        }
+        for f in &layout.filters {
+            if !f.keeps(Trim::Both.apply(fields.get(rec.bytes, f.field))) {
+                counts.filtered += 1;
+                counts.filtered_by_rule += 1;
+                return;
+            }
+        }
+        rows.start_row(file, rec_line, nfields);
+        if has_key {
+            key.clear();
+            key_text.clear();
+        }
+        for (i, field) in layout.fields.iter().enumerate() {
+            let raw = fields.get(rec.bytes, i);
+            match field.decoder.decode(raw, text) {
+                Ok(v) => {
+                    if has_key && plan.key_mask[i] {
+                        key_bytes(&v, key, key_text);
+                    }
+                    rows.value(field.decoder.ty, &v);
+                }
+                Err(reason) => {
+                    rows.abort_row();
+                    counts.rejected += 1;
+                    let byte = rec_byte + fields.offset(i) as u64;
+                    reject(Some(i), raw, byte, reason);
+                    if has_key
+                        && rows.start_rejected_key(file, rec_line, nfields)
+                    {
+                        rejected_key(
+                            layout,
+                            &plan.key_mask,
+                            fields,
+                            rec.bytes,
+                            text,
+                            rows,
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        rows.end_row();
+        counts.valid += 1;
+        if has_key {
+            let h = xxhash_rust::xxh3::xxh3_128(key);
+            let mut t = [0u8; 31];
+            let n = key_text.len().min(31);
+            t[..n].copy_from_slice(&key_text[..n]);
+            keys.push(KeyEntry {
+                hash: [h as u64, (h >> 64) as u64],
+                file,
+                line: rec_line,
+                byte: rec_byte,
+                text: t,
+                text_len: n as u8,
+            });
+        }
+    };
+    if let Some(delim) = plan.fast_delimiter {
+        // Unquoted delimited records: records and fields in one pass.
+        let mut it = DelimitedRecords::new(data, delim, nfields);
+        while let Some((rec, sliced)) = it.next_record(fields) {
+            each(rec, sliced, fields);
+        }
+    } else {
+        for rec in Records::new(data, plan.framing) {
+            let sliced = plan.slicer.slice(rec.bytes, fields);
+            each(rec, sliced, fields);
+        }
+    }
+    Partial { counts, rejects, keys }
+}
+
+/// Appends a key value's canonical bytes (for hashing) and its text (for
+/// messages).
+pub fn key_bytes(v: &Value<'_>, key: &mut Vec<u8>, text: &mut Vec<u8>) {
+    use std::io::Write;
+    if !text.is_empty() {
+        text.push(b'|');
+    }
+    match *v {
+        Value::Text(s) => {
+            key.extend_from_slice(s.as_bytes());
+            text.extend_from_slice(s.as_bytes());
+        }
+        Value::Int(i) => {
+            key.extend_from_slice(&i.to_le_bytes());
+            let _ = write!(text, "{i}");
+        }
+        Value::Numeric(d) => {
+            key.extend_from_slice(&d.mantissa.to_le_bytes());
+            key.extend_from_slice(&d.scale.to_le_bytes());
+            d.write_text(text);
+        }
+        Value::Float(f) => {
+            key.extend_from_slice(&f.to_bits().to_le_bytes());
+            let _ = write!(text, "{f}");
+        }
+        Value::Bool(b) => {
+            key.push(b as u8);
+            text.extend_from_slice(if b { b"true" } else { b"false" });
+        }
+        Value::Date(d) => {
+            key.extend_from_slice(&d.to_le_bytes());
+            let (y, m, dd) = crate::decode::civil(d);
+            let _ = write!(text, "{y:04}-{m:02}-{dd:02}");
+        }
+        Value::Timestamp(t) | Value::Time(t) => {
+            key.extend_from_slice(&t.to_le_bytes());
+            let _ = write!(text, "{t}");
+        }
+        Value::Null => {}
+    }
+    // A separator no UTF-8 text contains keeps ("ab","c") ≠ ("a","bc").
+    key.push(0xFF);
+}
+
+/// Writes a rejected record's key values (NULL elsewhere) when every key
+/// field decodes; otherwise drops the row.
+fn rejected_key<S: RowSink>(
+    layout: &Layout,
+    key_mask: &[bool],
+    fields: &Fields,
+    record: &[u8],
+    scratch: &mut Vec<u8>,
+    rows: &mut S,
+) {
+    for (i, f) in layout.fields.iter().enumerate() {
+        if !key_mask[i] {
+            rows.value(f.decoder.ty, &Value::Null);
+            continue;
+        }
+        match f.decoder.decode(fields.get(record, i), scratch) {
+            Ok(v) => rows.value(f.decoder.ty, &v),
+            Err(_) => {
+                rows.abort_row();
+                return;
+            }
+        }
+    }
+    rows.end_row();
+}

@@ -1,0 +1,343 @@
+//! What a run tells its user: per-member and per-table counts, rejects
+//! grouped by field and reason, the rejects file, the JSON report, and a
+//! progress bar on a terminal.
+
+mod progress;
+mod rejects;
+
+pub use progress::Progress;
+pub use rejects::{RejectWriter, render_raw};
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::pipeline::{Counts, Reject};
+use crate::schema::Layout;
+
+/// One input file.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputReport {
+    /// Path as given.
+    pub path: String,
+    /// Detected kind.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 (hex).
+    pub sha256: String,
+}
+
+/// One member read for a layout.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct MemberReport {
+    /// Input path.
+    pub input: String,
+    /// Member name.
+    pub member: String,
+    /// Layout name.
+    pub layout: String,
+    /// Target table.
+    pub table: String,
+    /// Member length in bytes.
+    pub bytes: u64,
+    /// sha256 of the member (hex).
+    pub sha256: String,
+    /// Record counts.
+    pub counts: Counts,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Totals of one layout/table over its members.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableReport {
+    /// Layout name.
+    pub layout: String,
+    /// Target table.
+    pub table: String,
+    /// Members read.
+    pub members: usize,
+    /// Record counts.
+    pub counts: Counts,
+}
+
+/// Rejects of one layout, field and reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectGroup {
+    /// Layout name.
+    pub layout: String,
+    /// Field name (`None` for record-level reasons).
+    pub field: Option<String>,
+    /// Reason code (`invalid_number`, `impossible_date`, …).
+    pub reason: String,
+    /// How many.
+    pub count: u64,
+    /// The first one, rendered as a message with its position.
+    pub first: String,
+}
+
+/// A member no layout matched.
+#[derive(Clone, Debug, Serialize)]
+pub struct Unmatched {
+    /// Input path.
+    pub input: String,
+    /// Member name.
+    pub member: String,
+    /// Size in bytes, when known.
+    pub size: Option<u64>,
+}
+
+/// The summary of a validate (or the parse half of a load).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// fwload version.
+    pub fwload_version: String,
+    /// sha256 of the schema files.
+    pub schema_hash: String,
+    /// Inputs read.
+    pub inputs: Vec<InputReport>,
+    /// Members read, in order.
+    pub members: Vec<MemberReport>,
+    /// Per table totals, in load order.
+    pub tables: Vec<TableReport>,
+    /// Members no layout matched (not read).
+    pub unmatched: Vec<Unmatched>,
+    /// Layouts no member matched.
+    pub layouts_without_input: Vec<String>,
+    /// Rejects grouped by layout, field and reason.
+    pub reject_groups: Vec<RejectGroup>,
+    /// Totals over everything.
+    pub totals: Counts,
+    /// Bytes of member data processed.
+    pub bytes: u64,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl Summary {
+    /// Decompressed member bytes per second, in MB/s (10⁶ bytes).
+    pub fn throughput_mb_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Share of rejected records among records read.
+    pub fn reject_ratio(&self) -> f64 {
+        if self.totals.read == 0 {
+            0.0
+        } else {
+            self.totals.rejected as f64 / self.totals.read as f64
+        }
+    }
+
+    /// Writes the summary as a human-readable table.
+    ///
+    /// # Errors
+    /// Writing failed.
+    pub fn write_text(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "{:<44} {:>12} {:>12} {:>10} {:>10} {:>9}",
+            "member → table", "read", "valid", "rejected", "filtered", "MB"
+        )?;
+        for m in &self.members {
+            let name = format!("{} → {}", short(&m.member, 28), m.table);
+            writeln!(
+                w,
+                "{:<44} {:>12} {:>12} {:>10} {:>10} {:>9.1}",
+                short(&name, 44),
+                m.counts.read,
+                m.counts.valid,
+                m.counts.rejected,
+                m.counts.filtered,
+                m.bytes as f64 / 1e6
+            )?;
+        }
+        if self.members.len() > 1 {
+            writeln!(
+                w,
+                "{:<44} {:>12} {:>12} {:>10} {:>10} {:>9.1}",
+                "total",
+                self.totals.read,
+                self.totals.valid,
+                self.totals.rejected,
+                self.totals.filtered,
+                self.bytes as f64 / 1e6
+            )?;
+        }
+        for t in &self.tables {
+            let c = &t.counts;
+            if c.deduplicated > 0 || (c.blank + c.filtered_by_rule) > 0 {
+                writeln!(
+                    w,
+                    "  {}: filtered {} blank, {} by filter rules, {} duplicate keys dropped",
+                    t.table, c.blank, c.filtered_by_rule, c.deduplicated
+                )?;
+            }
+        }
+        if !self.reject_groups.is_empty() {
+            writeln!(w, "\nrejects by field and reason:")?;
+            for g in &self.reject_groups {
+                let field = g.field.as_deref().unwrap_or("(record)");
+                writeln!(
+                    w,
+                    "  {:>10}  {}.{}  {}",
+                    g.count, g.layout, field, g.reason
+                )?;
+                writeln!(w, "              first: {}", g.first)?;
+            }
+        }
+        for u in &self.unmatched {
+            writeln!(
+                w,
+                "note: {}:{} matches no layout and was not read",
+                u.input, u.member
+            )?;
+        }
+        for l in &self.layouts_without_input {
+            writeln!(w, "note: no input member matches layout '{l}'")?;
+        }
+        writeln!(
+            w,
+            "\n{} records read, {} valid, {} rejected, {} filtered; {:.1} MB in {:.2} s ({:.0} MB/s)",
+            self.totals.read,
+            self.totals.valid,
+            self.totals.rejected,
+            self.totals.filtered,
+            self.bytes as f64 / 1e6,
+            self.seconds,
+            self.throughput_mb_s()
+        )?;
+        Ok(())
+    }
+}
+
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+/// Renders a reject as one line:
+/// `input:member: line 12, byte 4012, field 3 (dos): "02/30/2024": impossible date`.
+pub fn reject_message(r: &Reject, layout: &Layout) -> String {
+    let mut s =
+        format!("{}:{}: line {}, byte {}", r.input, r.member, r.line, r.byte);
+    if let Some(i) = r.field {
+        let f = &layout.fields[i as usize];
+        s.push_str(&format!(", field {} ({})", i as usize + 1, f.name));
+    }
+    let mut raw = render_raw(&r.raw, layout.encoding);
+    if raw.chars().count() > 120 {
+        raw = raw.chars().take(120).collect::<String>() + "…";
+    }
+    s.push_str(&format!(": \"{raw}\": {}", r.reason));
+    if let (crate::decode::Reason::DateLayout, Some(i)) = (r.reason, r.field)
+        && let Some(fmt) = &layout.fields[i as usize].decoder.format
+    {
+        s.push_str(&format!(" {}", fmt.as_str()));
+    }
+    s
+}
+
+/// Layout, field index and reason code.
+type GroupKey = (String, Option<u16>, &'static str);
+
+/// Groups rejects by layout, field and reason as they arrive.
+#[derive(Default)]
+pub struct RejectGroups {
+    groups: BTreeMap<GroupKey, (u64, String, Option<String>)>,
+}
+
+impl RejectGroups {
+    /// Counts `r` of `layout`.
+    pub fn add(&mut self, r: &Reject, layout: &Layout) {
+        let key = (layout.name.clone(), r.field, r.reason.code());
+        let e = self.groups.entry(key).or_insert_with(|| {
+            (
+                0,
+                reject_message(r, layout),
+                r.field.map(|i| layout.fields[i as usize].name.clone()),
+            )
+        });
+        e.0 += 1;
+    }
+
+    /// The groups, largest first.
+    pub fn into_groups(self) -> Vec<RejectGroup> {
+        let mut v: Vec<RejectGroup> = self
+            .groups
+            .into_iter()
+            .map(|((layout, _, reason), (count, first, field))| RejectGroup {
+                layout,
+                field,
+                reason: reason.to_owned(),
+                count,
+                first,
+            })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then(a.layout.cmp(&b.layout)));
+        v
+    }
+}
+
+/// Reject thresholds; crossing one is a data failure.
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
+pub struct Thresholds {
+    /// Most rejects allowed.
+    pub max_rejects: Option<u64>,
+    /// Largest reject share allowed.
+    pub max_reject_ratio: Option<f64>,
+}
+
+impl Thresholds {
+    /// From the flags: none given means no reject is allowed.
+    pub fn new(
+        max_rejects: Option<u64>,
+        max_reject_ratio: Option<f64>,
+    ) -> Thresholds {
+        match (max_rejects, max_reject_ratio) {
+            (None, None) => {
+                Thresholds { max_rejects: Some(0), max_reject_ratio: None }
+            }
+            _ => Thresholds { max_rejects, max_reject_ratio },
+        }
+    }
+
+    /// Why `rejected` of `read` crosses a threshold, if it does.
+    pub fn crossed(&self, rejected: u64, read: u64) -> Option<String> {
+        if let Some(m) = self.max_rejects
+            && rejected > m
+        {
+            return Some(format!(
+                "{rejected} records rejected, more than --max-rejects {m}"
+            ));
+        }
+        let ratio =
+            if read == 0 { 0.0 } else { rejected as f64 / read as f64 };
+        if let Some(r) = self.max_reject_ratio
+            && ratio > r
+        {
+            return Some(format!(
+                "{:.4}% of records rejected, more than --max-reject-ratio {r}",
+                ratio * 100.0
+            ));
+        }
+        None
+    }
+}

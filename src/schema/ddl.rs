@@ -1,0 +1,107 @@
+//! `CREATE TABLE` and index statements for a layout's target table.
+
+use super::{Dataset, Layout};
+
+/// Quotes an SQL identifier (`"name"`, inner quotes doubled); a
+/// `schema.table` name is quoted part by part.
+pub fn quote_ident(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Quotes an SQL string literal (`'it''s'`), for DDL and comments only:
+/// values always travel through COPY or bind parameters.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The `CREATE TABLE` statement for `layout`'s target, named `table`
+/// (already qualified as wanted), with the key as primary key.
+///
+/// `soft_delete` adds the `deleted_at` column used by soft deletes.
+pub fn create_table(
+    layout: &Layout,
+    table: &str,
+    soft_delete: bool,
+) -> String {
+    let mut s = format!("CREATE TABLE {table} (\n");
+    let mut cols: Vec<String> = layout
+        .fields
+        .iter()
+        .map(|f| {
+            let not_null = if f.decoder.required
+                || layout.key.contains(
+                    &layout.field_index(&f.name).unwrap_or(usize::MAX),
+                ) {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!(
+                "    {} {}{}",
+                quote_ident(&f.name),
+                f.decoder.ty.sql(),
+                not_null
+            )
+        })
+        .collect();
+    if soft_delete {
+        cols.push("    deleted_at timestamp with time zone".into());
+    }
+    if !layout.key.is_empty() {
+        let key: Vec<String> =
+            layout.key_names().iter().map(|k| quote_ident(k)).collect();
+        cols.push(format!("    PRIMARY KEY ({})", key.join(", ")));
+    }
+    s.push_str(&cols.join(",\n"));
+    s.push_str("\n)");
+    s
+}
+
+/// The column lists of `layout` that reference another table in
+/// `dataset` and need an index of their own (the primary key serves those
+/// it starts with), each once.
+pub fn reference_indexes(
+    layout: &Layout,
+    dataset: Option<&Dataset>,
+) -> Vec<Vec<String>> {
+    let Some(ds) = dataset else { return Vec::new() };
+    let key = layout.key_names();
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for r in ds.references.iter().filter(|r| r.from == layout.name) {
+        let prefix = key.len() >= r.columns.len()
+            && key.iter().zip(&r.columns).all(|(a, b)| a == b);
+        if !prefix && !out.contains(&r.columns) {
+            out.push(r.columns.clone());
+        }
+    }
+    out
+}
+
+/// `CREATE INDEX` on `table` over `columns`, named `name`.
+pub fn create_index(name: &str, table: &str, columns: &[String]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    format!(
+        "CREATE INDEX {} ON {table} ({})",
+        quote_ident(name),
+        cols.join(", ")
+    )
+}
+
+/// Index statements for the columns of `layout` that reference another
+/// table in `dataset` (unless the primary key already starts with them).
+pub fn index_statements(
+    layout: &Layout,
+    table: &str,
+    dataset: Option<&Dataset>,
+) -> Vec<String> {
+    let base = table.rsplit('.').next().unwrap_or(table).trim_matches('"');
+    reference_indexes(layout, dataset)
+        .iter()
+        .map(|c| {
+            create_index(&format!("{base}_{}_idx", c.join("_")), table, c)
+        })
+        .collect()
+}

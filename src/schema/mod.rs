@@ -1,0 +1,405 @@
+//! Layouts: what a record looks like and which table it feeds.
+//!
+//! A schema file (TOML) describes one record layout: the archive members
+//! it reads, fixed-width or delimited framing, encoding, fields with their
+//! types, conversions and checks, the target table and its key. A dataset
+//! file (`dataset.toml`) ties the layouts of one source family together:
+//! archives, load order and cross-table references. [`SchemaSet::load`]
+//! reads a directory (or single files), checks everything and reports
+//! every problem with its file, line and field; [`ddl`] turns layouts into
+//! `CREATE TABLE` statements.
+
+mod ddl;
+mod load;
+mod write;
+
+pub use ddl::{
+    create_index, create_table, index_statements, quote_ident, quote_literal,
+    reference_indexes,
+};
+pub use load::{SchemaSet, hex};
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use crate::decode::{Decoder, Encoding};
+
+/// How records are framed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Format {
+    /// Fixed-width records; fields are byte ranges.
+    Fixed(Fixed),
+    /// Delimited records; fields are in column order.
+    Delimited(Delimited),
+}
+
+/// Fixed-width framing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fixed {
+    /// Record length in bytes, without terminator.
+    pub record_length: usize,
+    /// How records end.
+    pub terminator: Terminator,
+    /// What to do with a longer record.
+    pub longer: Longer,
+    /// What to do with a shorter record.
+    pub shorter: Shorter,
+}
+
+/// Delimited framing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delimited {
+    /// The field separator byte.
+    pub delimiter: u8,
+    /// Whether `"` quotes fields.
+    pub quoting: Quoting,
+    /// Whether the first record is a header row (checked against the
+    /// fields' header names).
+    pub header: bool,
+    /// How records end.
+    pub terminator: Terminator,
+}
+
+/// Line terminator of a layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Terminator {
+    /// LF or CRLF, record by record (the default).
+    #[default]
+    Any,
+    /// LF only; a CR before it is a reject.
+    Lf,
+    /// CRLF only; a bare LF is a reject.
+    Crlf,
+    /// No terminator: fixed-width records back to back.
+    None,
+}
+
+impl Terminator {
+    /// The spelling used in schema files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Terminator::Any => "any",
+            Terminator::Lf => "lf",
+            Terminator::Crlf => "crlf",
+            Terminator::None => "none",
+        }
+    }
+}
+
+/// Policy for fixed-width records longer than the layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Longer {
+    /// Ignore the extra tail (newer exports append fields).
+    #[default]
+    Ignore,
+    /// Reject the record.
+    Reject,
+}
+
+/// Policy for fixed-width records shorter than the layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Shorter {
+    /// Reject the record (the default).
+    #[default]
+    Reject,
+    /// Treat the missing tail as spaces.
+    Pad,
+}
+
+/// Quoting of delimited fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Quoting {
+    /// A `"` is an ordinary character (HCAD; the default).
+    #[default]
+    None,
+    /// RFC 4180: `"…"` encloses a field, `""` is a literal quote.
+    Standard,
+}
+
+/// What to do when two records share a key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// The later records are rejects (the default).
+    #[default]
+    Reject,
+    /// Keep the first record; later ones are counted as filtered.
+    First,
+    /// Keep the last record; earlier ones are counted as filtered.
+    Last,
+}
+
+impl DuplicatePolicy {
+    /// The spelling used in schema files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DuplicatePolicy::Reject => "reject",
+            DuplicatePolicy::First => "first",
+            DuplicatePolicy::Last => "last",
+        }
+    }
+}
+
+/// One field of a layout.
+#[derive(Clone, Debug)]
+pub struct Field {
+    /// Column name in the target table.
+    pub name: String,
+    /// The header text expected for this column (delimited with header).
+    pub header: String,
+    /// Byte range in a fixed-width record (start from 0, end exclusive).
+    pub span: Option<Range<usize>>,
+    /// Type, conversions and checks.
+    pub decoder: Decoder,
+    /// Free-text description.
+    pub description: Option<String>,
+    /// Line of the field's definition in its schema file (from 1).
+    pub line: usize,
+}
+
+impl PartialEq for Field {
+    fn eq(&self, o: &Self) -> bool {
+        let (a, b) = (&self.decoder, &o.decoder);
+        self.name == o.name
+            && self.header == o.header
+            && self.span == o.span
+            && self.description == o.description
+            && a.ty == b.ty
+            && a.trim == b.trim
+            && a.text == b.text
+            && a.sign == b.sign
+            && a.fraction == b.fraction
+            && a.format == b.format
+            && a.nulls == b.nulls
+            && a.required == b.required
+            && a.overflow == b.overflow
+            && a.true_values == b.true_values
+            && a.false_values == b.false_values
+            && a.min == b.min
+            && a.max == b.max
+            && a.pattern.as_ref().map(|p| p.as_str())
+                == b.pattern.as_ref().map(|p| p.as_str())
+            && a.allowed == b.allowed
+    }
+}
+
+/// A record filter: records whose (trimmed) field value is not kept are
+/// counted as filtered, never loaded and never silently dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Filter {
+    /// Index of the field tested.
+    pub field: usize,
+    /// Values that keep the record (when non-empty).
+    pub keep: Vec<Box<[u8]>>,
+    /// Values that filter the record out.
+    pub drop: Vec<Box<[u8]>>,
+}
+
+impl Filter {
+    /// Whether a record with this trimmed value is kept.
+    #[inline]
+    pub fn keeps(&self, v: &[u8]) -> bool {
+        (self.keep.is_empty() || self.keep.iter().any(|k| **k == *v))
+            && !self.drop.iter().any(|d| **d == *v)
+    }
+}
+
+/// One record layout feeding one table.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// Layout name (unique in a set; defaults to the file stem).
+    pub name: String,
+    /// Target table name.
+    pub table: String,
+    /// Free-text description.
+    pub description: Option<String>,
+    /// Globs matched against archive member names (case-insensitive,
+    /// against the full member path and its last component).
+    pub members: Vec<String>,
+    matcher: globset::GlobSet,
+    /// Framing.
+    pub format: Format,
+    /// Source encoding of text fields.
+    pub encoding: Encoding,
+    /// Fields in column order.
+    pub fields: Vec<Field>,
+    /// Indices of the key fields (may be empty: no key).
+    pub key: Vec<usize>,
+    /// Duplicate-key policy.
+    pub duplicates: DuplicatePolicy,
+    /// Count empty records as filtered instead of rejecting them.
+    pub skip_blank: bool,
+    /// Record filters.
+    pub filters: Vec<Filter>,
+    /// The schema file this layout came from.
+    pub path: PathBuf,
+}
+
+impl PartialEq for Layout {
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name
+            && self.table == o.table
+            && self.description == o.description
+            && self.members == o.members
+            && self.format == o.format
+            && self.encoding == o.encoding
+            && self.fields == o.fields
+            && self.key == o.key
+            && self.duplicates == o.duplicates
+            && self.skip_blank == o.skip_blank
+            && self.filters == o.filters
+    }
+}
+
+impl Layout {
+    /// Whether an archive member path matches this layout's globs.
+    pub fn matches(&self, member: &str) -> bool {
+        let lower = member.to_ascii_lowercase();
+        let base = lower.rsplit('/').next().unwrap_or(&lower);
+        self.matcher.is_match(&lower) || self.matcher.is_match(base)
+    }
+
+    /// The key fields' names.
+    pub fn key_names(&self) -> Vec<&str> {
+        self.key.iter().map(|&i| self.fields[i].name.as_str()).collect()
+    }
+
+    /// Whether the layout is fixed-width.
+    pub fn is_fixed(&self) -> bool {
+        matches!(self.format, Format::Fixed(_))
+    }
+
+    /// Index of the field named `name`.
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+}
+
+/// A cross-table reference declared by a dataset
+/// (`building_res.acct → real_acct.acct`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reference {
+    /// Referencing layout.
+    pub from: String,
+    /// Referencing columns.
+    pub columns: Vec<String>,
+    /// Referenced layout.
+    pub to: String,
+    /// Referenced columns.
+    pub to_columns: Vec<String>,
+    /// What to do with orphans.
+    pub on_orphan: OrphanPolicy,
+}
+
+/// What a load does with rows whose reference has no target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OrphanPolicy {
+    /// Count them and load them anyway.
+    Keep,
+    /// Count them and reject them (they are not loaded).
+    #[default]
+    Reject,
+    /// Fail the whole run.
+    Fail,
+}
+
+impl OrphanPolicy {
+    /// The spelling used in dataset files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanPolicy::Keep => "keep",
+            OrphanPolicy::Reject => "reject",
+            OrphanPolicy::Fail => "fail",
+        }
+    }
+}
+
+/// One archive a dataset is published as.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchiveSpec {
+    /// File name (may contain `{year}`).
+    pub name: String,
+    /// Download URL (may contain `{year}`).
+    pub url: Option<String>,
+    /// Expected sha256 (hex), when known.
+    pub sha256: Option<String>,
+    /// Layouts whose members this archive holds.
+    pub layouts: Vec<String>,
+}
+
+/// A source family: its archives, load order and references.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Dataset name (used for run records and the advisory lock).
+    pub name: String,
+    /// Free-text description.
+    pub description: Option<String>,
+    /// The published archives.
+    pub archives: Vec<ArchiveSpec>,
+    /// Layout names in load order (parents before children).
+    pub load_order: Vec<String>,
+    /// Cross-table references.
+    pub references: Vec<Reference>,
+    /// Proportions for generated data.
+    pub generate: GenerateHints,
+    /// The dataset file.
+    pub path: PathBuf,
+}
+
+/// How many rows `fwload gen` makes of each table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GenerateHints {
+    /// The table `--rows` counts (default: the first top-level layout).
+    pub main: Option<String>,
+    /// Top-level tables: rows as a share of `--rows` (default 1).
+    pub rows: Vec<(String, f64)>,
+    /// Child tables: mean rows per parent row (default 1).
+    pub per_parent: Vec<(String, f64)>,
+}
+
+/// A problem in a schema or dataset file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaError {
+    /// The file.
+    pub path: PathBuf,
+    /// Line in the file (from 1), when known.
+    pub line: Option<usize>,
+    /// The field concerned, when any.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field '{field}': ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SchemaError {}
+
+/// Every problem found while loading schemas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaErrors(pub Vec<SchemaError>);
+
+impl fmt::Display for SchemaErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SchemaErrors {}

@@ -1,0 +1,804 @@
+//! Inputs and their members: plain files (memory-mapped), zip, tar,
+//! tar.gz, gzip and directories, detected by magic bytes and read as
+//! streams, never extracted to disk.
+//!
+//! [`read_input`] visits the members of one input in archive order, hands
+//! each wanted member to the caller as a [`Body`] (a whole mapped slice or
+//! a decompressing stream), and returns the input's sha256, computed on
+//! the way. Streams are guarded: a member that grows beyond its declared
+//! size, past a size limit, or at a decompression ratio typical of a bomb
+//! stops with a [`SourceError`] naming it; so does a member whose name
+//! climbs out of the archive (`../`).
+
+mod hash;
+mod mmap;
+
+pub use hash::{HashingReader, HashingSeeker, finish as sha256_hex};
+pub use mmap::{MappedFile, MmapChoice};
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use flate2::read::MultiGzDecoder;
+
+/// Limits that keep a hostile or broken input from exhausting memory or
+/// disk time.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest decompressed member, in bytes.
+    pub max_member_bytes: u64,
+    /// Largest decompressed/compressed ratio, checked once a member has
+    /// produced `ratio_floor` bytes (small members may compress very well).
+    pub max_ratio: u64,
+    /// See `max_ratio`.
+    pub ratio_floor: u64,
+    /// Longest record, in bytes; a longer one is an error.
+    pub max_record_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_member_bytes: 256 << 30,
+            max_ratio: 500,
+            ratio_floor: 64 << 20,
+            max_record_bytes: 16 << 20,
+        }
+    }
+}
+
+/// How inputs are read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SourceOptions {
+    /// Size and ratio limits.
+    pub limits: Limits,
+    /// Whether plain files may be memory-mapped.
+    pub mmap: MmapChoice,
+}
+
+/// What an input file is, by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// Uncompressed data: one member.
+    Plain,
+    /// A gzip stream holding one member (not a tar).
+    Gzip,
+    /// A zip archive.
+    Zip,
+    /// A tar archive.
+    Tar,
+    /// A gzip-compressed tar archive.
+    TarGz,
+}
+
+impl InputKind {
+    /// Short name (`zip`, `tar.gz`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Plain => "plain",
+            InputKind::Gzip => "gzip",
+            InputKind::Zip => "zip",
+            InputKind::Tar => "tar",
+            InputKind::TarGz => "tar.gz",
+        }
+    }
+}
+
+/// One member of an input.
+#[derive(Clone, Debug)]
+pub struct MemberInfo {
+    /// The input's path as given.
+    pub input: Arc<str>,
+    /// The member's path inside the archive (the file name for a plain or
+    /// gzip input).
+    pub name: String,
+    /// Uncompressed size the archive declares, when it declares one.
+    pub declared_size: Option<u64>,
+    /// Compressed size, for compressed members of a zip.
+    pub compressed_size: Option<u64>,
+}
+
+/// A member's bytes.
+pub enum Body<'a> {
+    /// The whole member in memory (a mapped plain file); `map` allows
+    /// releasing consumed pages.
+    Slice {
+        /// The bytes.
+        data: Bytes,
+        /// The mapping behind `data`, when mapped.
+        map: Option<Arc<MappedFile>>,
+    },
+    /// A stream, decompressed on the fly and guarded by the limits.
+    Stream(&'a mut dyn Read),
+}
+
+/// The visitor [`read_input`] calls for each wanted member; it returns the
+/// member's sha256 when it computed one.
+pub type Visit<'v, E> =
+    dyn FnMut(&MemberInfo, Body<'_>) -> Result<Option<String>, E> + 'v;
+
+/// The digest of one input, computed while its members were read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputDigest {
+    /// The input's path as given.
+    pub path: String,
+    /// Detected kind.
+    pub kind: InputKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the input file (hex).
+    pub sha256: String,
+}
+
+/// An input that cannot be read.
+#[derive(Debug)]
+pub struct SourceError {
+    input: String,
+    member: Option<String>,
+    kind: SourceErrorKind,
+}
+
+/// What went wrong reading an input.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SourceErrorKind {
+    /// The operating system refused (missing file, permission, …).
+    Io(io::Error),
+    /// The archive or compressed stream is damaged (bad header, truncated,
+    /// checksum mismatch).
+    Corrupt(String),
+    /// A member's name leaves the archive (`../`, absolute path).
+    UnsafeName,
+    /// A member holds a different number of bytes than it declares.
+    SizeMismatch {
+        /// Declared size.
+        declared: u64,
+        /// Bytes actually read (so far, when larger).
+        actual: u64,
+    },
+    /// A member decompressed beyond a limit (a decompression bomb).
+    Limit(String),
+    /// The input file is empty.
+    Empty,
+}
+
+impl SourceError {
+    /// A new error for `input` (and `member`, when inside an archive).
+    pub fn new(
+        input: &str,
+        member: Option<&str>,
+        kind: SourceErrorKind,
+    ) -> SourceError {
+        SourceError {
+            input: input.to_owned(),
+            member: member.map(str::to_owned),
+            kind,
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &SourceErrorKind {
+        &self.kind
+    }
+
+    /// The input path.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+
+    /// The member, when the error concerns one.
+    pub fn member(&self) -> Option<&str> {
+        self.member.as_deref()
+    }
+
+    /// Turns an I/O error raised while reading a member's stream into a
+    /// source error, recovering the kinds the guards raise.
+    pub fn from_read(input: &str, member: &str, e: io::Error) -> SourceError {
+        let kind = match e
+            .get_ref()
+            .and_then(|x| x.downcast_ref::<GuardError>())
+        {
+            Some(GuardError::Size { declared, actual }) => {
+                SourceErrorKind::SizeMismatch {
+                    declared: *declared,
+                    actual: *actual,
+                }
+            }
+            Some(GuardError::Limit(m)) => SourceErrorKind::Limit(m.clone()),
+            None => classify(e),
+        };
+        SourceError::new(input, Some(member), kind)
+    }
+}
+
+fn classify(e: io::Error) -> SourceErrorKind {
+    let msg = e.to_string();
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("checksum") || lower.contains("crc") {
+        SourceErrorKind::Corrupt(format!(
+            "checksum mismatch, the member is corrupt ({msg})"
+        ))
+    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+        SourceErrorKind::Corrupt(format!(
+            "unexpected end of compressed data, the archive is truncated ({msg})"
+        ))
+    } else if e.kind() == io::ErrorKind::InvalidInput
+        || e.kind() == io::ErrorKind::InvalidData
+    {
+        SourceErrorKind::Corrupt(format!("corrupt compressed data ({msg})"))
+    } else {
+        SourceErrorKind::Io(e)
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.input)?;
+        if let Some(m) = &self.member {
+            write!(f, ":{m}")?;
+        }
+        f.write_str(": ")?;
+        match &self.kind {
+            SourceErrorKind::Io(e) => write!(f, "{e}"),
+            SourceErrorKind::Corrupt(m) => f.write_str(m),
+            SourceErrorKind::UnsafeName => f.write_str("member name leaves the archive (absolute or '..' path); refusing the archive"),
+            SourceErrorKind::SizeMismatch { declared, actual } if actual > declared => {
+                write!(f, "member holds more than the {declared} bytes it declares (read {actual})")
+            }
+            SourceErrorKind::SizeMismatch { declared, actual } => {
+                write!(f, "member declares {declared} bytes but holds {actual}")
+            }
+            SourceErrorKind::Limit(m) => f.write_str(m),
+            SourceErrorKind::Empty => f.write_str("input is empty (0 bytes)"),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            SourceErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Errors raised inside a guarded stream, carried through `io::Error`.
+#[derive(Debug)]
+enum GuardError {
+    Size { declared: u64, actual: u64 },
+    Limit(String),
+}
+
+impl fmt::Display for GuardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuardError::Size { declared, actual } => {
+                write!(f, "size {actual} differs from declared {declared}")
+            }
+            GuardError::Limit(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for GuardError {}
+
+/// Counts decompressed bytes and enforces the limits and declared size.
+struct Guard<R> {
+    inner: R,
+    count: u64,
+    declared: Option<u64>,
+    /// Compressed bytes consumed so far (shared with a counting reader
+    /// below the decompressor), for the ratio check.
+    compressed: Arc<AtomicU64>,
+    limits: Limits,
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Never read more than one byte past the declared size: enough to
+        // notice a member that is longer than it says.
+        let cap = match self.declared {
+            Some(d) => ((d + 1).saturating_sub(self.count) as usize)
+                .min(buf.len())
+                .max(1),
+            None => buf.len(),
+        };
+        let n = self.inner.read(&mut buf[..cap])?;
+        self.count += n as u64;
+        if let Some(d) = self.declared
+            && (self.count > d || (n == 0 && self.count != d))
+        {
+            let e = GuardError::Size { declared: d, actual: self.count };
+            return Err(io::Error::other(e));
+        }
+        if self.count > self.limits.max_member_bytes {
+            let e = GuardError::Limit(format!(
+                "member decompresses beyond the {} byte limit (--max-member-bytes)",
+                self.limits.max_member_bytes
+            ));
+            return Err(io::Error::other(e));
+        }
+        let packed = self.compressed.load(Ordering::Relaxed).max(1);
+        if self.count > self.limits.ratio_floor
+            && self.count / packed > self.limits.max_ratio
+        {
+            let e = GuardError::Limit(format!(
+                "member expands {}:1 from {} compressed bytes, beyond the {}:1 limit (a decompression bomb?); raise --max-ratio if it is genuine",
+                self.count / packed,
+                packed,
+                self.limits.max_ratio
+            ));
+            return Err(io::Error::other(e));
+        }
+        Ok(n)
+    }
+}
+
+/// Counts bytes read into a shared counter.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Expands directories into the files below them (sorted, recursively);
+/// other paths are kept as given.
+///
+/// # Errors
+/// A directory that cannot be listed.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+        let err = |e| {
+            SourceError::new(
+                &dir.display().to_string(),
+                None,
+                SourceErrorKind::Io(e),
+            )
+        };
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Detects an input's kind from its first bytes.
+///
+/// # Errors
+/// The file cannot be opened or read.
+pub fn detect(path: &Path) -> Result<InputKind, SourceError> {
+    let name = path.display().to_string();
+    let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
+    let mut f = File::open(path).map_err(io_err)?;
+    let mut head = [0u8; 512];
+    let n = read_full(&mut f, &mut head).map_err(io_err)?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04")
+        || head.starts_with(b"PK\x05\x06")
+        || head.starts_with(b"PK\x07\x08")
+    {
+        return Ok(InputKind::Zip);
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        f.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let mut gz = MultiGzDecoder::new(BufReader::new(f));
+        let mut inner = [0u8; 512];
+        // A damaged stream is reported when it is read; here it is a gzip.
+        let m = read_full(&mut gz, &mut inner).unwrap_or(0);
+        return Ok(if is_tar(&inner[..m]) {
+            InputKind::TarGz
+        } else {
+            InputKind::Gzip
+        });
+    }
+    Ok(if is_tar(head) { InputKind::Tar } else { InputKind::Plain })
+}
+
+fn is_tar(head: &[u8]) -> bool {
+    head.len() >= 262 && &head[257..262] == b"ustar"
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Whether an archive member path stays inside the archive.
+pub fn safe_member_name(name: &str) -> bool {
+    let p = Path::new(name);
+    !name.starts_with('/')
+        && !name.starts_with('\\')
+        && !name.contains("\\..")
+        && !name.contains("..\\")
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// Reads one input: calls `visit` for each member `want` accepts, in
+/// archive order, and returns the input's digest.
+///
+/// `visit` should read a stream body to its end; whatever it leaves is
+/// read (and checked) after it returns, so checksums and sizes are
+/// always verified. It returns the member's sha256 when it computed one
+/// (for a plain file that is the input's digest, so the file is hashed
+/// once, as it is read).
+///
+/// # Errors
+/// Any [`SourceError`], or an error `visit` returns (which stops reading).
+pub fn read_input<E: From<SourceError>>(
+    path: &Path,
+    opts: &SourceOptions,
+    want: &dyn Fn(&str) -> bool,
+    visit: &mut Visit<'_, E>,
+) -> Result<InputDigest, E> {
+    let name = path.display().to_string();
+    let input: Arc<str> = Arc::from(name.as_str());
+    let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
+    let kind = detect(path)?;
+    let file = File::open(path).map_err(io_err)?;
+    let size = file.metadata().map_err(io_err)?.len();
+    if size == 0 {
+        return Err(
+            SourceError::new(&name, None, SourceErrorKind::Empty).into()
+        );
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    let sha256 = match kind {
+        InputKind::Plain => {
+            let info = MemberInfo {
+                input: input.clone(),
+                name: file_name.clone(),
+                declared_size: Some(size),
+                compressed_size: None,
+            };
+            let digest = if !want(&info.name) {
+                None
+            } else if let Some(map) = opts.mmap.map(&file) {
+                visit(
+                    &info,
+                    Body::Slice { data: map.bytes(), map: Some(map) },
+                )?
+            } else {
+                let mut g = Guard {
+                    inner: BufReader::with_capacity(1 << 20, file),
+                    count: 0,
+                    declared: Some(size),
+                    compressed: Arc::new(AtomicU64::new(size)),
+                    limits: opts.limits,
+                };
+                let d = visit(&info, Body::Stream(&mut g))?;
+                io::copy(&mut g, &mut io::sink()).map_err(|e| {
+                    SourceError::from_read(&name, &info.name, e)
+                })?;
+                d
+            };
+            match digest {
+                // The member is the whole file: its digest is the input's.
+                Some(d) => d,
+                None => {
+                    let f = File::open(path).map_err(io_err)?;
+                    HashingReader::new(BufReader::new(f))
+                        .finish()
+                        .map_err(io_err)?
+                        .0
+                }
+            }
+        }
+        InputKind::Gzip => {
+            let member = file_name
+                .strip_suffix(".gz")
+                .or_else(|| file_name.strip_suffix(".GZ"))
+                .unwrap_or(&file_name)
+                .to_owned();
+            let compressed = Arc::new(AtomicU64::new(0));
+            let mut outer = HashingReader::new(Counting {
+                inner: BufReader::with_capacity(1 << 20, file),
+                count: compressed.clone(),
+            });
+            let info = MemberInfo {
+                input: input.clone(),
+                name: member,
+                declared_size: None,
+                compressed_size: Some(size),
+            };
+            {
+                let mut r = Guard {
+                    inner: MultiGzDecoder::new(&mut outer),
+                    count: 0,
+                    declared: None,
+                    compressed,
+                    limits: opts.limits,
+                };
+                if want(&info.name) {
+                    visit(&info, Body::Stream(&mut r))?;
+                }
+                io::copy(&mut r, &mut io::sink()).map_err(|e| {
+                    SourceError::from_read(&name, &info.name, e)
+                })?;
+            }
+            outer.finish().map_err(io_err)?.0
+        }
+        InputKind::Tar | InputKind::TarGz => {
+            let compressed = Arc::new(AtomicU64::new(0));
+            let mut outer = HashingReader::new(Counting {
+                inner: BufReader::with_capacity(1 << 20, file),
+                count: compressed.clone(),
+            });
+            {
+                let stream: Box<dyn Read + '_> = if kind == InputKind::TarGz {
+                    Box::new(MultiGzDecoder::new(&mut outer))
+                } else {
+                    Box::new(&mut outer)
+                };
+                let total = Guard {
+                    inner: stream,
+                    count: 0,
+                    declared: None,
+                    compressed: compressed.clone(),
+                    limits: opts.limits,
+                };
+                read_tar(&name, &input, total, want, visit)?;
+            }
+            outer.finish().map_err(io_err)?.0
+        }
+        InputKind::Zip => {
+            // Read, not mapped: mapped pages of a compressed archive would
+            // stay resident as it is inflated and hashed, so memory would
+            // grow with the archive.
+            read_zip(
+                &name,
+                &input,
+                HashingSeeker::new(
+                    BufReader::with_capacity(256 * 1024, file),
+                    size,
+                ),
+                opts,
+                want,
+                visit,
+            )?
+        }
+    };
+    Ok(InputDigest { path: name, kind, size, sha256 })
+}
+
+fn read_tar<E: From<SourceError>>(
+    name: &str,
+    input: &Arc<str>,
+    stream: impl Read,
+    want: &dyn Fn(&str) -> bool,
+    visit: &mut Visit<'_, E>,
+) -> Result<(), E> {
+    let corrupt =
+        |m: String| SourceError::new(name, None, SourceErrorKind::Corrupt(m));
+    let mut ar = tar::Archive::new(stream);
+    let entries = ar
+        .entries()
+        .map_err(|e| corrupt(format!("not a readable tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| corrupt(format!("damaged tar archive: {e}")))?;
+        let kind = entry.header().entry_type();
+        let member = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if !safe_member_name(&member) {
+            return Err(SourceError::new(
+                name,
+                Some(&member),
+                SourceErrorKind::UnsafeName,
+            )
+            .into());
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let size = entry.size();
+        let info = MemberInfo {
+            input: input.clone(),
+            name: member.clone(),
+            declared_size: Some(size),
+            compressed_size: None,
+        };
+        if want(&member) {
+            visit(&info, Body::Stream(&mut entry))?;
+            io::copy(&mut entry, &mut io::sink())
+                .map_err(|e| SourceError::from_read(name, &member, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_zip<R: Read + Seek, E: From<SourceError>>(
+    name: &str,
+    input: &Arc<str>,
+    reader: HashingSeeker<R>,
+    opts: &SourceOptions,
+    want: &dyn Fn(&str) -> bool,
+    visit: &mut Visit<'_, E>,
+) -> Result<String, E> {
+    let corrupt =
+        |m: String| SourceError::new(name, None, SourceErrorKind::Corrupt(m));
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
+        corrupt(format!("not a readable zip archive ({e}); is it truncated?"))
+    })?;
+    // Visit members in the order their data lies in the file, so the
+    // archive is read (and hashed) front to back.
+    let mut order = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let e = zip
+            .by_index_data(i)
+            .map_err(|e| corrupt(format!("damaged central directory: {e}")))?;
+        let member = String::from_utf8_lossy(e.name_raw()).into_owned();
+        if !safe_member_name(&member) || e.enclosed_name().is_none() {
+            return Err(SourceError::new(
+                name,
+                Some(&member),
+                SourceErrorKind::UnsafeName,
+            )
+            .into());
+        }
+        if e.is_dir() {
+            continue;
+        }
+        order.push((
+            e.header_start(),
+            i,
+            member,
+            e.size(),
+            e.compressed_size(),
+        ));
+    }
+    order.sort();
+    for (_, i, member, size, csize) in order {
+        if !want(&member) {
+            continue;
+        }
+        let info = MemberInfo {
+            input: input.clone(),
+            name: member.clone(),
+            declared_size: Some(size),
+            compressed_size: Some(csize),
+        };
+        let file = zip.by_index(i).map_err(|e| {
+            SourceError::new(
+                name,
+                Some(&member),
+                SourceErrorKind::Corrupt(format!("cannot open member: {e}")),
+            )
+        })?;
+        let mut g = Guard {
+            inner: file,
+            count: 0,
+            declared: Some(size),
+            compressed: Arc::new(AtomicU64::new(csize)),
+            limits: opts.limits,
+        };
+        visit(&info, Body::Stream(&mut g))?;
+        io::copy(&mut g, &mut io::sink())
+            .map_err(|e| SourceError::from_read(name, &member, e))?;
+    }
+    let reader = zip.into_inner();
+    Ok(reader
+        .finish()
+        .map_err(|e| SourceError::new(name, None, SourceErrorKind::Io(e)))?)
+}
+
+/// Lists an input's members without reading their data (tar and gzip
+/// inputs are streamed through to find them).
+///
+/// # Errors
+/// As [`read_input`].
+pub fn list_members(
+    path: &Path,
+    opts: &SourceOptions,
+) -> Result<(Vec<MemberInfo>, InputKind), SourceError> {
+    let kind = detect(path)?;
+    let name = path.display().to_string();
+    let mut out = Vec::new();
+    if kind == InputKind::Zip {
+        let file = File::open(path).map_err(|e| {
+            SourceError::new(&name, None, SourceErrorKind::Io(e))
+        })?;
+        let zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+            SourceError::new(
+                &name,
+                None,
+                SourceErrorKind::Corrupt(format!(
+                    "not a readable zip archive ({e}); is it truncated?"
+                )),
+            )
+        })?;
+        let input: Arc<str> = Arc::from(name.as_str());
+        for i in 0..zip.len() {
+            let e = zip.by_index_data(i).map_err(|e| {
+                SourceError::new(
+                    &name,
+                    None,
+                    SourceErrorKind::Corrupt(e.to_string()),
+                )
+            })?;
+            if e.is_dir() {
+                continue;
+            }
+            out.push(MemberInfo {
+                input: input.clone(),
+                name: String::from_utf8_lossy(e.name_raw()).into_owned(),
+                declared_size: Some(e.size()),
+                compressed_size: Some(e.compressed_size()),
+            });
+        }
+        return Ok((out, kind));
+    }
+    read_input::<SourceError>(path, opts, &|_| true, &mut |m, body| {
+        let mut info = m.clone();
+        if let Body::Stream(r) = body {
+            let n = io::copy(r, &mut io::sink())
+                .map_err(|e| SourceError::from_read(&m.input, &m.name, e))?;
+            info.declared_size = Some(n);
+        }
+        out.push(info);
+        Ok(None)
+    })?;
+    Ok((out, kind))
+}
+
+/// An in-memory body for tests and tools: the whole member as a slice.
+pub fn slice_body(data: impl Into<Bytes>) -> Body<'static> {
+    Body::Slice { data: data.into(), map: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names() {
+        assert!(safe_member_name("real_acct.txt"));
+        assert!(safe_member_name("2025/real_acct.txt"));
+        assert!(safe_member_name("./a.txt"));
+        assert!(!safe_member_name("../evil.txt"));
+        assert!(!safe_member_name("a/../../evil.txt"));
+        assert!(!safe_member_name("/etc/passwd"));
+        assert!(!safe_member_name("..\\evil.txt"));
+    }
+}

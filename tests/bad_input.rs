@@ -1,0 +1,499 @@
+//! Bad input: every case gives a clear message with its position, no
+//! panic, and counts that still add up.
+
+use std::io::Write;
+
+use crate::util::{Dir, fwload, stderr, stdout};
+
+/// A small HCAD-like layout used by most cases.
+pub const LAYOUT: &str = r#"
+members = ["*.txt"]
+format = "delimited"
+header = true
+encoding = "windows-1252"
+key = ["acct"]
+
+[[field]]
+name = "acct"
+type = "varchar(13)"
+
+[[field]]
+name = "yr"
+type = "smallint"
+null = ["", "0000"]
+
+[[field]]
+name = "mailto"
+type = "text"
+collapse_spaces = true
+
+[[field]]
+name = "land_val"
+type = "numeric(14,2)"
+
+[[field]]
+name = "dt"
+type = "date"
+format = "MM/DD/YYYY"
+"#;
+
+const GOOD: &str = "acct\tyr\tmailto\tland_val\tdt\n\
+0660640130020\t2025\tMILLER NORMAN B  & LESLIE B\t1234.50\t01/02/2024\n\
+1161530010003            \t0000\t200 OAK \"AVE\t12\t\n";
+
+fn setup() -> (Dir, String) {
+    let d = Dir::new();
+    let schema = d.write("layout.toml", LAYOUT).display().to_string();
+    (d, schema)
+}
+
+/// Runs validate with a JSON report and returns (exit code, stdout,
+/// stderr, report).
+fn validate(
+    d: &Dir,
+    schema: &str,
+    input: &str,
+    extra: &[&str],
+) -> (i32, String, String, serde_json::Value) {
+    let report = d.join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let mut args = vec![
+        "validate",
+        "-q",
+        "--schema",
+        schema,
+        "--report",
+        report.to_str().unwrap(),
+        input,
+    ];
+    args.extend_from_slice(extra);
+    let o = fwload(&args);
+    let json = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o), json)
+}
+
+fn assert_balanced(report: &serde_json::Value) {
+    for m in report["members"].as_array().expect("members") {
+        let c = &m["counts"];
+        let n = |k: &str| c[k].as_u64().unwrap();
+        assert_eq!(
+            n("read"),
+            n("valid") + n("rejected") + n("filtered"),
+            "counts add up: {c}"
+        );
+    }
+}
+
+fn zip_bytes(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file(*name, opts).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn good_file_has_no_rejects() {
+    let (d, schema) = setup();
+    let f = d.write("real_acct.txt", GOOD);
+    let (code, out, err, rep) =
+        validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(rep["totals"]["valid"], 2);
+    assert_balanced(&rep);
+}
+
+#[test]
+fn truncated_zip() {
+    let (d, schema) = setup();
+    let z = zip_bytes(&[("real_acct.txt", GOOD.as_bytes())]);
+    let f = d.write("cut.zip", &z[..z.len() * 6 / 10]);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cut.zip: not a readable zip archive"), "{err}");
+    assert!(err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn zip_crc_failure() {
+    let (d, schema) = setup();
+    let data = GOOD.repeat(200);
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored);
+    w.start_file("real_acct.txt", opts).unwrap();
+    w.write_all(data.as_bytes()).unwrap();
+    let mut z = w.finish().unwrap().into_inner();
+    // Change one stored byte of a value: the data still parses, the CRC
+    // no longer matches.
+    let at = z.windows(7).position(|w| w == b"MILLER ").unwrap() + 1000;
+    let at = at + z[at..].iter().position(|&b| b == b'M').unwrap();
+    z[at] = b'N';
+    let f = d.write("crc.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("crc.zip:real_acct.txt: checksum mismatch"), "{err}");
+}
+
+#[test]
+fn gzip_crc_failure() {
+    let (d, schema) = setup();
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(GOOD.as_bytes()).unwrap();
+    let mut data = gz.finish().unwrap();
+    let n = data.len();
+    data[n - 8] ^= 0xFF; // the CRC-32 in the gzip trailer
+    let f = d.write("real_acct.txt.gz", &data);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("real_acct.txt.gz:real_acct.txt:"), "{err}");
+    assert!(err.contains("corrupt") || err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn member_declared_larger_than_it_is() {
+    let (d, schema) = setup();
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored);
+    w.start_file("real_acct.txt", opts).unwrap();
+    w.write_all(GOOD.as_bytes()).unwrap();
+    let mut z = w.finish().unwrap().into_inner();
+    // Patch the uncompressed size in the local header (offset 22) and in
+    // the central directory entry (offset 24 after its signature).
+    let real = GOOD.len() as u32;
+    let bigger = (real + 1000).to_le_bytes();
+    z[22..26].copy_from_slice(&bigger);
+    let cd = z.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+    z[cd + 24..cd + 28].copy_from_slice(&bigger);
+    let f = d.write("big.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "big.zip:real_acct.txt: member declares {} bytes but holds {real}",
+            real + 1000
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn decompression_bomb() {
+    let (d, schema) = setup();
+    let out = d.join("bomb.zip");
+    let o = fwload(&[
+        "gen",
+        "--schema",
+        &schema,
+        "--rows",
+        "10",
+        "--corrupt",
+        "bomb",
+        "--bomb-bytes",
+        "150000000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (code, _, err, _) = validate(&d, &schema, out.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("a decompression bomb?"), "{err}");
+    assert!(err.contains("bomb.zip:layout.txt"), "{err}");
+}
+
+#[test]
+fn member_name_leaving_the_archive() {
+    let (d, schema) = setup();
+    let z = zip_bytes(&[("../evil.txt", GOOD.as_bytes())]);
+    let f = d.write("evil.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("evil.zip:../evil.txt: member name leaves the archive"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_file() {
+    let (d, schema) = setup();
+    let f = d.write("real_acct.txt", "");
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("real_acct.txt: input is empty (0 bytes)"), "{err}");
+}
+
+#[test]
+fn no_final_newline_and_mixed_line_endings() {
+    let (d, schema) = setup();
+    let text = "acct\tyr\tmailto\tland_val\tdt\r\n1\t2025\tA\t1\t\r\n2\t2025\tB\t1\t\n3\t2025\tC\t1\t";
+    let f = d.write("real_acct.txt", text);
+    let (code, out, err, rep) =
+        validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(rep["totals"]["valid"], 3);
+    // Declared CRLF: the LF line is a reject naming its line.
+    let crlf = LAYOUT
+        .replace("header = true", "header = true\nterminator = \"crlf\"");
+    let s2 = d.write("crlf.toml", crlf);
+    let rej = d.join("rej.csv");
+    let (code, _, _, rep) = validate(
+        &d,
+        s2.to_str().unwrap(),
+        f.to_str().unwrap(),
+        &["--rejects", rej.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(rep["totals"]["rejected"], 1);
+    let rejects = std::fs::read_to_string(rej).unwrap();
+    assert!(rejects.contains(",3,"), "{rejects}");
+    assert!(rejects.contains("terminator"), "{rejects}");
+    assert_balanced(&rep);
+}
+
+#[test]
+fn fixed_records_shorter_and_longer() {
+    let d = Dir::new();
+    let layout = r#"
+members = ["*.TXT"]
+format = "fixed"
+record_length = 10
+longer = "ignore"
+shorter = "reject"
+[[field]]
+name = "id"
+type = "int"
+start = 0
+width = 4
+[[field]]
+name = "name"
+type = "text"
+start = 4
+width = 6
+"#;
+    let schema = d.write("f.toml", layout).display().to_string();
+    // A newer year's longer record is read (tail ignored); a short one is
+    // a reject with its length.
+    let f =
+        d.write("X.TXT", "0001ALPHA \r\n0002BETA  EXTRA-TAIL\r\n0003GAM\r\n");
+    let rej = d.join("rej.csv");
+    let (code, _, _, rep) = validate(
+        &d,
+        &schema,
+        f.to_str().unwrap(),
+        &["--rejects", rej.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(rep["totals"]["valid"], 2);
+    let r = std::fs::read_to_string(rej).unwrap();
+    assert!(r.contains("X.TXT,X.TXT,3,34,f,,record_length,\"record is 7 bytes, shorter than the layout's 10\",0003GAM"), "{r}");
+    let reject_longer =
+        layout.replace("longer = \"ignore\"", "longer = \"reject\"");
+    let s2 = d.write("g.toml", reject_longer).display().to_string();
+    let (_, _, _, rep) = validate(&d, &s2, f.to_str().unwrap(), &[]);
+    assert_eq!(rep["totals"]["rejected"], 2);
+    assert_balanced(&rep);
+}
+
+#[test]
+fn field_level_rejects_name_their_position() {
+    let (d, schema) = setup();
+    let text = "acct\tyr\tmailto\tland_val\tdt\n\
+        0000000000001\t2025\tPE#A\t1\t\n\
+        0000000000002\t99999\tX\t1\t\n\
+        0000000000003\t2025\tX\t99999999999999999\t\n\
+        0000000000004\t2025\tX\t1\t02/30/2024\n\
+        0000000000005\t2025\tX\t1O0\t\n";
+    // The one byte windows-1252 leaves undefined.
+    let bytes: Vec<u8> =
+        text.bytes().map(|b| if b == b'#' { 0x81 } else { b }).collect();
+    let f = d.write("real_acct.txt", bytes);
+    let rej = d.join("rej.csv");
+    let (code, out, _, rep) = validate(
+        &d,
+        &schema,
+        f.to_str().unwrap(),
+        &["--rejects", rej.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(rep["totals"]["rejected"], 5);
+    let r = std::fs::read_to_string(&rej).unwrap();
+    let lines: Vec<&str> = r.lines().collect();
+    assert_eq!(
+        lines[0],
+        "input,member,line,byte,layout,field,reason_code,reason,raw"
+    );
+    let f = f.display().to_string();
+    assert_eq!(
+        lines[1],
+        format!(
+            "{f},real_acct.txt,2,46,layout,mailto,encoding,byte 2 of the value is not valid in the declared encoding,PE\\x81A"
+        )
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "{f},real_acct.txt,3,68,layout,yr,overflow,number out of range for the field's type,99999"
+        )
+    );
+    assert!(
+        lines[3].contains(",4,") && lines[3].contains("land_val,overflow"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[4].contains(",5,")
+            && lines[4]
+                .contains("dt,impossible_date,impossible date,02/30/2024"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines[5].contains(",6,")
+            && lines[5]
+                .contains("land_val,invalid_number,invalid digit 'O',1O0"),
+        "{}",
+        lines[5]
+    );
+    // The summary groups them by field and reason with the first position.
+    assert!(out.contains("layout.yr  overflow"), "{out}");
+    assert!(
+        out.contains(
+            "line 3, byte 68, field 2 (yr): \"99999\": number out of range"
+        ),
+        "{out}"
+    );
+    assert_balanced(&rep);
+}
+
+#[test]
+fn header_drift_is_reported() {
+    let (d, schema) = setup();
+    let f = d.write(
+        "real_acct.txt",
+        "acct\tyear\tland_val\tmailto\tdt\textra\n1\t2\t3\t4\t5\t6\n",
+    );
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("real_acct.txt: line 1: header does not match the layout (5 columns expected, 6 found)"), "{err}");
+    assert!(
+        err.contains("column 2: renamed? expected 'yr', found 'year'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("column 6: 'extra' is not in the layout (added)"),
+        "{err}"
+    );
+    assert!(err.contains("'land_val' moved"), "{err}");
+}
+
+#[test]
+fn line_without_newline_is_bounded() {
+    let (d, schema) = setup();
+    let schema_nohdr = d
+        .write("nh.toml", LAYOUT.replace("header = true", "header = false"))
+        .display()
+        .to_string();
+    let _ = schema;
+    // A 1 GB sparse file: no newline anywhere.
+    let f = d.join("real_acct.txt");
+    std::fs::File::create(&f).unwrap().set_len(1 << 30).unwrap();
+    for extra in [&[][..], &["--no-mmap"][..]] {
+        let mut args = vec![
+            "validate",
+            "-q",
+            "--schema",
+            &schema_nohdr,
+            f.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, err, rss_kib) = run_measured(&args);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains("real_acct.txt: line 1, byte 0: no record end within 16777216 bytes"), "{err}");
+        assert!(rss_kib < 200 * 1024, "peak RSS {rss_kib} KiB");
+    }
+}
+
+/// Runs fwload and returns (exit code, stderr, peak RSS in KiB) of that
+/// one child process.
+// The child is reaped with wait4, which also reports its rusage.
+#[allow(clippy::zombie_processes)]
+fn run_measured(args: &[&str]) -> (i32, String, i64) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_fwload"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut err = String::new();
+    let mut stderr_pipe = child.stderr.unwrap();
+    std::io::Read::read_to_string(&mut stderr_pipe, &mut err).unwrap();
+    let mut status = 0;
+    // SAFETY: plain libc call on our own child; rusage is written by the
+    // kernel.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let code = std::process::ExitStatus::from_raw(status).code().unwrap_or(-1);
+    (code, err, usage.ru_maxrss)
+}
+
+#[test]
+fn inputs_matching_no_layout_fail() {
+    let (d, schema) = setup();
+    let f = d.write("other.dat", GOOD);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no member of the inputs matches a layout of the schema"),
+        "{err}"
+    );
+    assert!(err.contains("other.dat:other.dat"), "{err}");
+}
+
+#[test]
+fn digests_are_those_of_the_bytes() {
+    use sha2::{Digest, Sha256};
+    let hex = |b: &[u8]| {
+        Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let (d, schema) = setup();
+    let data = GOOD.repeat(300);
+    let plain = d.write("real_acct.txt", &data);
+    let z = zip_bytes(&[("real_acct.txt", data.as_bytes())]);
+    let zip = d.write("a.zip", &z);
+    for (input, input_bytes) in [(&plain, data.as_bytes()), (&zip, &z[..])] {
+        for extra in [&["--chunk-size", "100"][..], &["--no-mmap"][..]] {
+            let (code, _, err, rep) = validate(
+                &d,
+                &schema,
+                input.to_str().unwrap(),
+                &[&["--max-rejects", "1000"], extra].concat(),
+            );
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(
+                rep["inputs"][0]["sha256"],
+                hex(input_bytes),
+                "{input:?} {extra:?}"
+            );
+            assert_eq!(
+                rep["members"][0]["sha256"],
+                hex(data.as_bytes()),
+                "{input:?} {extra:?}"
+            );
+        }
+    }
+}

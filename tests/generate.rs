@@ -1,0 +1,423 @@
+//! `fwload gen`: determinism, zero rejects, change sets against a
+//! key-by-key diff, answer keys against validate, and schemas the
+//! generator has never seen.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::util::{Dir, decoded_rows, fwload, repo, stderr, stdout};
+
+fn run_gen(args: &[&str]) {
+    let mut a = vec!["gen"];
+    a.extend_from_slice(args);
+    let o = fwload(&a);
+    assert!(o.status.success(), "gen {args:?}: {}{}", stdout(&o), stderr(&o));
+}
+
+fn validate_json(
+    schema: &str,
+    input: &str,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
+    let d = Dir::new();
+    let rep = d.join("r.json");
+    let mut a = vec![
+        "validate",
+        "-q",
+        "--schema",
+        schema,
+        "--report",
+        rep.to_str().unwrap(),
+        input,
+    ];
+    a.extend_from_slice(extra);
+    let o = fwload(&a);
+    let j: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&rep)
+            .unwrap_or_else(|_| panic!("{}", stderr(&o))),
+    )
+    .unwrap();
+    (o.status.code().unwrap(), j)
+}
+
+fn read_csv(path: &std::path::Path, cols: &[&str]) -> BTreeSet<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let idx: Vec<usize> = cols
+        .iter()
+        .map(|c| header.iter().position(|h| h == c).unwrap())
+        .collect();
+    lines
+        .map(|l| {
+            // The compared columns never hold commas or quotes.
+            let cells: Vec<&str> = l.split(',').collect();
+            idx.iter().map(|&i| cells[i].to_owned()).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let d = Dir::new();
+    let schema = repo("schemas/hcad");
+    for out in ["a.zip", "b.zip", "c.zip", "a.tar.gz", "b.tar.gz"] {
+        let seed = if out.starts_with('c') { "8" } else { "7" };
+        run_gen(&[
+            "--schema",
+            &schema,
+            "--rows",
+            "300",
+            "--seed",
+            seed,
+            "--out",
+            d.join(out).to_str().unwrap(),
+        ]);
+    }
+    let read = |n: &str| std::fs::read(d.join(n)).unwrap();
+    assert_eq!(read("a.zip"), read("b.zip"));
+    assert_ne!(read("a.zip"), read("c.zip"));
+    assert_eq!(read("a.tar.gz"), read("b.tar.gz"));
+}
+
+#[test]
+fn generated_archives_validate_clean() {
+    let d = Dir::new();
+    for (family, rows) in [("hcad", "2000"), ("pacs", "300")] {
+        let schema = repo(&format!("schemas/{family}"));
+        for out in [
+            format!("{family}.zip"),
+            format!("{family}.tar.gz"),
+            format!("{family}-dir"),
+        ] {
+            let path = d.join(&out);
+            run_gen(&[
+                "--schema",
+                &schema,
+                "--rows",
+                rows,
+                "--out",
+                path.to_str().unwrap(),
+            ]);
+            let (code, rep) =
+                validate_json(&schema, path.to_str().unwrap(), &[]);
+            assert_eq!(code, 0, "{out}: {rep}");
+            assert_eq!(rep["totals"]["rejected"], 0, "{out}");
+            assert!(
+                rep["layouts_without_input"].as_array().unwrap().is_empty(),
+                "{out}: {rep}"
+            );
+            assert!(rep["totals"]["valid"].as_u64().unwrap() > 1000, "{out}");
+        }
+    }
+    // A directory output holds the dataset's own archives.
+    for name in [
+        "Real_acct_owner.zip",
+        "Real_building_land.zip",
+        "Code_description_real.zip",
+    ] {
+        assert!(d.join("hcad-dir").join(name).exists(), "{name}");
+    }
+}
+
+#[test]
+fn keys_are_consistent_across_tables() {
+    let d = Dir::new();
+    let schema = repo("schemas/hcad");
+    let out = d.join("h.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "1500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let set =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let rows = decoded_rows(&set, &[out]);
+    let accts: BTreeSet<&String> = rows["real_acct"].keys().collect();
+    assert_eq!(accts.len(), 1500);
+    for child in [
+        "owners",
+        "deeds",
+        "permits",
+        "parcel_tieback",
+        "building_res",
+        "fixtures",
+        "extra_features",
+    ] {
+        let keys = &rows[child];
+        assert!(!keys.is_empty(), "{child}");
+        for k in keys.keys() {
+            let acct = k.split('|').next().unwrap().to_owned();
+            assert!(accts.contains(&acct), "{child} key {k} has no account");
+        }
+    }
+    // 0..n children per account: some accounts have none, some several.
+    let per: std::collections::BTreeMap<&str, usize> =
+        rows["owners"].keys().fold(Default::default(), |mut m, k| {
+            *m.entry(k.split('|').next().unwrap()).or_default() += 1;
+            m
+        });
+    assert!(per.len() < 1500 && per.values().any(|&n| n > 1));
+}
+
+#[test]
+fn fault_answer_key_matches_validate_exactly() {
+    let d = Dir::new();
+    for family in ["hcad", "pacs"] {
+        let schema = repo(&format!("schemas/{family}"));
+        let out = d.join(&format!("{family}.zip"));
+        let key = d.join(&format!("{family}.answers.csv"));
+        run_gen(&[
+            "--schema",
+            &schema,
+            "--rows",
+            "1500",
+            "--faults",
+            "1%",
+            "--answer-key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let rej = d.join(&format!("{family}.rejects.csv"));
+        let (code, rep) = validate_json(
+            &schema,
+            out.to_str().unwrap(),
+            &["--rejects", rej.to_str().unwrap()],
+        );
+        assert_eq!(code, 1);
+        let cols = ["member", "line", "field", "reason_code"];
+        let want = read_csv(&key, &cols);
+        let got = read_csv(&rej, &cols);
+        assert!(want.len() > 50, "{family}: only {} faults", want.len());
+        assert_eq!(want, got, "{family}");
+        // Every kind of fault is present.
+        let kinds: BTreeSet<&String> = want.iter().map(|r| &r[3]).collect();
+        let record_level =
+            if family == "hcad" { "field_count" } else { "record_length" };
+        for k in [
+            "invalid_number",
+            "encoding",
+            "required",
+            "duplicate_key",
+            "impossible_date",
+            record_level,
+        ] {
+            if family == "hcad" || k != "impossible_date" {
+                assert!(
+                    kinds.contains(&k.to_owned()),
+                    "{family}: no {k} fault in {kinds:?}"
+                );
+            }
+        }
+        assert_eq!(
+            rep["totals"]["rejected"].as_u64().unwrap() as usize,
+            want.len()
+        );
+    }
+}
+
+#[test]
+fn change_set_manifest_matches_a_diff() {
+    let d = Dir::new();
+    let schema = repo("schemas/hcad");
+    let base = d.join("hcad-2025.zip");
+    let next = d.join("hcad-2026.zip");
+    let manifest = d.join("m.json");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "4000",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--base",
+        base.to_str().unwrap(),
+        "--update",
+        "1%",
+        "--delete",
+        "0.5%",
+        "--insert",
+        "2%",
+        "--seed",
+        "11",
+        "--out",
+        next.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let (code, _) = validate_json(&schema, next.to_str().unwrap(), &[]);
+    assert_eq!(code, 0);
+    let set =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let a = decoded_rows(&set, &[base]);
+    let b = decoded_rows(&set, &[next]);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap())
+            .unwrap();
+    let list = |t: &serde_json::Value, k: &str| -> BTreeSet<String> {
+        t[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for t in m["tables"].as_array().unwrap() {
+        let name = t["layout"].as_str().unwrap();
+        let (old, new) = (&a[name], &b[name]);
+        let deleted: BTreeSet<String> =
+            old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+        let inserted: BTreeSet<String> =
+            new.keys().filter(|k| !old.contains_key(*k)).cloned().collect();
+        let updated: BTreeSet<String> = old
+            .keys()
+            .filter(|k| new.get(*k).is_some_and(|v| v != &old[*k]))
+            .cloned()
+            .collect();
+        assert_eq!(list(t, "deleted"), deleted, "{name} deleted");
+        assert_eq!(list(t, "inserted"), inserted, "{name} inserted");
+        assert_eq!(list(t, "updated"), updated, "{name} updated");
+        if name == "real_acct" {
+            // Exact shares of the main table.
+            assert_eq!(updated.len(), 40);
+            assert_eq!(deleted.len(), 20);
+            assert_eq!(inserted.len(), 80);
+        }
+        assert_eq!(
+            t["rows_new"].as_u64().unwrap() as usize,
+            new.len(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_new_schema_needs_no_code() {
+    let d = Dir::new();
+    d.write(
+        "s/parcels.toml",
+        r#"# A layout written for this test only.
+members = ["PARCELS.DAT"]
+format = "fixed"
+record_length = 60
+terminator = "lf"
+encoding = "latin-1"
+key = ["parcel"]
+[[field]]
+name = "parcel"
+type = "char(10)"
+start = 0
+width = 10
+[[field]]
+name = "owner"
+type = "varchar(20)"
+start = 10
+width = 20
+collapse_spaces = true
+[[field]]
+name = "value"
+type = "numeric(11,2)"
+from = 31
+to = 42
+implied_decimals = 2
+sign = "overpunch"
+[[field]]
+name = "sold"
+type = "date"
+start = 42
+width = 8
+format = "YYYYMMDD"
+null = ["", "00000000"]
+[[field]]
+name = "flag"
+type = "boolean"
+start = 50
+width = 1
+true = ["Y"]
+false = ["N"]
+"#,
+    );
+    d.write(
+        "s/sales.toml",
+        r#"members = ["sales.csv"]
+format = "delimited"
+delimiter = ","
+quoting = "standard"
+header = true
+key = ["parcel", "seq"]
+[[field]]
+name = "parcel"
+type = "char(10)"
+[[field]]
+name = "seq"
+type = "int"
+[[field]]
+name = "price"
+type = "numeric(12,2)"
+min = 0
+[[field]]
+name = "at"
+type = "timestamp"
+format = "YYYY-MM-DD HH:MI:SS"
+[[field]]
+name = "note"
+type = "varchar(30)"
+"#,
+    );
+    d.write(
+        "s/dataset.toml",
+        r#"name = "county"
+[[reference]]
+from = "sales"
+columns = ["parcel"]
+to = "parcels"
+[generate.per_parent]
+sales = 2.0
+"#,
+    );
+    let schema = d.join("s").display().to_string();
+    let out = d.join("county.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (code, rep) = validate_json(&schema, out.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{rep}");
+    assert_eq!(rep["tables"][0]["counts"]["valid"], 500);
+    assert!(rep["tables"][1]["counts"]["valid"].as_u64().unwrap() > 500);
+    let faults = d.join("f.zip");
+    let key = d.join("f.csv");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "2000",
+        "--faults",
+        "2%",
+        "--answer-key",
+        key.to_str().unwrap(),
+        "--out",
+        faults.to_str().unwrap(),
+    ]);
+    let rej = d.join("rej.csv");
+    let (_, _) = validate_json(
+        &schema,
+        faults.to_str().unwrap(),
+        &["--rejects", rej.to_str().unwrap()],
+    );
+    let cols = ["member", "line", "field", "reason_code"];
+    let want = read_csv(&key, &cols);
+    assert_eq!(want, read_csv(&rej, &cols));
+    assert!(want.iter().any(|r| r[3] == "too_long"), "{want:?}");
+}

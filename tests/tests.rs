@@ -1,0 +1,14 @@
+//! Integration tests, built as one binary with a module per area.
+
+mod bad_input;
+mod fetch;
+mod generate;
+mod http_server;
+mod load;
+mod pg;
+mod pgcopy;
+mod roundtrip;
+mod run;
+mod schemas;
+mod tls;
+mod util;

@@ -1,0 +1,133 @@
+//! Shared helpers: temporary directories with files written from inline
+//! text, and running the fwload binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary directory removed when dropped.
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    /// A new empty directory.
+    pub fn new() -> Dir {
+        Dir { tmp: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Path of `name` inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Writes `data` to `name` (creating parent directories).
+    pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, data).expect("write");
+        p
+    }
+}
+
+/// Runs the fwload binary with `args`.
+pub fn fwload(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fwload"))
+        .args(args)
+        .output()
+        .expect("run fwload")
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The root of the repository (for the shipped schemas).
+pub fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every valid record of every layout in `inputs`, decoded: layout name →
+/// key text (`a|b`) → the row's values as text, joined by `|`. Records the
+/// parser rejects are left out. Built from the library's own parts, so it
+/// reads exactly what validate and load read.
+pub fn decoded_rows(
+    set: &fwload::schema::SchemaSet,
+    inputs: &[PathBuf],
+) -> std::collections::BTreeMap<
+    String,
+    std::collections::BTreeMap<String, String>,
+> {
+    use fwload::pipeline::{ChunkReader, key_bytes};
+    use fwload::record::{Fields, Slicer};
+    use fwload::split::{Framing, Records};
+    let mut out = std::collections::BTreeMap::new();
+    for input in inputs {
+        fwload::source::read_input::<fwload::source::SourceError>(
+            input,
+            &fwload::source::SourceOptions::default(),
+            &|m| !set.matching(m).is_empty(),
+            &mut |info, body| {
+                let layout = set.matching(&info.name)[0];
+                let rows: &mut std::collections::BTreeMap<String, String> =
+                    out.entry(layout.name.clone()).or_default();
+                let framing = Framing::of(layout);
+                let slicer = Slicer::new(layout);
+                let mut r = ChunkReader::new(body, framing, 1 << 20, 1 << 24);
+                if let fwload::schema::Format::Delimited(d) = &layout.format
+                    && d.header
+                {
+                    r.take_header().unwrap();
+                }
+                let mut fields = Fields::default();
+                let mut scratch = Vec::new();
+                while let Some(c) = r.next_chunk().unwrap() {
+                    'rec: for rec in Records::new(&c.data, framing) {
+                        if rec.bytes.is_empty()
+                            || slicer.slice(rec.bytes, &mut fields).is_err()
+                        {
+                            continue;
+                        }
+                        let mut key = Vec::new();
+                        let mut key_text = Vec::new();
+                        let mut row = Vec::new();
+                        for (i, f) in layout.fields.iter().enumerate() {
+                            match f
+                                .decoder
+                                .decode(fields.get(rec.bytes, i), &mut scratch)
+                            {
+                                Ok(v) => {
+                                    if layout.key.contains(&i) {
+                                        key_bytes(&v, &mut key, &mut key_text);
+                                    }
+                                    row.push(v.to_string());
+                                }
+                                Err(_) => continue 'rec,
+                            }
+                        }
+                        let k = String::from_utf8(key_text).unwrap();
+                        // First record of a key wins, as the default policy.
+                        rows.entry(k).or_insert_with(|| row.join("|"));
+                    }
+                }
+                Ok(Some(r.finish().0))
+            },
+        )
+        .unwrap();
+    }
+    out
+}
