@@ -901,6 +901,7 @@ fn modes_append_fill_replace_and_rollback() {
     ));
     assert_eq!(v1, "kept");
     // replace: new tables swapped in, the previous generation kept.
+    let before_replace = db.checksum("child", "id, seq");
     d.write("in/child.txt", "id\tseq\tv\n1\t1\tnew\n");
     let o = load(&db, &d, &["--schema", &s, "--mode", "replace", &input]);
     assert_eq!(o.code, 0, "{}{}", o.out, o.err);
@@ -915,9 +916,6 @@ fn modes_append_fill_replace_and_rollback() {
         )),
         4
     );
-    let frozen: bool =
-        db.one(&format!("SELECT count(*) > 0 FROM {}.child", db.schema));
-    assert!(frozen);
     let o = fwload(&[
         "rollback",
         "--database-url",
@@ -934,10 +932,7 @@ fn modes_append_fill_replace_and_rollback() {
         db.one::<i64>(&format!("SELECT count(*) FROM {}.child", db.schema)),
         4
     );
-    assert_eq!(
-        db.checksum("child", "id, seq"),
-        db.checksum("child", "id, seq")
-    );
+    assert_eq!(db.checksum("child", "id, seq"), before_replace);
     // The replaced table has its key again.
     let key: String = db.one(&format!(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = '{}.child__fwprev'::regclass AND contype = 'p'",
@@ -1086,4 +1081,158 @@ fn runs_are_listed_and_shown() {
         "{text}"
     );
     assert!(text.contains("rejects:\n  none"), "{text}");
+}
+
+/// Columns (name, type, not null), constraints and indexes of every table
+/// in `schema`, one line each, with the schema name taken out.
+fn catalog(db: &TestDb, schema: &str) -> Vec<String> {
+    let mut c = db.client();
+    let sql = "
+        SELECT c.relname || ' column ' || a.attnum_rank || ' ' || a.attname
+               || ' ' || a.ty || CASE WHEN a.attnotnull THEN ' not null'
+                                      ELSE '' END
+          FROM (SELECT attrelid, attname, attnotnull,
+                       format_type(atttypid, atttypmod) AS ty,
+                       rank() OVER (PARTITION BY attrelid ORDER BY attnum)
+                         AS attnum_rank
+                  FROM pg_attribute
+                 WHERE attnum > 0 AND NOT attisdropped) a
+          JOIN pg_class c ON c.oid = a.attrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind = 'r'
+        UNION ALL
+        SELECT c.relname || ' constraint ' || k.conname || ' '
+               || pg_get_constraintdef(k.oid)
+          FROM pg_constraint k
+          JOIN pg_class c ON c.oid = k.conrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1
+        UNION ALL
+        SELECT c.relname || ' index '
+               || replace(pg_get_indexdef(i.indexrelid), n.nspname || '.', '')
+          FROM pg_index i
+          JOIN pg_class c ON c.oid = i.indrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1
+         ORDER BY 1";
+    c.query(sql, &[&schema])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+#[test]
+fn created_targets_equal_the_declared_ddl() {
+    let (set, schema) = hcad();
+    let d = Dir::new();
+    let zip = d.join("f.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "800",
+        "--faults",
+        "1%",
+        "--out",
+        zip.to_str().unwrap(),
+    ]);
+    let zip = zip.to_str().unwrap();
+    let args = ["--schema", &schema, "--max-reject-ratio", "0.05", zip];
+    // Created by the load (built in place from the staged rows).
+    let built = TestDb::new();
+    let mut a = vec!["--create"];
+    a.extend_from_slice(&args);
+    let o = load(&built, &d, &a);
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert!(n(&table(&o.report, "real_acct")["rejected"]) > 0, "{}", o.out);
+    // Created beforehand from `schema ddl`, then loaded by a merge.
+    let declared = TestDb::new();
+    let ddl = fwload(&[
+        "schema",
+        "ddl",
+        "--schema",
+        &schema,
+        "--target-schema",
+        &declared.schema,
+    ]);
+    assert!(ddl.status.success(), "{}", stderr(&ddl));
+    declared.client().batch_execute(&stdout(&ddl)).unwrap();
+    let o = load(&declared, &d, &args);
+    assert_eq!(o.code, 0, "{}", o.err);
+
+    let (b, c) =
+        (catalog(&built, &built.schema), catalog(&declared, &declared.schema));
+    assert!(b.iter().any(|l| l.contains("PRIMARY KEY")), "{b:#?}");
+    assert_eq!(b, c);
+    for l in &set.layouts {
+        let key = l.key_names().join(", ");
+        assert_eq!(
+            built.checksum(&l.table, &key),
+            declared.checksum(&l.table, &key),
+            "{}",
+            l.table
+        );
+    }
+    // A later load into the built tables merges like into any other.
+    let mut a = vec!["--force-reload"];
+    a.extend_from_slice(&args);
+    let o = load(&built, &d, &a);
+    assert_eq!(o.code, 0, "{}", o.err);
+    let t = table(&o.report, "real_acct");
+    assert_eq!(n(&t["inserted"]) + n(&t["updated"]), 0, "{t}");
+    assert!(n(&t["unchanged"]) > 0, "{t}");
+}
+
+#[test]
+fn replace_with_a_rejected_keyed_record_keeps_constraints() {
+    let d = Dir::new();
+    let db = TestDb::new();
+    d.write(
+        "s/t.toml",
+        "members = [\"t.txt\"]\nformat = \"delimited\"\nheader = false\nkey = [\"id\"]\n\
+         [[field]]\nname = \"id\"\ntype = \"int\"\n\
+         [[field]]\nname = \"n\"\ntype = \"int\"\nrequired = true\n",
+    );
+    d.write("in/t.txt", "1\t5\n2\tx\n3\t7\n");
+    let s = d.join("s").display().to_string();
+    let input = d.join("in").display().to_string();
+    for _ in 0..2 {
+        let o = load(
+            &db,
+            &d,
+            &[
+                "--schema",
+                &s,
+                "--create",
+                "--mode",
+                "replace",
+                "--force-reload",
+                "--max-rejects",
+                "5",
+                &input,
+            ],
+        );
+        assert_eq!(o.code, 0, "{}{}", o.out, o.err);
+        assert_eq!(n(&table(&o.report, "t")["rejected"]), 1);
+        assert_eq!(
+            db.checksum("t", "id"),
+            db_checksum_of(&db, "(1,5)\n(3,7)")
+        );
+    }
+    let defs = catalog(&db, &db.schema);
+    assert!(
+        defs.contains(&"t column 2 n integer not null".to_string()),
+        "{defs:#?}"
+    );
+    assert!(
+        defs.iter().any(|l| l.starts_with("t constraint")
+            && l.ends_with("PRIMARY KEY (id)")),
+        "{defs:#?}"
+    );
+}
+
+/// What `TestDb::checksum` gives for a table whose rows print as `rows`.
+fn db_checksum_of(db: &TestDb, rows: &str) -> String {
+    db.one(&format!("SELECT md5('{rows}')"))
 }
