@@ -10,11 +10,13 @@
 # Measures, each as the median of REPS runs:
 #   (a) PostgreSQL's own server-side `COPY table FROM 'file'` of the same
 #       rows (exported as text from a loaded copy) into the same typed tables
-#       (keys included), two sessions in parallel like fwload's --jobs 2;
+#       (keys included): (a1) in one session, (a2) in two sessions in
+#       parallel like fwload's --jobs 2;
 #   (b) `fwload load` of the generated archive into empty targets;
 #   (c) `fwload load --delete hard` of a 1% change set (1% updated, 0.5%
 #       deleted, 1% inserted) into the populated targets;
-# prints b/a and c/a, and the peak RSS of (b) at ROWS and BIG_ROWS.
+# prints b/a1, b/a2, c/a1 and c/a2, and the peak RSS of (b) at ROWS and
+# BIG_ROWS.
 # Results are also written to benches/results/load-<date>-<host>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ ROWS=${ROWS:-1000000}
 BIG_ROWS=${BIG_ROWS:-4000000}
 REPS=${REPS:-3}
 URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+export PGOPTIONS='-c client_min_messages=warning'
 WORK=${WORK:-bench-data/load}
 TSV=${TSV:-/tmp/fwload-bench-tsv}
 SCHEMA=schemas/hcad
@@ -55,10 +58,16 @@ for t in $tables; do
     rows=$((rows + $(q "SELECT count(*) FROM bench_src.$t")))
 done
 
-declare -a A B C
+declare -a A1 A B C
 for r in $(seq "$REPS"); do
     echo "== rep $r/$REPS"
-    # (a) PostgreSQL's own COPY, two sessions like --jobs 2.
+    # (a1) PostgreSQL's own COPY, one session.
+    reset bench_a
+    "$F" schema ddl --schema $SCHEMA --target-schema bench_a | psql "$URL" -v ON_ERROR_STOP=1 -q
+    all=""
+    for t in $tables; do all="$all COPY bench_a.$t FROM '$TSV/$t.tsv';"; done
+    t0=$(now); q "$all"; A1[$r]=$(echo "$(now) - $t0" | bc)
+    # (a2) PostgreSQL's own COPY, two sessions like --jobs 2.
     reset bench_a
     "$F" schema ddl --schema $SCHEMA --target-schema bench_a | psql "$URL" -v ON_ERROR_STOP=1 -q
     half1=""; half2=""; i=0
@@ -78,8 +87,9 @@ for r in $(seq "$REPS"); do
     reset bench_c
     fw bench_c --create "$WORK/base-$ROWS.zip" > /dev/null
     t0=$(now); fw bench_c --delete hard "$WORK/next-$ROWS.zip" > /dev/null; C[$r]=$(echo "$(now) - $t0" | bc)
-    echo "   a=${A[$r]} s  b=${B[$r]} s  c=${C[$r]} s"
+    echo "   a1=${A1[$r]} s  a2=${A[$r]} s  b=${B[$r]} s  c=${C[$r]} s"
 done
+a1=$(printf '%s\n' "${A1[@]}" | median)
 a=$(printf '%s\n' "${A[@]}" | median)
 b=$(printf '%s\n' "${B[@]}" | median)
 c=$(printf '%s\n' "${C[@]}" | median)
@@ -101,11 +111,12 @@ report=$(cat <<EOF
 load benchmark: $ROWS rows of real_acct, $rows rows in all, $((bytes / 1000000)) MB uncompressed, median of $REPS
 machine: $machine
 
-| measure | seconds | MB/s | ratio |
-| --- | ---: | ---: | ---: |
-| (a) PostgreSQL COPY FROM file (text, 2 sessions) | $a | $(echo "$bytes / 1000000 / $a" | bc) | 1.00 |
-| (b) fwload load into empty targets | $b | $(echo "$bytes / 1000000 / $b" | bc) | $(echo "scale=2; $b / $a" | bc) |
-| (c) fwload load of a 1% change set | $c | $(echo "$bytes / 1000000 / $c" | bc) | $(echo "scale=2; $c / $a" | bc) |
+| measure | seconds | MB/s | time / a1 | time / a2 |
+| --- | ---: | ---: | ---: | ---: |
+| (a1) PostgreSQL COPY FROM file (text, 1 session) | $a1 | $(echo "$bytes / 1000000 / $a1" | bc) | 1.00 | $(echo "scale=2; $a1 / $a" | bc) |
+| (a2) PostgreSQL COPY FROM file (text, 2 sessions) | $a | $(echo "$bytes / 1000000 / $a" | bc) | $(echo "scale=2; $a / $a1" | bc) | 1.00 |
+| (b) fwload load into empty targets | $b | $(echo "$bytes / 1000000 / $b" | bc) | $(echo "scale=2; $b / $a1" | bc) | $(echo "scale=2; $b / $a" | bc) |
+| (c) fwload load of a 1% change set | $c | $(echo "$bytes / 1000000 / $c" | bc) | $(echo "scale=2; $c / $a1" | bc) | $(echo "scale=2; $c / $a" | bc) |
 
 peak RSS of fwload load: $((rss_small / 1024)) MiB at $ROWS rows, $((rss_big / 1024)) MiB at $BIG_ROWS rows
 EOF
