@@ -419,11 +419,21 @@ pub fn publish_table(
             if soft { "t.deleted_at IS NULL AND " } else { "" },
             key_match(layout, "s", "t")
         );
-        let n = count(
-            tx,
-            &format!("SELECT count(*) FROM {target} t WHERE {missing}"),
-            &format!("counting deletes in {target}"),
-        )?;
+        // Delete first and check the guards on the count it returns: a
+        // refusal fails the publish transaction, which undoes the delete,
+        // and the anti-join runs once instead of twice.
+        let n = if soft {
+            tx.execute(
+                &format!(
+                    "UPDATE {target} t SET deleted_at = now() WHERE {missing}"
+                ),
+                &[],
+            )
+            .map_err(ctx("soft-deleting from"))?
+        } else {
+            tx.execute(&format!("DELETE FROM {target} t WHERE {missing}"), &[])
+                .map_err(ctx("deleting from"))?
+        };
         let ratio = if before == 0 { 0.0 } else { n as f64 / before as f64 };
         if !opts.force && ratio > opts.max_delete_ratio {
             return Err(LoadError::refused(format!(
@@ -441,18 +451,7 @@ pub fn publish_table(
                 )));
             }
         }
-        out.deleted = if soft {
-            tx.execute(
-                &format!(
-                    "UPDATE {target} t SET deleted_at = now() WHERE {missing}"
-                ),
-                &[],
-            )
-            .map_err(ctx("soft-deleting from"))?
-        } else {
-            tx.execute(&format!("DELETE FROM {target} t WHERE {missing}"), &[])
-                .map_err(ctx("deleting from"))?
-        };
+        out.deleted = n;
     }
     Ok(())
 }
