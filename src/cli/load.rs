@@ -119,6 +119,12 @@ pub struct LoadTuning {
     /// Tables staged at once, each on its own connection.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub jobs: usize,
+    /// work_mem and maintenance_work_mem of fwload's sessions, for the
+    /// MERGE's joins and key and index builds; `server` keeps the
+    /// server's settings.
+    #[arg(long, default_value = "256MB", value_name = "SIZE",
+          value_parser = parse_work_mem)]
+    pub work_mem: WorkMem,
     /// Write every reject to this CSV file.
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
@@ -174,6 +180,7 @@ impl LoadTuning {
             rejects_file: self.rejects.clone(),
             progress: !self.quiet,
             stages: serde_json::Value::Null,
+            work_mem: self.work_mem.0.clone(),
         };
         if opts.delete != DeletePolicy::None && opts.mode != Mode::Merge {
             return Err(Failure::msg(
@@ -483,4 +490,54 @@ pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {
         writeln!(out, "{t}: back to the previous generation")?;
     }
     Ok(Exit::Ok)
+}
+
+/// A `--work-mem` value: a PostgreSQL memory size, or `None` for the
+/// server's own setting.
+#[derive(Clone, Debug)]
+pub struct WorkMem(pub Option<String>);
+
+/// Parses `--work-mem`: digits with a unit of `kB`, `MB` or `GB` (as
+/// PostgreSQL spells them; `k`, `M`, `G` are accepted too), at least
+/// 64kB, or `server`.
+fn parse_work_mem(s: &str) -> Result<WorkMem, String> {
+    if s == "server" {
+        return Ok(WorkMem(None));
+    }
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let kib: u64 = match unit {
+        "kB" | "k" => 1,
+        "MB" | "M" => 1024,
+        "GB" | "G" => 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{s:?}: expected a size such as 64MB or 1GB (kB, MB or GB), or server"
+            ));
+        }
+    };
+    let total = n
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(kib))
+        .filter(|&k| (64..=2_147_483_647).contains(&k))
+        .ok_or_else(|| format!("{s:?}: must be between 64kB and 2047GB"))?;
+    Ok(WorkMem(Some(format!("{total}kB"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_work_mem;
+
+    #[test]
+    fn work_mem_sizes() {
+        let kb = |s| parse_work_mem(s).unwrap().0;
+        assert_eq!(kb("256MB"), Some("262144kB".into()));
+        assert_eq!(kb("1G"), Some("1048576kB".into()));
+        assert_eq!(kb("64kB"), Some("64kB".into()));
+        assert_eq!(kb("server"), None);
+        for bad in ["", "MB", "12", "1.5GB", "-1MB", "63kB", "9999999GB"] {
+            assert!(parse_work_mem(bad).is_err(), "{bad}");
+        }
+    }
 }

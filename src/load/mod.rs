@@ -103,6 +103,24 @@ pub struct LoadOptions {
     /// Outcomes of stages before the load (`fwload run`), kept with the
     /// run record.
     pub stages: serde_json::Value,
+    /// `work_mem` and `maintenance_work_mem` for fwload's own sessions
+    /// (a PostgreSQL size such as `256MB`); `None` keeps the server's.
+    pub work_mem: Option<String>,
+}
+
+/// Connects and sets the session's memory for joins, sorts and index
+/// builds.
+fn connect(opts: &LoadOptions) -> Result<Client, LoadError> {
+    let mut db = opts.database.connect()?;
+    if let Some(m) = &opts.work_mem {
+        db.execute(
+            "SELECT set_config('work_mem', $1, false), \
+             set_config('maintenance_work_mem', $1, false)",
+            &[m],
+        )
+        .map_err(|e| LoadError::db(format!("setting work_mem to {m}"), e))?;
+    }
+    Ok(db)
 }
 
 /// What a load did.
@@ -312,7 +330,7 @@ pub fn load(
         }
         listed.push((i, v));
     }
-    let mut db = opts.database.connect()?;
+    let mut db = connect(opts)?;
     migrate(&mut db, &opts.meta)?;
     let key = lock_key(&dataset, &opts.target_schema);
     let show_wait = |pid: Option<i32>| {
@@ -692,7 +710,7 @@ fn stage_all(
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| {
-                let mut db = match opts.database.connect() {
+                let mut db = match connect(opts) {
                     Ok(db) => db,
                     Err(e) => {
                         first_error.lock().expect("errors").get_or_insert(e);
