@@ -41,6 +41,11 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 tables=$($F schema ddl --schema $SCHEMA --target-schema x | sed -nE 's/^CREATE TABLE "x"\."([a-z_]+)".*/\1/p')
 
 reset() { q "DROP SCHEMA IF EXISTS $1 CASCADE; DROP SCHEMA IF EXISTS $1_meta CASCADE; CREATE SCHEMA $1"; }
+# bench_a with the typed tables (keys and indexes), empty.
+empty_baseline() {
+    reset bench_a
+    "$F" schema ddl --schema $SCHEMA --target-schema bench_a | psql "$URL" -v ON_ERROR_STOP=1 -q
+}
 fw() { "$F" load -q --schema $SCHEMA --database-url "$URL" --target-schema "$1" --meta-schema "$1_meta" --jobs 2 "${@:2}"; }
 
 echo "== generating ($ROWS rows of real_acct, children in proportion)"
@@ -58,18 +63,16 @@ for t in $tables; do
     rows=$((rows + $(q "SELECT count(*) FROM bench_src.$t")))
 done
 
-declare -a A1 A B C
+declare -a A1 A2 B C
 for r in $(seq "$REPS"); do
     echo "== rep $r/$REPS"
     # (a1) PostgreSQL's own COPY, one session.
-    reset bench_a
-    "$F" schema ddl --schema $SCHEMA --target-schema bench_a | psql "$URL" -v ON_ERROR_STOP=1 -q
+    empty_baseline
     all=""
     for t in $tables; do all="$all COPY bench_a.$t FROM '$TSV/$t.tsv';"; done
     t0=$(now); q "$all"; A1[$r]=$(echo "$(now) - $t0" | bc)
     # (a2) PostgreSQL's own COPY, two sessions like --jobs 2.
-    reset bench_a
-    "$F" schema ddl --schema $SCHEMA --target-schema bench_a | psql "$URL" -v ON_ERROR_STOP=1 -q
+    empty_baseline
     half1=""; half2=""; i=0
     for t in $tables; do
         if [ $((i % 2)) -eq 0 ]; then half1="$half1 COPY bench_a.$t FROM '$TSV/$t.tsv';"; else half2="$half2 COPY bench_a.$t FROM '$TSV/$t.tsv';"; fi
@@ -79,7 +82,7 @@ for r in $(seq "$REPS"); do
     q "$half1" & p1=$!
     q "$half2" & p2=$!
     wait $p1 $p2
-    A[$r]=$(echo "$(now) - $t0" | bc)
+    A2[$r]=$(echo "$(now) - $t0" | bc)
     # (b) fwload into empty targets.
     reset bench_b
     t0=$(now); fw bench_b --create "$WORK/base-$ROWS.zip" > /dev/null; B[$r]=$(echo "$(now) - $t0" | bc)
@@ -87,10 +90,10 @@ for r in $(seq "$REPS"); do
     reset bench_c
     fw bench_c --create "$WORK/base-$ROWS.zip" > /dev/null
     t0=$(now); fw bench_c --delete hard "$WORK/next-$ROWS.zip" > /dev/null; C[$r]=$(echo "$(now) - $t0" | bc)
-    echo "   a1=${A1[$r]} s  a2=${A[$r]} s  b=${B[$r]} s  c=${C[$r]} s"
+    echo "   a1=${A1[$r]} s  a2=${A2[$r]} s  b=${B[$r]} s  c=${C[$r]} s"
 done
 a1=$(printf '%s\n' "${A1[@]}" | median)
-a=$(printf '%s\n' "${A[@]}" | median)
+a2=$(printf '%s\n' "${A2[@]}" | median)
 b=$(printf '%s\n' "${B[@]}" | median)
 c=$(printf '%s\n' "${C[@]}" | median)
 
@@ -107,16 +110,21 @@ for s in bench_src bench_a bench_b bench_c bench_rss; do q "DROP SCHEMA IF EXIST
 rm -rf "$TSV"
 
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(psql "$URL" -qAt -c 'SHOW server_version'), $(date -u +%Y-%m-%d)"
+# One line of the table: name, seconds, MB/s and the time against a1 and a2.
+row() {
+    printf '| %s | %s | %s | %s | %s |' "$1" "$2" "$(echo "$bytes / 1000000 / $2" | bc)" \
+        "$(echo "scale=2; $2 / $a1" | bc)" "$(echo "scale=2; $2 / $a2" | bc)"
+}
 report=$(cat <<EOF
 load benchmark: $ROWS rows of real_acct, $rows rows in all, $((bytes / 1000000)) MB uncompressed, median of $REPS
 machine: $machine
 
 | measure | seconds | MB/s | time / a1 | time / a2 |
 | --- | ---: | ---: | ---: | ---: |
-| (a1) PostgreSQL COPY FROM file (text, 1 session) | $a1 | $(echo "$bytes / 1000000 / $a1" | bc) | 1.00 | $(echo "scale=2; $a1 / $a" | bc) |
-| (a2) PostgreSQL COPY FROM file (text, 2 sessions) | $a | $(echo "$bytes / 1000000 / $a" | bc) | $(echo "scale=2; $a / $a1" | bc) | 1.00 |
-| (b) fwload load into empty targets | $b | $(echo "$bytes / 1000000 / $b" | bc) | $(echo "scale=2; $b / $a1" | bc) | $(echo "scale=2; $b / $a" | bc) |
-| (c) fwload load of a 1% change set | $c | $(echo "$bytes / 1000000 / $c" | bc) | $(echo "scale=2; $c / $a1" | bc) | $(echo "scale=2; $c / $a" | bc) |
+$(row "(a1) PostgreSQL COPY FROM file (text, 1 session)" "$a1")
+$(row "(a2) PostgreSQL COPY FROM file (text, 2 sessions)" "$a2")
+$(row "(b) fwload load into empty targets" "$b")
+$(row "(c) fwload load of a 1% change set" "$c")
 
 peak RSS of fwload load: $((rss_small / 1024)) MiB at $ROWS rows, $((rss_big / 1024)) MiB at $BIG_ROWS rows
 EOF
