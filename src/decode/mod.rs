@@ -303,6 +303,58 @@ fn show_byte(b: u8) -> String {
     }
 }
 
+/// The trimmed values that mean NULL, with a mask of their lengths so
+/// that most values are told apart by length alone, without a loop over
+/// the sentinels (measured: the loop was a quarter of `decode`'s time).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Nulls {
+    values: Vec<Box<[u8]>>,
+    /// Bit `min(len, 63)` is set for each value's length.
+    lens: u64,
+}
+
+impl Nulls {
+    /// Sentinels from a list.
+    pub fn new(values: Vec<Box<[u8]>>) -> Nulls {
+        let mut n = Nulls::default();
+        for v in values {
+            n.push(v);
+        }
+        n
+    }
+
+    /// Adds a sentinel.
+    pub fn push(&mut self, v: Box<[u8]>) {
+        self.lens |= Nulls::bit(v.len());
+        self.values.push(v);
+    }
+
+    /// Removes every sentinel (no value means NULL).
+    pub fn clear(&mut self) {
+        self.values.clear();
+        self.lens = 0;
+    }
+
+    #[inline]
+    fn bit(len: usize) -> u64 {
+        1 << len.min(63)
+    }
+
+    /// Whether `v` is one of the sentinels.
+    #[inline]
+    pub fn matches(&self, v: &[u8]) -> bool {
+        self.lens & Nulls::bit(v.len()) != 0
+            && self.values.iter().any(|n| same(n, v))
+    }
+}
+
+impl std::ops::Deref for Nulls {
+    type Target = [Box<[u8]>];
+    fn deref(&self) -> &[Box<[u8]>] {
+        &self.values
+    }
+}
+
 /// Byte equality for short values, inline: a library `memcmp` call costs
 /// more than comparing the few bytes of a null sentinel.
 #[inline]
@@ -573,7 +625,7 @@ pub struct Decoder {
     /// Date/time format for `date`, `time`, `timestamp`.
     pub format: Option<DateFormat>,
     /// Trimmed values that mean NULL.
-    pub nulls: Vec<Box<[u8]>>,
+    pub nulls: Nulls,
     /// NULL is a reject.
     pub required: bool,
     /// Over-length text policy.
@@ -617,7 +669,7 @@ impl Decoder {
             sign: Sign::Leading,
             fraction: Fraction::Literal,
             format,
-            nulls: vec![Box::from(&b""[..])],
+            nulls: Nulls::new(vec![Box::from(&b""[..])]),
             required: false,
             overflow: Overflow::Reject,
             true_values: spell(&["Y", "YES", "T", "TRUE", "1"]),
@@ -643,7 +695,7 @@ impl Decoder {
         scratch: &'a mut Vec<u8>,
     ) -> Result<Value<'a>, Reason> {
         let v = self.trim.apply(raw);
-        if self.nulls.iter().any(|n| same(n, v)) {
+        if self.nulls.matches(v) {
             return if self.required {
                 Err(Reason::Required)
             } else {

@@ -115,11 +115,9 @@ pub fn decode<'a>(
     scratch: &'a mut Vec<u8>,
 ) -> Result<&'a str, Reason> {
     // Most values are short plain ASCII and leave here borrowed: one
-    // word-at-a-time pass finds high and NUL bytes; the byte scans for
-    // double spaces and lower case run only when the field asks for them.
-    let (high, nul) = high_or_nul(raw);
-    let double = opts.collapse_spaces && raw.windows(2).any(|w| w == b"  ");
-    let lower = opts.upper && raw.iter().any(u8::is_ascii_lowercase);
+    // word-at-a-time pass finds high and NUL bytes, double spaces and
+    // lower-case letters together.
+    let Scan { high, nul, double, lower } = scan(raw);
     if nul {
         return Err(Reason::NulByte);
     }
@@ -185,27 +183,103 @@ pub fn decode<'a>(
     })
 }
 
-/// Whether `raw` has a byte ≥ 0x80, and whether it has a 0x00 byte,
-/// eight bytes at a time.
+/// What one pass over a value found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Scan {
+    /// A byte ≥ 0x80.
+    high: bool,
+    /// A 0x00 byte.
+    nul: bool,
+    /// Two spaces in a row.
+    double: bool,
+    /// An ASCII lower-case letter (meaningful only without `high`).
+    lower: bool,
+}
+
+/// Scans `raw` eight bytes at a time (SWAR: each test is exact per byte,
+/// with no carry between bytes).
 #[inline]
-fn high_or_nul(raw: &[u8]) -> (bool, bool) {
-    const LOW: u64 = 0x0101_0101_0101_0101;
+fn scan(raw: &[u8]) -> Scan {
+    let mut acc = Swar::default();
+    if raw.len() >= 8 {
+        let mut words = raw.chunks_exact(8);
+        for w in &mut words {
+            acc.word(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        if !words.remainder().is_empty() {
+            // The last eight bytes, overlapping bytes already seen: seeing
+            // a byte twice changes no test, and every pair of neighbours
+            // in them is a real pair.
+            acc.carry = 0;
+            let last = &raw[raw.len() - 8..];
+            acc.word(u64::from_le_bytes(last.try_into().expect("8 bytes")));
+        }
+    } else if !raw.is_empty() {
+        acc.word(short_word(raw));
+    }
+    Scan {
+        high: acc.high & Swar::HIGH != 0,
+        nul: acc.nul != 0,
+        double: acc.double != 0,
+        lower: acc.lower & Swar::HIGH != 0,
+    }
+}
+
+/// The tests of [`scan`], accumulated over words.
+#[derive(Default)]
+struct Swar {
+    high: u64,
+    nul: u64,
+    double: u64,
+    lower: u64,
+    /// Whether the previous word ended in a space (bit 7).
+    carry: u64,
+}
+
+impl Swar {
+    const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut high = 0u64;
-    let mut zero = 0u64;
-    let mut words = raw.chunks_exact(8);
-    for w in &mut words {
-        let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        high |= x;
-        zero |= x.wrapping_sub(LOW) & !x & HIGH;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+
+    /// Bit 7 of each byte of `x` that is zero.
+    #[inline]
+    fn zero(x: u64) -> u64 {
+        !(((x & Swar::LOW7) + Swar::LOW7) | x) & Swar::HIGH
     }
-    let mut h = high & HIGH != 0;
-    let mut z = zero != 0;
-    for &b in words.remainder() {
-        h |= b >= 0x80;
-        z |= b == 0;
+
+    #[inline]
+    fn word(&mut self, x: u64) {
+        self.high |= x;
+        self.nul |= Swar::zero(x);
+        let sp = Swar::zero(x ^ (Swar::ONES * b' ' as u64));
+        self.double |= sp & ((sp << 8) | self.carry);
+        self.carry = sp >> 56;
+        // Bytes from `a` to `z`: adding 0x1F sets bit 7 from `a` up,
+        // adding 0x05 sets it from `{` up (no carries below 0x80).
+        let x = x & Swar::LOW7;
+        self.lower |= (x + Swar::ONES * 0x1F) & !(x + Swar::ONES * 0x05);
     }
-    (h, z)
+}
+
+/// A value of 1 to 7 bytes as one word, the unused bytes `A` (which no
+/// test of [`scan`] matches), read in two overlapping loads rather than
+/// copied byte by byte.
+#[inline]
+fn short_word(raw: &[u8]) -> u64 {
+    let n = raw.len();
+    debug_assert!((1..8).contains(&n));
+    let x = if n >= 4 {
+        let lo = u32::from_le_bytes(raw[..4].try_into().expect("4"));
+        let hi = u32::from_le_bytes(raw[n - 4..].try_into().expect("4"));
+        lo as u64 | (hi as u64) << (8 * (n - 4))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes(raw[..2].try_into().expect("2"));
+        let hi = u16::from_le_bytes(raw[n - 2..].try_into().expect("2"));
+        lo as u64 | (hi as u64) << (8 * (n - 2))
+    } else {
+        raw[0] as u64
+    };
+    x | (0x4141_4141_4141_4141 & (u64::MAX << (8 * n)))
 }
 
 /// An ASCII slice as `&str` without validating it again.
@@ -315,6 +389,47 @@ mod tests {
             d(b"200 OAK \"AVE", Encoding::Latin1, true, true),
             Ok("200 OAK \"AVE".into())
         );
+    }
+
+    #[test]
+    fn scan_agrees_with_bytewise_tests() {
+        let naive = |r: &[u8]| Scan {
+            high: r.iter().any(|&b| b >= 0x80),
+            nul: r.contains(&0),
+            double: r.windows(2).any(|w| w == b"  "),
+            lower: r.iter().any(u8::is_ascii_lowercase),
+        };
+        let alphabet = b" \0aAzZ`{@[\x7f\x80\xff9";
+        // Every string of up to 3 symbols, placed at each offset of a
+        // 17-byte value so words and the padded tail are all crossed.
+        let mut v = Vec::new();
+        for n in 0..=3u32 {
+            for code in 0..alphabet.len().pow(n) {
+                let mut sym = Vec::new();
+                let mut c = code;
+                for _ in 0..n {
+                    sym.push(alphabet[c % alphabet.len()]);
+                    c /= alphabet.len();
+                }
+                for at in 0..=(17 - sym.len()) {
+                    v.clear();
+                    v.resize(17, b'Q');
+                    v[at..at + sym.len()].copy_from_slice(&sym);
+                    for len in [at + sym.len(), 17] {
+                        let r = &v[..len];
+                        let (got, want) = (scan(r), naive(r));
+                        assert_eq!(
+                            (got.high, got.nul, got.double),
+                            (want.high, want.nul, want.double),
+                            "{r:?}"
+                        );
+                        if !want.high {
+                            assert_eq!(got.lower, want.lower, "{r:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -994,8 +994,9 @@ fn parse_field(
         d.text.upper = u;
     }
     if let Some(n) = &f.null {
-        d.nulls =
-            n.iter().map(|s| s.trim_matches(' ').as_bytes().into()).collect();
+        d.nulls = crate::decode::Nulls::new(
+            n.iter().map(|s| s.trim_matches(' ').as_bytes().into()).collect(),
+        );
     }
     d.required = f.required.unwrap_or(false);
     if let Some(o) = &f.overflow {
