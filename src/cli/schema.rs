@@ -85,7 +85,7 @@ pub(super) fn run(c: SchemaCommand) -> CliResult {
                     quote_ident(&l.table)
                 );
                 writeln!(out, "{};", create_table(l, &table, a.soft_delete))?;
-                for s in index_statements(l, &table, set.dataset.as_ref()) {
+                for s in index_statements(l, &table, set.references()) {
                     writeln!(out, "{s};")?;
                 }
                 writeln!(out)?;

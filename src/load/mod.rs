@@ -280,6 +280,8 @@ type Listed = (String, Option<u64>, Option<usize>);
 struct Work {
     layout: usize,
     members: Vec<MemberRef>,
+    /// Uncompressed bytes of the members, where the input says.
+    bytes: u64,
 }
 
 /// Loads `inputs` into the targets of `set`.
@@ -388,9 +390,15 @@ pub fn load(
             };
             file_no += 1;
             total_bytes += declared.unwrap_or(0);
+            let bytes = declared.unwrap_or(0);
             match work.iter_mut().find(|w| w.layout == *li) {
-                Some(w) => w.members.push(m),
-                None => work.push(Work { layout: *li, members: vec![m] }),
+                Some(w) => {
+                    w.members.push(m);
+                    w.bytes += bytes;
+                }
+                None => {
+                    work.push(Work { layout: *li, members: vec![m], bytes })
+                }
             }
         }
     }
@@ -519,11 +527,7 @@ pub fn load(
             ..opts.pipeline
         },
 
-        references: set
-            .dataset
-            .as_ref()
-            .map(|d| d.references.as_slice())
-            .unwrap_or_default(),
+        references: set.references(),
         rejects: &rejects,
         progress: &progress,
     };
@@ -703,7 +707,11 @@ fn stage_all(
             stage::TableKind::Staging
         }
     };
-    let queue = Mutex::new(work.iter().collect::<Vec<_>>());
+    // Biggest first (popped from the end), so the last table to finish
+    // is a small one and no connection waits long on another's tail.
+    let mut order: Vec<&Work> = work.iter().collect();
+    order.sort_by_key(|w| w.bytes);
+    let queue = Mutex::new(order);
     let results: Mutex<Vec<(usize, Staged)>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<LoadError>> = Mutex::new(None);
     let jobs = opts.jobs.max(1).min(work.len().max(1));
@@ -932,7 +940,8 @@ fn adoptable(
 }
 
 /// Makes `s`'s staging table `layout`'s target: renamed, moved to the
-/// target schema, and given its key and indexes.
+/// target schema, fwload's columns dropped, and its key and indexes (built
+/// by the stage) given their standard names.
 fn adopt(
     tx: &mut postgres::Transaction<'_>,
     s: &Staged,
@@ -957,14 +966,8 @@ fn adopt(
         ));
     }
     tx.batch_execute(&sql).map_err(ctx)?;
-    publish::build_target(
-        tx,
-        layout,
-        &target,
-        set.dataset.as_ref(),
-        publish::Naming::Standard,
-        s.counts.rejected > 0,
-    )
+    publish::drop_fwload_columns(tx, &target)?;
+    publish::standard_names(tx, layout, (&schema, &table), set.references())
 }
 
 /// Creates a missing target table with its key and indexes (and the
@@ -988,7 +991,7 @@ fn create_target(
         opts.delete == DeletePolicy::Soft,
     ))
     .map_err(ctx)?;
-    for s in index_statements(layout, target, set.dataset.as_ref()) {
+    for s in index_statements(layout, target, set.references()) {
         tx.batch_execute(&s).map_err(ctx)?;
     }
     Ok(())

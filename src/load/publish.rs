@@ -16,8 +16,8 @@ use super::stage::{Spool, StageContext, Staged};
 use crate::decode::Reason;
 use crate::pipeline::Reject;
 use crate::schema::{
-    Dataset, Layout, OrphanPolicy, Reference, create_index, index_statements,
-    quote_ident, reference_indexes,
+    Dataset, Layout, OrphanPolicy, Reference, create_index, quote_ident,
+    reference_indexes,
 };
 
 /// How staged rows reach a target.
@@ -278,6 +278,20 @@ pub fn check_references(
                 }
             }
             OrphanPolicy::Reject => {
+                // Orphans are rare: a read-only probe first, which the
+                // server can run in parallel (a DELETE never is).
+                let any: bool = tx
+                    .query_one(
+                        &format!(
+                            "SELECT EXISTS (SELECT 1 FROM {staging} s WHERE {cond})"
+                        ),
+                        &[],
+                    )
+                    .map_err(|e| LoadError::db(what.clone(), e))?
+                    .get(0);
+                if !any {
+                    continue;
+                }
                 let shown: Vec<String> = r
                     .columns
                     .iter()
@@ -459,8 +473,9 @@ pub fn publish_table(
 /// Names for the key and indexes of a built target.
 #[derive(Clone, Copy, Debug)]
 pub enum Naming<'a> {
-    /// The names `CREATE TABLE` and `fwload schema ddl` give them.
-    Standard,
+    /// Names PostgreSQL chooses, unique in the table's schema (renamed
+    /// when the table is adopted: see [`standard_names`]).
+    Chosen,
     /// Names unique to a run, so two generations of a table can coexist:
     /// the final table's name and the run.
     Run(&'a str, i64),
@@ -477,69 +492,148 @@ pub fn object_name(table: &str, what: &str, run: i64) -> String {
     format!("{head}{tail}")
 }
 
-/// Turns a table a stage filled (fwload's own columns first, no
-/// constraints) into a target: the rejected records' keys leave, fwload's
-/// columns are dropped, required columns become NOT NULL, and the primary
-/// key and reference indexes are built — on a full table, a sort instead
-/// of an index insert per row.
-///
-/// # Errors
-/// A database error.
-pub fn build_target(
-    tx: &mut Transaction<'_>,
+/// The statements that give a filled table (one a stage made to become a
+/// target) its primary key and reference indexes: built on the full
+/// table, a sort each instead of an index insert per row.
+pub fn key_and_indexes(
     layout: &Layout,
     table: &str,
-    dataset: Option<&Dataset>,
+    references: &[Reference],
     naming: Naming<'_>,
-    rejected_keys: bool,
-) -> Result<(), LoadError> {
-    let ctx = |what: &str| {
-        let what = format!("{what} {table}");
-        move |e| LoadError::db(what.clone(), e)
-    };
-    if rejected_keys {
-        tx.execute(&format!("DELETE FROM {table} WHERE _fw_reject"), &[])
-            .map_err(ctx("clearing rejected keys from"))?;
-    }
-    let mut alter = vec![
-        "DROP COLUMN _fw_file".to_owned(),
-        "DROP COLUMN _fw_line".to_owned(),
-        "DROP COLUMN _fw_reject".to_owned(),
-    ];
-    for (i, f) in layout.fields.iter().enumerate() {
-        if f.decoder.required && !layout.key.contains(&i) {
-            alter.push(format!(
-                "ALTER COLUMN {} SET NOT NULL",
-                quote_ident(&f.name)
-            ));
-        }
-    }
+) -> Vec<String> {
+    let mut out = Vec::new();
     if !layout.key.is_empty() {
         let key: Vec<String> =
             layout.key_names().iter().map(|k| quote_ident(k)).collect();
         let name = match naming {
-            Naming::Standard => String::new(),
+            Naming::Chosen => String::new(),
             Naming::Run(base, run) => format!(
                 "CONSTRAINT {} ",
                 quote_ident(&object_name(base, "pk", run))
             ),
         };
-        alter.push(format!("ADD {name}PRIMARY KEY ({})", key.join(", ")));
+        out.push(format!(
+            "ALTER TABLE {table} ADD {name}PRIMARY KEY ({})",
+            key.join(", ")
+        ));
     }
-    tx.batch_execute(&format!("ALTER TABLE {table} {}", alter.join(", ")))
-        .map_err(ctx("building the key of"))?;
-    let statements = match naming {
-        Naming::Standard => index_statements(layout, table, dataset),
-        Naming::Run(base, run) => reference_indexes(layout, dataset)
-            .iter()
-            .map(|c| {
+    for c in reference_indexes(layout, references) {
+        out.push(match naming {
+            Naming::Chosen => {
+                let cols: Vec<String> =
+                    c.iter().map(|c| quote_ident(c)).collect();
+                format!("CREATE INDEX ON {table} ({})", cols.join(", "))
+            }
+            Naming::Run(base, run) => {
                 let what = format!("{}_idx", c.join("_"));
-                create_index(&object_name(base, &what, run), table, c)
-            })
-            .collect(),
-    };
-    for s in statements {
-        tx.batch_execute(&s).map_err(ctx("indexing"))?;
+                create_index(&object_name(base, &what, run), table, &c)
+            }
+        });
+    }
+    out
+}
+
+/// Drops fwload's own columns from a table a stage filled, once it is
+/// published as a target.
+///
+/// # Errors
+/// A database error.
+pub fn drop_fwload_columns(
+    tx: &mut Transaction<'_>,
+    table: &str,
+) -> Result<(), LoadError> {
+    tx.batch_execute(&format!(
+        "ALTER TABLE {table} DROP COLUMN _fw_file, DROP COLUMN _fw_line, DROP COLUMN _fw_reject"
+    ))
+    .map_err(|e| LoadError::db(format!("finishing {table}"), e))
+}
+
+/// The name PostgreSQL gives the primary key of a table named `table`
+/// (unqualified): `<table>_pkey`, the table's name cut so the whole fits
+/// in 63 bytes.
+pub fn pkey_name(table: &str) -> String {
+    let mut head = table;
+    while head.len() > 63 - "_pkey".len() {
+        let mut cut = head.len() - 1;
+        while !head.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        head = &head[..cut];
+    }
+    format!("{head}_pkey")
+}
+
+/// Gives the key and indexes of `target` (schema `schema`, table `table`)
+/// the names `CREATE TABLE` and `fwload schema ddl` give them, where
+/// those are free; built under names of PostgreSQL's choosing, they are
+/// matched by what they index.
+///
+/// # Errors
+/// A database error.
+pub fn standard_names(
+    tx: &mut Transaction<'_>,
+    layout: &Layout,
+    (schema, table): (&str, &str),
+    references: &[Reference],
+) -> Result<(), LoadError> {
+    let target = format!("{}.{}", quote_ident(schema), quote_ident(table));
+    let ctx = |e| LoadError::db(format!("naming the indexes of {target}"), e);
+    let rows = tx
+        .query(
+            "SELECT c.relname::text, i.indisprimary,
+                    ARRAY(SELECT a.attname::text
+                          FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                          ORDER BY k.n)
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = to_regclass($1)",
+            &[&target],
+        )
+        .map_err(ctx)?;
+    let wanted = reference_indexes(layout, references);
+    for row in rows {
+        let (name, primary, cols): (String, bool, Vec<String>) =
+            (row.get(0), row.get(1), row.get(2));
+        let want = if primary {
+            pkey_name(table)
+        } else if wanted.contains(&cols) {
+            // Cut to 63 bytes as PostgreSQL cuts the name it is given.
+            let mut n = crate::schema::index_name(table, &cols);
+            while n.len() > 63 {
+                n.pop();
+            }
+            n
+        } else {
+            continue;
+        };
+        if want == name {
+            continue;
+        }
+        let free: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NULL",
+                &[&format!("{}.{}", quote_ident(schema), quote_ident(&want))],
+            )
+            .map_err(ctx)?
+            .get(0);
+        if !free {
+            continue;
+        }
+        let sql = if primary {
+            format!(
+                "ALTER TABLE {target} RENAME CONSTRAINT {} TO {}",
+                quote_ident(&name),
+                quote_ident(&want)
+            )
+        } else {
+            format!(
+                "ALTER INDEX {}.{} RENAME TO {}",
+                quote_ident(schema),
+                quote_ident(&name),
+                quote_ident(&want)
+            )
+        };
+        tx.batch_execute(&sql).map_err(ctx)?;
     }
     Ok(())
 }

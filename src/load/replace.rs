@@ -66,7 +66,21 @@ pub fn publish_replace(
                 }
             )
         );
-        let dest = Destination { table: new.clone(), create, staging: false };
+        let kind = TableKind::Target {
+            soft_delete: opts.delete == DeletePolicy::Soft,
+        };
+        let dest = Destination {
+            table: new.clone(),
+            kind,
+            create,
+            build: publish::key_and_indexes(
+                layout,
+                &new,
+                set.references(),
+                Naming::Run(&table, cx.run),
+            ),
+            staging: false,
+        };
         let mut s = stage(&mut tx, cx, &plans[*li], members, &dest)?;
         totals += s.counts;
         let p = publish::Publish {
@@ -97,14 +111,7 @@ pub fn publish_replace(
             &mut spool,
         )?;
         o.rejected += spool.rows() - before;
-        publish::build_target(
-            &mut tx,
-            layout,
-            &new,
-            set.dataset.as_ref(),
-            Naming::Run(&table, cx.run),
-            s.counts.rejected > 0,
-        )?;
+        publish::drop_fwload_columns(&mut tx, &new)?;
         tx.batch_execute(&format!("ANALYZE {new}"))
             .map_err(|e| LoadError::db(format!("analysing {new}"), e))?;
         o.inserted = publish::table_rows(&mut tx, &new)?;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 
+use super::publish::{Naming, key_and_indexes};
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
     ChunkResult, Counts, KeyIndex, PipelineError, PipelineOptions, Plan,
@@ -23,7 +24,7 @@ use crate::pipeline::{
 use crate::report::{
     MemberReport, Progress, RejectGroups, RejectWriter, render_raw,
 };
-use crate::schema::{Layout, Reference, quote_ident};
+use crate::schema::{Layout, Reference, column, quote_ident};
 use crate::source::{self, SourceOptions};
 
 /// One member to stage.
@@ -225,19 +226,23 @@ pub enum TableKind {
 }
 
 /// `CREATE TABLE` for a stage's table: fwload's own columns, then the
-/// layout's typed columns (constraints come when it is published, once the
-/// rejected records' keys are gone).
+/// layout's typed columns. A staging table has no constraints (rejected
+/// records' keys sit in it with NULL elsewhere); a table that becomes a
+/// target has the target's `NOT NULL`s, and its key and indexes once
+/// filled ([`Destination::build`]).
 pub fn staging_ddl(layout: &Layout, table: &str, kind: TableKind) -> String {
     let mut cols = vec![
         "_fw_file integer NOT NULL".to_owned(),
         "_fw_line bigint NOT NULL".to_owned(),
         "_fw_reject boolean NOT NULL".to_owned(),
     ];
-    cols.extend(
-        layout.fields.iter().map(|f| {
+    cols.extend((0..layout.fields.len()).map(|i| match kind {
+        TableKind::Staging => {
+            let f = &layout.fields[i];
             format!("{} {}", quote_ident(&f.name), f.decoder.ty.sql())
-        }),
-    );
+        }
+        TableKind::Target { .. } => column(layout, i),
+    }));
     let unlogged = match kind {
         TableKind::Staging => "UNLOGGED ",
         TableKind::Target { soft_delete } => {
@@ -338,8 +343,14 @@ pub fn reusable(
 pub struct Destination {
     /// Qualified, quoted table name.
     pub table: String,
+    /// What the table becomes.
+    pub kind: TableKind,
     /// Statements that (re)create it.
     pub create: String,
+    /// Statements run once it is filled and its duplicates are gone: the
+    /// key and indexes of a table that becomes a target, built in the
+    /// stage's own transaction (so in parallel with other stages).
+    pub build: Vec<String>,
     /// A resumable staging table: analysed and recorded in
     /// `{meta}.staged`.
     pub staging: bool,
@@ -358,7 +369,13 @@ impl Destination {
             "DROP TABLE IF EXISTS {table}; {}",
             staging_ddl(layout, &table, kind)
         );
-        Destination { table, create, staging: true }
+        let build = match kind {
+            TableKind::Staging => Vec::new(),
+            TableKind::Target { .. } => {
+                key_and_indexes(layout, &table, cx.references, Naming::Chosen)
+            }
+        };
+        Destination { table, kind, create, build, staging: true }
     }
 }
 
@@ -389,6 +406,9 @@ pub fn stage<C: GenericClient>(
     let mut keys = KeyIndex::default();
     let mut unkeyed = 0u64;
     let mut reports: Vec<MemberReport> = Vec::new();
+    // Rejected records' keys protect target rows from a snapshot's
+    // deletes; a table that becomes a new target has none to protect.
+    let skip_rejected_keys = dest.kind != TableKind::Staging;
     {
         let mut w = db
             .copy_in(&format!(
@@ -432,7 +452,11 @@ pub fn stage<C: GenericClient>(
                         m.file,
                         body,
                         &cx.pipeline,
-                        Arc::new(move || CopyRows::with_capacity(cap)),
+                        Arc::new(move || {
+                            let mut rows = CopyRows::with_capacity(cap);
+                            rows.skip_rejected_keys = skip_rejected_keys;
+                            rows
+                        }),
                         &mut consume,
                     )
                     .map_err(|e| match e {
@@ -512,6 +536,10 @@ pub fn stage<C: GenericClient>(
         return Err(e);
     }
     flush(db, &mut files, &mut lines)?;
+    for sql in &dest.build {
+        db.batch_execute(sql)
+            .map_err(ctx("building the key and indexes of"))?;
+    }
     spool.flush_to(db, cx.meta)?;
     if dest.staging {
         // Row counts and the statistics of the joined columns let the

@@ -169,6 +169,9 @@ pub struct CopyRows {
     pub rows: u64,
     /// Rejected records' keys completed.
     pub rejected_keys: u64,
+    /// Leave rejected records' keys out (a table that becomes a new
+    /// target has no rows a snapshot's deletes could remove).
+    pub skip_rejected_keys: bool,
 }
 
 impl CopyRows {
@@ -208,6 +211,9 @@ impl RowSink for CopyRows {
         line: u64,
         nfields: usize,
     ) -> bool {
+        if self.skip_rejected_keys {
+            return false;
+        }
         self.begin(file, line, nfields, true);
         true
     }

@@ -1,6 +1,6 @@
 //! `CREATE TABLE` and index statements for a layout's target table.
 
-use super::{Dataset, Layout};
+use super::{Layout, Reference};
 
 /// Quotes an SQL identifier (`"name"`, inner quotes doubled); a
 /// `schema.table` name is quoted part by part.
@@ -27,25 +27,8 @@ pub fn create_table(
     soft_delete: bool,
 ) -> String {
     let mut s = format!("CREATE TABLE {table} (\n");
-    let mut cols: Vec<String> = layout
-        .fields
-        .iter()
-        .map(|f| {
-            let not_null = if f.decoder.required
-                || layout.key.contains(
-                    &layout.field_index(&f.name).unwrap_or(usize::MAX),
-                ) {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!(
-                "    {} {}{}",
-                quote_ident(&f.name),
-                f.decoder.ty.sql(),
-                not_null
-            )
-        })
+    let mut cols: Vec<String> = (0..layout.fields.len())
+        .map(|i| format!("    {}", column(layout, i)))
         .collect();
     if soft_delete {
         cols.push("    deleted_at timestamp with time zone".into());
@@ -60,17 +43,29 @@ pub fn create_table(
     s
 }
 
+/// Field `i` of `layout` as a column definition: name, type and, for key
+/// and required fields, `NOT NULL`.
+pub fn column(layout: &Layout, i: usize) -> String {
+    let f = &layout.fields[i];
+    let not_null = f.decoder.required || layout.key.contains(&i);
+    format!(
+        "{} {}{}",
+        quote_ident(&f.name),
+        f.decoder.ty.sql(),
+        if not_null { " NOT NULL" } else { "" }
+    )
+}
+
 /// The column lists of `layout` that reference another table in
-/// `dataset` and need an index of their own (the primary key serves those
+/// `references` and need an index of their own (the primary key serves those
 /// it starts with), each once.
 pub fn reference_indexes(
     layout: &Layout,
-    dataset: Option<&Dataset>,
+    references: &[Reference],
 ) -> Vec<Vec<String>> {
-    let Some(ds) = dataset else { return Vec::new() };
     let key = layout.key_names();
     let mut out: Vec<Vec<String>> = Vec::new();
-    for r in ds.references.iter().filter(|r| r.from == layout.name) {
+    for r in references.iter().filter(|r| r.from == layout.name) {
         let prefix = key.len() >= r.columns.len()
             && key.iter().zip(&r.columns).all(|(a, b)| a == b);
         if !prefix && !out.contains(&r.columns) {
@@ -90,18 +85,23 @@ pub fn create_index(name: &str, table: &str, columns: &[String]) -> String {
     )
 }
 
+/// The name `fwload schema ddl` gives the index of `table` (unqualified)
+/// over `columns`.
+pub fn index_name(table: &str, columns: &[String]) -> String {
+    format!("{table}_{}_idx", columns.join("_"))
+}
+
 /// Index statements for the columns of `layout` that reference another
-/// table in `dataset` (unless the primary key already starts with them).
+/// table in `references` (unless the primary key already starts with
+/// them).
 pub fn index_statements(
     layout: &Layout,
     table: &str,
-    dataset: Option<&Dataset>,
+    references: &[Reference],
 ) -> Vec<String> {
     let base = table.rsplit('.').next().unwrap_or(table).trim_matches('"');
-    reference_indexes(layout, dataset)
+    reference_indexes(layout, references)
         .iter()
-        .map(|c| {
-            create_index(&format!("{base}_{}_idx", c.join("_")), table, c)
-        })
+        .map(|c| create_index(&index_name(base, c), table, c))
         .collect()
 }

@@ -187,6 +187,11 @@ fn ident_ok(s: &str) -> bool {
 }
 
 impl SchemaSet {
+    /// The dataset's references between layouts (none without a dataset).
+    pub fn references(&self) -> &[super::Reference] {
+        self.dataset.as_ref().map_or(&[], |d| &d.references)
+    }
+
     /// Loads schemas from `paths`: each a directory (every `*.toml` in it,
     /// `dataset.toml` as the dataset) or a single layout file.
     ///

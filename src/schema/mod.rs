@@ -14,8 +14,8 @@ mod load;
 mod write;
 
 pub use ddl::{
-    create_index, create_table, index_statements, quote_ident, quote_literal,
-    reference_indexes,
+    column, create_index, create_table, index_name, index_statements,
+    quote_ident, quote_literal, reference_indexes,
 };
 pub use load::{SchemaSet, hex};
 
