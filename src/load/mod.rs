@@ -7,12 +7,18 @@
 //!    ▼
 //!  stage: per layout, one UNLOGGED table, one binary COPY from the
 //!         pipeline; layouts in parallel on --jobs connections; duplicates
-//!         removed; staged state recorded (resumable)
-//!    ▼
+//!         removed; staged state recorded (resumable). A target this load
+//!         creates is staged as the target itself (logged, NOT NULLs, key
+//!         and indexes built once filled) and renamed into place.
+//!    ▼  (each table as soon as it and those before it are staged)
 //!  publish: ONE transaction, dependency order — references (orphans),
 //!           MERGE / append / fill, snapshot deletes under a guard, the
-//!           run record — then COMMIT (or ROLLBACK: dry run, any error)
+//!           reject thresholds, the run record — then COMMIT (or
+//!           ROLLBACK: dry run, any error)
 //! ```
+//!
+//! Publishing runs on its own connection while later tables still stage,
+//! so the serial publish overlaps the parallel staging.
 //!
 //! `replace` builds new tables with `COPY … FREEZE` inside the one
 //! transaction and swaps them in, keeping the previous generation for
@@ -44,6 +50,7 @@ pub use stage::{
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -558,13 +565,13 @@ pub fn load(
             opts,
         )
     } else {
-        stage_all(opts, &cx, &plans, &work, &built).and_then(|staged| {
-            check_thresholds(opts, &staged)?;
-            publish_all(
-                &mut db, &cx, set, &staged, &targets, &missing, &names_of,
-                opts,
-            )
-        })
+        let publish = Publishing {
+            set,
+            targets: &targets,
+            missing: &missing,
+            names: &names_of,
+        };
+        stage_and_publish(&mut db, opts, &cx, &plans, &work, &built, &publish)
     };
     progress.finish();
     report.reject_groups = rejects
@@ -688,16 +695,34 @@ impl RunOptions {
     }
 }
 
+/// What publishing needs besides the staged tables.
+struct Publishing<'a> {
+    set: &'a SchemaSet,
+    targets: &'a HashMap<String, String>,
+    /// Layouts whose targets do not exist yet.
+    missing: &'a [usize],
+    names: &'a dyn Fn(u32) -> (String, String),
+}
+
 /// Stages every layout of `work` on `--jobs` connections, each in a
-/// transaction of its own; the layouts of `built` into tables that can
-/// become their targets.
-fn stage_all(
+/// transaction of its own (the layouts of `built` into tables that can
+/// become their targets), while `db` publishes them in one transaction,
+/// each table as soon as it and those before it are staged: the serial
+/// publish overlaps the staging instead of following it.
+///
+/// A failed stage stops the others from starting more tables and fails
+/// the publish. A failed publish lets the stages finish, so `--resume`
+/// finds every table staged. Errors rank: a stage's, then crossed reject
+/// thresholds (which only the complete counts show), then the publish's.
+fn stage_and_publish(
+    db: &mut Client,
     opts: &LoadOptions,
     cx: &StageContext<'_>,
     plans: &[Arc<Plan>],
     work: &[Work],
     built: &[usize],
-) -> Result<Vec<Staged>, LoadError> {
+    publish: &Publishing<'_>,
+) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
     let kind = |li: usize| {
         if built.contains(&li) {
             stage::TableKind::Target {
@@ -707,28 +732,33 @@ fn stage_all(
             stage::TableKind::Staging
         }
     };
-    // Biggest first (popped from the end), so the last table to finish
-    // is a small one and no connection waits long on another's tail.
-    let mut order: Vec<&Work> = work.iter().collect();
-    order.sort_by_key(|w| w.bytes);
+    // Stages start in publishing order, so publishing can begin early;
+    // when every table is built (publishing them is brief), biggest
+    // first, so no connection waits long on the other's last table. The
+    // queue is popped from its end.
+    let mut order: Vec<&Work> = work.iter().rev().collect();
+    if work.iter().all(|w| built.contains(&w.layout)) {
+        order.sort_by_key(|w| w.bytes);
+    }
     let queue = Mutex::new(order);
-    let results: Mutex<Vec<(usize, Staged)>> = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<LoadError>> = Mutex::new(None);
+    let stop = AtomicBool::new(false);
+    let (done_tx, done_rx) =
+        crossbeam_channel::unbounded::<(usize, Result<Staged, LoadError>)>();
     let jobs = opts.jobs.max(1).min(work.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            s.spawn(|| {
+            let done = done_tx.clone();
+            let (queue, stop) = (&queue, &stop);
+            s.spawn(move || {
                 let mut db = match connect(opts) {
                     Ok(db) => db,
                     Err(e) => {
-                        first_error.lock().expect("errors").get_or_insert(e);
+                        stop.store(true, Ordering::Relaxed);
+                        let _ = done.send((usize::MAX, Err(e)));
                         return;
                     }
                 };
-                loop {
-                    if first_error.lock().expect("errors").is_some() {
-                        return;
-                    }
+                while !stop.load(Ordering::Relaxed) {
                     let Some(w) = queue.lock().expect("queue").pop() else {
                         return;
                     };
@@ -748,30 +778,62 @@ fn stage_all(
                             kind(w.layout),
                         ),
                     });
-
-                    match staged {
-                        Ok(s) => results
-                            .lock()
-                            .expect("results")
-                            .push((w.layout, s)),
-                        Err(e) => {
-                            first_error
-                                .lock()
-                                .expect("errors")
-                                .get_or_insert(e);
-                            return;
-                        }
+                    if staged.is_err() {
+                        stop.store(true, Ordering::Relaxed);
                     }
+                    let _ = done.send((w.layout, staged));
                 }
             });
         }
-    });
-    if let Some(e) = first_error.into_inner().expect("errors") {
-        return Err(e);
-    }
-    let mut v = results.into_inner().expect("results");
-    v.sort_by_key(|(i, _)| *i);
-    Ok(v.into_iter().map(|(_, s)| s).collect())
+        drop(done_tx);
+        let mut staged: HashMap<usize, Staged> = HashMap::new();
+        let mut stage_error = None;
+        let receive = |staged: &mut HashMap<usize, Staged>,
+                       stage_error: &mut Option<LoadError>|
+         -> bool {
+            match done_rx.recv() {
+                Ok((li, Ok(s))) => {
+                    staged.insert(li, s);
+                    true
+                }
+                Ok((_, Err(e))) => {
+                    stage_error.get_or_insert(e);
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+        let in_work = |li: usize| work.iter().any(|w| w.layout == li);
+        let published = publish_all(db, cx, publish, opts, &mut |li| {
+            if !in_work(li) {
+                return Ok(None);
+            }
+            while !staged.contains_key(&li) {
+                if let Some(e) = stage_error.take() {
+                    return Err(e);
+                }
+                if !receive(&mut staged, &mut stage_error) {
+                    return Err(LoadError::input(format!(
+                        "staging stopped before layout {}",
+                        publish.set.layouts[li].name
+                    )));
+                }
+            }
+            Ok(staged.get(&li).cloned())
+        });
+        // Every stage finishes (or stops after a stage failed).
+        while receive(&mut staged, &mut stage_error) {}
+        if let Some(e) = stage_error {
+            return Err(e);
+        }
+        let mut all: Vec<(usize, Staged)> = staged.into_iter().collect();
+        all.sort_by_key(|(li, _)| *li);
+        let all: Vec<Staged> = all.into_iter().map(|(_, s)| s).collect();
+        if published.is_err() {
+            check_thresholds(opts, &all)?;
+        }
+        published.map(|tables| (tables, all))
+    })
 }
 
 /// Stages one layout in a transaction of its own.
@@ -808,18 +870,18 @@ fn check_thresholds(
     Ok(())
 }
 
-/// Publishes staged tables in one transaction.
-#[allow(clippy::too_many_arguments)]
+/// Publishes staged tables in one transaction, in the layouts' order,
+/// taking each from `next` (which waits for its stage; `None` for a
+/// layout with nothing to load). The reject thresholds are checked on the
+/// complete counts before committing.
 fn publish_all(
     db: &mut Client,
     cx: &StageContext<'_>,
-    set: &SchemaSet,
-    staged: &[Staged],
-    targets: &HashMap<String, String>,
-    missing: &[usize],
-    names: &dyn Fn(u32) -> (String, String),
+    publish: &Publishing<'_>,
     opts: &LoadOptions,
-) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+    next: &mut dyn FnMut(usize) -> Result<Option<Staged>, LoadError>,
+) -> Result<Vec<TableOutcome>, LoadError> {
+    let Publishing { set, targets, missing, names } = *publish;
     let popts = PublishOptions {
         mode: opts.mode,
         delete: opts.delete,
@@ -832,10 +894,13 @@ fn publish_all(
     let mut spool = Spool::new(cx.run)
         .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
     let mut out = Vec::new();
+    let mut staged = Vec::new();
     for (li, layout) in set.layouts.iter().enumerate() {
-        let Some(s) = staged.iter().find(|s| s.layout == layout.name) else {
+        let Some(s) = next(li)? else {
             continue;
         };
+        staged.push(s);
+        let s = staged.last().expect("just pushed");
         let t0 = Instant::now();
         let target = targets[&layout.name].clone();
         let build = missing.contains(&li)
@@ -882,6 +947,8 @@ fn publish_all(
         o.publish_seconds = t0.elapsed().as_secs_f64();
         out.push(o);
     }
+    // Every table is staged now: the counts are complete.
+    check_thresholds(opts, &staged)?;
     spool.flush_to(&mut tx, cx.meta)?;
     let counts = serde_json::to_value(&out).unwrap_or_default();
     tx.execute(
@@ -900,7 +967,7 @@ fn publish_all(
     } else {
         tx.commit().map_err(|e| LoadError::db("committing", e))?;
     }
-    Ok((out, staged.to_vec()))
+    Ok(out)
 }
 
 fn spool_rows(s: &Spool) -> u64 {
