@@ -133,7 +133,7 @@ impl ReadArgs {
         if let Some(c) = self.chunk_size {
             pipeline.chunk_size = c.max(1);
         }
-        (SourceOptions { limits, mmap }, pipeline)
+        (SourceOptions { limits, mmap, skip_archive_hash: false }, pipeline)
     }
 }
 

@@ -522,7 +522,8 @@ pub fn load(
         dataset: &dataset,
         target_schema: &opts.target_schema,
         run,
-        source: opts.source,
+        // The inputs were hashed above; each stage reads one member.
+        source: SourceOptions { skip_archive_hash: true, ..opts.source },
         pipeline: PipelineOptions {
             // The --jobs pipelines share the workers: together they keep
             // about as many chunks alive as one would alone.

@@ -56,7 +56,8 @@ impl<R: Read> Read for HashingReader<R> {
 /// first) is not hashed again. [`HashingSeeker::finish`] hashes the tail.
 pub struct HashingSeeker<R> {
     inner: R,
-    hasher: Sha256,
+    /// `None` when the caller knows the input's hash already.
+    hasher: Option<Sha256>,
     /// Everything before this offset is hashed.
     hashed: u64,
     pos: u64,
@@ -66,11 +67,24 @@ pub struct HashingSeeker<R> {
 impl<R: Read + Seek> HashingSeeker<R> {
     /// Wraps `inner`, whose length is `len`.
     pub fn new(inner: R, len: u64) -> HashingSeeker<R> {
-        HashingSeeker { inner, hasher: Sha256::new(), hashed: 0, pos: 0, len }
+        HashingSeeker {
+            inner,
+            hasher: Some(Sha256::new()),
+            hashed: 0,
+            pos: 0,
+            len,
+        }
+    }
+
+    /// Wraps `inner` without hashing it (the caller has the input's hash
+    /// from elsewhere): reads pass straight through, nothing skipped is
+    /// read, and [`HashingSeeker::finish`] returns an empty string.
+    pub fn unhashed(inner: R, len: u64) -> HashingSeeker<R> {
+        HashingSeeker { hasher: None, ..HashingSeeker::new(inner, len) }
     }
 
     fn hash_gap(&mut self, to: u64) -> io::Result<()> {
-        if to <= self.hashed {
+        if to <= self.hashed || self.hasher.is_none() {
             return Ok(());
         }
         let back = self.pos;
@@ -85,7 +99,9 @@ impl<R: Read + Seek> HashingSeeker<R> {
                     "archive shorter than its length",
                 ));
             }
-            self.hasher.update(&buf[..n]);
+            if let Some(h) = &mut self.hasher {
+                h.update(&buf[..n]);
+            }
             self.hashed += n as u64;
         }
         self.inner.seek(SeekFrom::Start(back))?;
@@ -100,7 +116,7 @@ impl<R: Read + Seek> HashingSeeker<R> {
     pub fn finish(mut self) -> io::Result<String> {
         let len = self.len;
         self.hash_gap(len)?;
-        Ok(finish(self.hasher))
+        Ok(self.hasher.map(finish).unwrap_or_default())
     }
 }
 
@@ -111,9 +127,12 @@ impl<R: Read + Seek> Read for HashingSeeker<R> {
         }
         let n = self.inner.read(buf)?;
         let (start, end) = (self.pos, self.pos + n as u64);
-        if start <= self.hashed && end > self.hashed {
+        if start <= self.hashed
+            && end > self.hashed
+            && let Some(h) = &mut self.hasher
+        {
             let from = (self.hashed - start) as usize;
-            self.hasher.update(&buf[from..n]);
+            h.update(&buf[from..n]);
             self.hashed = end;
         }
         self.pos = end;
@@ -132,6 +151,23 @@ impl<R: Read + Seek> Seek for HashingSeeker<R> {
 mod tests {
     use super::*;
     use std::io::Cursor;
+
+    #[test]
+    fn unhashed_seeker_reads_the_same_bytes_and_hashes_none() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let mut h = HashingSeeker::unhashed(
+            Cursor::new(data.clone()),
+            data.len() as u64,
+        );
+        let mut buf = vec![0u8; 100];
+        h.seek(SeekFrom::Start(40_000)).unwrap();
+        h.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, data[40_000..40_100]);
+        h.seek(SeekFrom::Start(7)).unwrap();
+        h.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, data[7..107]);
+        assert_eq!(h.finish().unwrap(), "");
+    }
 
     #[test]
     fn seeker_hashes_whole_input_once() {

@@ -59,6 +59,11 @@ pub struct SourceOptions {
     pub limits: Limits,
     /// Whether plain files may be memory-mapped.
     pub mmap: MmapChoice,
+    /// Leave a zip archive's own sha256 uncomputed ([`InputDigest`]'s
+    /// `sha256` empty): for a caller that hashed the file already and
+    /// reads one member per pass, which would otherwise read and hash
+    /// every other member's bytes each time. Members are always hashed.
+    pub skip_archive_hash: bool,
 }
 
 /// What an input file is, by its first bytes.
@@ -587,13 +592,15 @@ pub fn read_input<E: From<SourceError>>(
             // Read, not mapped: mapped pages of a compressed archive would
             // stay resident as it is inflated and hashed, so memory would
             // grow with the archive.
+            let file = BufReader::with_capacity(256 * 1024, file);
             read_zip(
                 &name,
                 &input,
-                HashingSeeker::new(
-                    BufReader::with_capacity(256 * 1024, file),
-                    size,
-                ),
+                if opts.skip_archive_hash {
+                    HashingSeeker::unhashed(file, size)
+                } else {
+                    HashingSeeker::new(file, size)
+                },
                 opts,
                 want,
                 visit,
