@@ -706,7 +706,11 @@ impl Decoder {
             FieldType::Text | FieldType::Varchar(_) | FieldType::Char(_) => {
                 let s = text::decode(v, self.text, scratch)?;
                 let s = match self.ty {
-                    FieldType::Varchar(n) | FieldType::Char(n) => {
+                    // No more bytes than the limit means no more
+                    // characters: only longer values are counted.
+                    FieldType::Varchar(n) | FieldType::Char(n)
+                        if s.len() > n as usize =>
+                    {
                         let len = char_len(s);
                         if len > n as usize {
                             match self.overflow {

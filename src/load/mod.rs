@@ -396,8 +396,8 @@ pub fn load(
                 file: file_no,
             };
             file_no += 1;
-            total_bytes += declared.unwrap_or(0);
             let bytes = declared.unwrap_or(0);
+            total_bytes += bytes;
             match work.iter_mut().find(|w| w.layout == *li) {
                 Some(w) => {
                     w.members.push(m);

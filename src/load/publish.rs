@@ -481,15 +481,20 @@ pub enum Naming<'a> {
     Run(&'a str, i64),
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary (PostgreSQL cuts identifiers to 63 bytes so).
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A name of at most 63 bytes for an object of `table`.
 pub fn object_name(table: &str, what: &str, run: i64) -> String {
     let tail = format!("_{what}_{run}");
-    let keep = 63usize.saturating_sub(tail.len());
-    let mut head: String = table.chars().take(keep).collect();
-    while head.len() > keep {
-        head.pop();
-    }
-    format!("{head}{tail}")
+    format!("{}{tail}", clip(table, 63usize.saturating_sub(tail.len())))
 }
 
 /// The statements that give a filled table (one a stage made to become a
@@ -552,15 +557,7 @@ pub fn drop_fwload_columns(
 /// (unqualified): `<table>_pkey`, the table's name cut so the whole fits
 /// in 63 bytes.
 pub fn pkey_name(table: &str) -> String {
-    let mut head = table;
-    while head.len() > 63 - "_pkey".len() {
-        let mut cut = head.len() - 1;
-        while !head.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        head = &head[..cut];
-    }
-    format!("{head}_pkey")
+    format!("{}_pkey", clip(table, 63 - "_pkey".len()))
 }
 
 /// Gives the key and indexes of `target` (schema `schema`, table `table`)
@@ -597,12 +594,8 @@ pub fn standard_names(
         let want = if primary {
             pkey_name(table)
         } else if wanted.contains(&cols) {
-            // Cut to 63 bytes as PostgreSQL cuts the name it is given.
-            let mut n = crate::schema::index_name(table, &cols);
-            while n.len() > 63 {
-                n.pop();
-            }
-            n
+            // Cut as PostgreSQL cuts the name it is given.
+            clip(&crate::schema::index_name(table, &cols), 63).to_owned()
         } else {
             continue;
         };
@@ -651,4 +644,23 @@ pub fn table_rows<C: GenericClient>(
         .map_err(|e| LoadError::db(format!("counting {table}"), e))?
         .get(0);
     Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clip, object_name, pkey_name};
+
+    #[test]
+    fn names_fit_in_63_bytes_on_character_boundaries() {
+        assert_eq!(pkey_name("real_acct"), "real_acct_pkey");
+        let long = "é".repeat(40); // 80 bytes
+        let pk = pkey_name(&long);
+        assert_eq!(pk, format!("{}_pkey", "é".repeat(29)));
+        assert!(pk.len() <= 63);
+        let o = object_name(&long, "pk", 12);
+        assert_eq!(o, format!("{}_pk_12", "é".repeat(28)));
+        assert!(o.len() <= 63);
+        assert_eq!(clip("abc", 63), "abc");
+        assert_eq!(clip("aé", 2), "a");
+    }
 }
