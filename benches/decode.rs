@@ -199,6 +199,7 @@ fn decode(c: &mut Criterion) {
 
     let (int, ints) = column(&pacs, "prop_id");
     let (num, nums) = column(&pacs, "land_value");
+    let (lit, lits) = column(&hcad, "land_val");
     let (date, dates) = column(&hcad, "splt_dt");
     let (mut text, ascii) = column(&hcad, "mailto");
     text.text.encoding = Encoding::Latin1;
@@ -207,6 +208,7 @@ fn decode(c: &mut Criterion) {
     let cases = [
         ("int", "bigint/width=12", &int, ints.as_slice()),
         ("implied_decimal", "numeric(14,2)/width=14", &num, nums.as_slice()),
+        ("literal_decimal", "numeric(15,2)", &lit, lits.as_slice()),
         ("date", "format=MM_DD_YYYY", &date, dates.as_slice()),
         ("latin1_text", "ascii", &text, ascii.as_slice()),
         ("latin1_text", "non_ascii", &text, latin1.as_slice()),

@@ -4,7 +4,7 @@
 //! byte ≥ 0x80 (in latin-1 or windows-1252), a double space to collapse
 //! or a lower-case letter to raise is copied into the caller's scratch.
 
-use super::Reason;
+use super::{Reason, swar};
 
 /// A source file's character encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -183,6 +183,16 @@ pub fn decode<'a>(
     })
 }
 
+/// Whether `raw` holds only bytes 0x01 to 0x7F: text that is valid in
+/// every supported encoding, decodes to itself and has no NUL. One pass
+/// the compiler vectorizes, for a whole record at once.
+#[inline]
+pub fn plain_ascii(raw: &[u8]) -> bool {
+    // A byte outside 1..=0x7F is at least 0x7F after subtracting 1.
+    let outside = |acc: bool, b: &u8| acc | (b.wrapping_sub(1) >= 0x7F);
+    !raw.chunks(64).any(|c| c.iter().fold(false, outside))
+}
+
 /// What one pass over a value found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Scan {
@@ -215,13 +225,13 @@ fn scan(raw: &[u8]) -> Scan {
             acc.word(u64::from_le_bytes(last.try_into().expect("8 bytes")));
         }
     } else if !raw.is_empty() {
-        acc.word(short_word(raw));
+        acc.word(swar::left_word(raw, b'A'));
     }
     Scan {
-        high: acc.high & Swar::HIGH != 0,
+        high: acc.high & swar::HIGH != 0,
         nul: acc.nul != 0,
         double: acc.double != 0,
-        lower: acc.lower & Swar::HIGH != 0,
+        lower: acc.lower & swar::HIGH != 0,
     }
 }
 
@@ -237,49 +247,18 @@ struct Swar {
 }
 
 impl Swar {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-
-    /// Bit 7 of each byte of `x` that is zero.
-    #[inline]
-    fn zero(x: u64) -> u64 {
-        !(((x & Swar::LOW7) + Swar::LOW7) | x) & Swar::HIGH
-    }
-
     #[inline]
     fn word(&mut self, x: u64) {
         self.high |= x;
-        self.nul |= Swar::zero(x);
-        let sp = Swar::zero(x ^ (Swar::ONES * b' ' as u64));
+        self.nul |= swar::zero(x);
+        let sp = swar::equal(x, b' ');
         self.double |= sp & ((sp << 8) | self.carry);
         self.carry = sp >> 56;
         // Bytes from `a` to `z`: adding 0x1F sets bit 7 from `a` up,
         // adding 0x05 sets it from `{` up (no carries below 0x80).
-        let x = x & Swar::LOW7;
-        self.lower |= (x + Swar::ONES * 0x1F) & !(x + Swar::ONES * 0x05);
+        let x = x & swar::LOW7;
+        self.lower |= (x + swar::ONES * 0x1F) & !(x + swar::ONES * 0x05);
     }
-}
-
-/// A value of 1 to 7 bytes as one word, the unused bytes `A` (which no
-/// test of [`scan`] matches), read in two overlapping loads rather than
-/// copied byte by byte.
-#[inline]
-fn short_word(raw: &[u8]) -> u64 {
-    let n = raw.len();
-    debug_assert!((1..8).contains(&n));
-    let x = if n >= 4 {
-        let lo = u32::from_le_bytes(raw[..4].try_into().expect("4"));
-        let hi = u32::from_le_bytes(raw[n - 4..].try_into().expect("4"));
-        lo as u64 | (hi as u64) << (8 * (n - 4))
-    } else if n >= 2 {
-        let lo = u16::from_le_bytes(raw[..2].try_into().expect("2"));
-        let hi = u16::from_le_bytes(raw[n - 2..].try_into().expect("2"));
-        lo as u64 | (hi as u64) << (8 * (n - 2))
-    } else {
-        raw[0] as u64
-    };
-    x | (0x4141_4141_4141_4141 & (u64::MAX << (8 * n)))
 }
 
 /// An ASCII slice as `&str` without validating it again.
