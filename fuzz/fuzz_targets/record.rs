@@ -6,7 +6,10 @@
 //! panic, and:
 //!
 //! - no quoting: the fields joined with the delimiter give back the
-//!   record; a wrong field count reports the count the record has;
+//!   record; a wrong field count reports the count the record has; the
+//!   workers' one-pass splitter (`DelimitedRecords`), given the bytes
+//!   LFs and all, finds the records and fields a split at LF and at the
+//!   delimiter finds, and which of them hold only bytes 0x01-0x7F;
 //! - standard quoting: sliced fields, quoted again (every field quoted,
 //!   inner quotes doubled, and as `write_record` quotes them) slice to the
 //!   same fields; a record without quotes slices as without quoting; an
@@ -26,8 +29,9 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
 use fwload::decode::Reason;
+use fwload::decode::plain_ascii;
 use fwload::generate::{terminator_bytes, write_record};
-use fwload::record::{Fields, Slicer};
+use fwload::record::{DelimitedRecords, Fields, Slicer};
 use fwload::schema::{Layout, SchemaSet};
 
 /// Most fields a delimited test layout gets.
@@ -174,7 +178,42 @@ fn written(layout: &Layout, fields: &[Vec<u8>]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// The workers' one-pass splitter on `buf` (LFs included) gives the
+/// records a split at LF gives, the fields the delimiter separates, and
+/// says exactly which records hold only bytes 0x01-0x7F.
+fn check_one_pass(buf: &[u8], d: u8, count: usize) {
+    if d == b'\n' || d == b'\r' {
+        return;
+    }
+    let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+    if buf.is_empty() || buf.ends_with(b"\n") {
+        lines.pop();
+    }
+    let last = lines.len().saturating_sub(1);
+    let mut f = Fields::default();
+    let mut it = DelimitedRecords::new(buf, d, count);
+    for (k, line) in lines.iter().enumerate() {
+        let terminated = k < last || buf.ends_with(b"\n");
+        let body = match line.strip_suffix(b"\r") {
+            Some(b) if terminated => b,
+            _ => line,
+        };
+        let (r, res) = it.next_record(&mut f).expect("a record per line");
+        assert_eq!(r.bytes, body, "record {k}");
+        assert_eq!(it.plain(), plain_ascii(body), "record {k} plain");
+        let want: Vec<&[u8]> = body.split(|&b| b == d).collect();
+        assert_eq!(res.is_ok(), want.len() == count, "record {k} count");
+        if res.is_ok() {
+            for (i, w) in want.iter().enumerate() {
+                assert_eq!(f.get(r.bytes, i), *w, "record {k} field {i}");
+            }
+        }
+    }
+    assert!(it.next_record(&mut f).is_none(), "records beyond the lines");
+}
+
 fn check_unquoted(rec: &[u8], d: u8, count: usize, f: &mut Fields) {
+    check_one_pass(rec, d, count);
     let (layout, slicer) =
         &*built(Key::Delimited { delim: d, quoted: false, count });
     let delims = rec.iter().filter(|&&b| b == d).count();

@@ -266,12 +266,14 @@ pub struct DelimitedRecords<'a> {
     pos: usize,
     delim: u8,
     expected: usize,
+    plain: bool,
 }
 
 /// Positions of two bytes in a buffer, found a block at a time: fields are
 /// short (a few bytes each), so a per-call vector search costs more than it
-/// saves; this keeps a match mask per block instead (one bit per byte: 16
-/// bytes with SSE2 on x86-64, else 8 bytes with word arithmetic).
+/// saves; this keeps a match mask per 64-byte block instead (one bit per
+/// byte), so that a record of a few hundred bytes costs a few block loads
+/// and one mask refill per 64 bytes.
 struct Hits<'a> {
     buf: &'a [u8],
     a: u8,
@@ -280,73 +282,112 @@ struct Hits<'a> {
     base: usize,
     /// Matches left in the current block, bit i for byte `base + i`.
     mask: u64,
+    /// Bytes outside 0x01..=0x7F in the current block from the current
+    /// record's first byte on (see [`Hits::end_record`]).
+    odd: u64,
+    /// Whether an earlier block of the current record had such a byte.
+    odd_before: bool,
 }
 
-#[cfg(target_arch = "x86_64")]
-const BLOCK: usize = 16;
-#[cfg(not(target_arch = "x86_64"))]
-const BLOCK: usize = 8;
+const BLOCK: usize = 64;
 
 impl<'a> Hits<'a> {
     fn new(buf: &'a [u8], a: u8, b: u8) -> Hits<'a> {
-        let mut h = Hits { buf, a, b, base: 0, mask: 0 };
-        h.mask = h.block_mask(0);
+        let mut h =
+            Hits { buf, a, b, base: 0, mask: 0, odd: 0, odd_before: false };
+        (h.mask, h.odd) = h.block_mask(0);
         h
     }
 
-    /// The match mask of the block at `at` (bytes past the end never match).
+    /// The match mask of the block at `at` (bytes past the end never match)
+    /// and the mask of its bytes outside 0x01..=0x7F.
     #[inline]
-    fn block_mask(&self, at: usize) -> u64 {
+    fn block_mask(&self, at: usize) -> (u64, u64) {
         match self.buf.get(at..at + BLOCK) {
-            Some(block) => full_block_mask(block, self.a, self.b),
+            Some(block) => {
+                let block = block.try_into().expect("64 bytes");
+                full_block_mask(block, self.a, self.b)
+            }
             None => {
                 let rest = &self.buf[at.min(self.buf.len())..];
-                rest.iter().enumerate().fold(0, |m, (i, &c)| {
-                    m | (((c == self.a) | (c == self.b)) as u64) << i
+                rest.iter().enumerate().fold((0, 0), |(m, o), (i, &c)| {
+                    let hit = (c == self.a) | (c == self.b);
+                    let odd = !(1..=0x7F).contains(&c);
+                    (m | (hit as u64) << i, o | (odd as u64) << i)
                 })
             }
         }
     }
-}
 
-/// Bit i set when byte i of a full block is `a` or `b` (SSE2, part of the
-/// x86-64 baseline).
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[inline]
-fn full_block_mask(block: &[u8], a: u8, b: u8) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8,
-    };
-    debug_assert_eq!(block.len(), BLOCK);
-    // SAFETY: SSE2 is part of every x86-64 target, so the intrinsics are
-    // available; `block` is exactly 16 readable bytes (the caller took it
-    // with `get(at..at + 16)`) and the load is unaligned. Measured: the word
-    // arithmetic this replaces made field splitting 16% of validation time
-    // on HCAD records (benches/decode.rs `slice`).
-    unsafe {
-        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-        let hits = _mm_or_si128(
-            _mm_cmpeq_epi8(x, _mm_set1_epi8(a as i8)),
-            _mm_cmpeq_epi8(x, _mm_set1_epi8(b as i8)),
-        );
-        _mm_movemask_epi8(hits) as u32 as u64
+    /// Ends the current record at `end` (a position [`Hits::next`] just
+    /// returned, or the end of the buffer after it returned `None`):
+    /// whether the record's bytes before `end` are all 0x01..=0x7F. The
+    /// next record starts after `end`.
+    #[inline]
+    fn end_record(&mut self, end: usize) -> bool {
+        // `end` lies in the current block, or past its end once `next`
+        // has run out (then `odd_before` holds every block).
+        let k = end.saturating_sub(self.base).min(BLOCK - 1);
+        let plain = !self.odd_before && self.odd & ((1 << k) - 1) == 0;
+        self.odd &= u64::MAX << k << 1;
+        self.odd_before = false;
+        plain
     }
 }
 
-/// Bit i set when byte i of a full block is `a` or `b` (word arithmetic).
+/// Bit i set when byte i of a block is `a` or `b`, and bit i of the
+/// second mask when it is 0x00 or ≥ 0x80 (SSE2, part of the x86-64
+/// baseline: four 16-byte compares).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline]
+fn full_block_mask(block: &[u8; BLOCK], a: u8, b: u8) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
+    };
+    let (mut m, mut o) = (0u64, 0u64);
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of every x86-64 target, so the intrinsics
+        // are available; `part` is exactly 16 readable bytes and the load
+        // is unaligned. Measured: the word arithmetic this replaces made
+        // field splitting 16% of validation time on HCAD records
+        // (benches/decode.rs `slice`).
+        let (bits, odd) = unsafe {
+            let x = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+            let hits = _mm_or_si128(
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(a as i8)),
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b as i8)),
+            );
+            // The sign bit of each byte ≥ 0x80, or of the all-ones NUL
+            // compare.
+            let odd = _mm_or_si128(x, _mm_cmpeq_epi8(x, _mm_setzero_si128()));
+            (
+                _mm_movemask_epi8(hits) as u32 as u64,
+                _mm_movemask_epi8(odd) as u32 as u64,
+            )
+        };
+        m |= bits << (16 * k);
+        o |= odd << (16 * k);
+    }
+    (m, o)
+}
+
+/// Bit i set when byte i of a block is `a` or `b` (word arithmetic).
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn full_block_mask(block: &[u8], a: u8, b: u8) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let x = u64::from_le_bytes(block.try_into().expect("8 bytes"));
-    // Exact per-byte zero test of x ^ needle: the high bit of each match.
-    let eq = |y: u64| !(((y & LOW7) + LOW7) | y) & HIGH;
-    let m = eq(x ^ u64::from_le_bytes([a; 8]))
-        | eq(x ^ u64::from_le_bytes([b; 8]));
-    (0..8).fold(0, |acc, i| acc | ((m >> (8 * i + 7)) & 1) << i)
+fn full_block_mask(block: &[u8; BLOCK], a: u8, b: u8) -> (u64, u64) {
+    use crate::decode::swar::{HIGH, equal, zero};
+    // Bit 7 of each byte to bit i of the result.
+    let pack =
+        |m: u64| (0..8).fold(0, |acc, i| acc | ((m >> (8 * i + 7)) & 1) << i);
+    let (mut out, mut odd) = (0u64, 0u64);
+    for (k, w) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        out |= pack(equal(x, a) | equal(x, b)) << (8 * k);
+        odd |= pack((x & HIGH) | zero(x)) << (8 * k);
+    }
+    (out, odd)
 }
 
 impl Iterator for Hits<'_> {
@@ -355,11 +396,12 @@ impl Iterator for Hits<'_> {
     #[inline]
     fn next(&mut self) -> Option<usize> {
         while self.mask == 0 {
+            self.odd_before |= self.odd != 0;
             self.base += BLOCK;
             if self.base >= self.buf.len() {
                 return None;
             }
-            self.mask = self.block_mask(self.base);
+            (self.mask, self.odd) = self.block_mask(self.base);
         }
         let bit = self.mask.trailing_zeros() as usize;
         self.mask &= self.mask - 1;
@@ -381,7 +423,15 @@ impl<'a> DelimitedRecords<'a> {
             pos: 0,
             delim,
             expected,
+            plain: false,
         }
+    }
+
+    /// Whether the record [`DelimitedRecords::next_record`] last returned
+    /// holds only bytes 0x01 to 0x7F (found by the same block scan that
+    /// splits it; see [`crate::decode::plain_ascii`]).
+    pub fn plain(&self) -> bool {
+        self.plain
     }
 
     /// The next record, with its fields sliced into `out` (or the field
@@ -413,6 +463,7 @@ impl<'a> DelimitedRecords<'a> {
             }
         };
         self.pos = next;
+        self.plain = self.hits.end_record(end);
         let (body_end, ending) = if next > end {
             if end > start && self.buf[end - 1] == b'\r' {
                 (end - 1, Ending::CrLf)
