@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::Chunk;
-use crate::decode::{FieldType, Reason, Trim, Value};
+use crate::decode::{
+    Decoder, FieldType, Overflow, Reason, Trim, Value, plain_ascii,
+};
 use crate::record::{DelimitedRecords, Fields, Slicer};
 use crate::schema::{Format, Layout, Terminator};
 use crate::split::{Ending, Framing, RecordRef, Records};
@@ -115,6 +117,10 @@ impl KeyEntry {
 /// `end_row`; a record rejected midway ends with `abort_row` instead and
 /// must leave no trace.
 pub trait RowSink: Send {
+    /// Whether the sink uses the values. A sink that does not (validation)
+    /// lets the worker skip fields whose checks cannot fail on the record
+    /// at hand, instead of decoding them.
+    const VALUES: bool = true;
     /// A record begins.
     fn start_row(&mut self, file: u32, line: u64, nfields: usize);
     /// The next field's value.
@@ -149,6 +155,7 @@ pub trait RowSink: Send {
 pub struct NoRows;
 
 impl RowSink for NoRows {
+    const VALUES: bool = false;
     fn reset(&mut self) -> bool {
         true
     }
@@ -172,6 +179,13 @@ pub struct Plan {
     slicer: Slicer,
     terminator: Terminator,
     key_mask: Vec<bool>,
+    /// Every field as `(index, 0)`: the fields decoded for a record.
+    all: Vec<(usize, usize)>,
+    /// The fields a sink without values decodes for a plain ASCII record:
+    /// `(index, n)` decodes the field when its raw value has at least `n`
+    /// bytes; text fields that cannot fail are left out (see
+    /// [`plain_below`]).
+    checked_plain: Vec<(usize, usize)>,
     /// The delimiter of an unquoted delimited layout, which takes the
     /// one-pass path.
     fast_delimiter: Option<u8>,
@@ -196,7 +210,17 @@ impl Plan {
             }
             _ => None,
         };
+        let all = (0..layout.fields.len()).map(|i| (i, 0)).collect();
+        let checked_plain = layout
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i, plain_below(&f.decoder, key_mask[i])))
+            .filter(|&(_, below)| below != usize::MAX)
+            .collect();
         Plan {
+            all,
+            checked_plain,
             framing: Framing::of(&layout),
             slicer: Slicer::new(&layout),
             terminator,
@@ -204,6 +228,27 @@ impl Plan {
             fast_delimiter,
             layout,
         }
+    }
+}
+
+/// For [`Plan::checked_plain`]: a text field's checks can fail on plain
+/// ASCII only when it is required (a NULL), has a pattern or allowed
+/// values, or is longer than its `varchar(n)`/`char(n)` (trimming and
+/// collapsing only shorten a value, and ASCII has a byte per character).
+/// Key fields are always decoded (their values are compared). Returns
+/// the raw length from which the field must be decoded: 0 (always) to
+/// `usize::MAX` (never).
+fn plain_below(d: &Decoder, key: bool) -> usize {
+    if key || d.required || d.pattern.is_some() || d.allowed.is_some() {
+        return 0;
+    }
+    match d.ty {
+        FieldType::Text => usize::MAX,
+        FieldType::Varchar(n) | FieldType::Char(n) => match d.overflow {
+            Overflow::Truncate => usize::MAX,
+            Overflow::Reject => n as usize + 1,
+        },
+        _ => 0,
     }
 }
 
@@ -319,9 +364,12 @@ fn process_impl<S: RowSink>(
     let blocks = matches!(plan.framing, Framing::Blocks { .. });
     let Scratch { fields, text, key, key_text } = s;
     let data = &chunk.data[..];
+    // `plain`: whether the record holds only bytes 0x01-0x7F, when the
+    // splitter found out.
     let mut each = |rec: RecordRef<'_>,
                     sliced: Result<(), Reason>,
-                    fields: &Fields| {
+                    fields: &Fields,
+                    plain: Option<bool>| {
         let rec_line = line;
         line += 1 + rec.extra_lines as u64;
         let rec_byte = chunk.start_byte + rec.offset as u64;
@@ -376,8 +424,22 @@ fn process_impl<S: RowSink>(
             key.clear();
             key_text.clear();
         }
-        for (i, field) in layout.fields.iter().enumerate() {
+        // Without a NUL or a byte ≥ 0x80, text is valid in any encoding:
+        // a sink that does not take values skips plain text fields. The
+        // fields stay in layout order, so the first failing field is the
+        // one reported either way.
+        let order =
+            if !S::VALUES && plain.unwrap_or_else(|| plain_ascii(rec.bytes)) {
+                &plan.checked_plain
+            } else {
+                &plan.all
+            };
+        for &(i, below) in order {
+            let field = &layout.fields[i];
             let raw = fields.get(rec.bytes, i);
+            if raw.len() < below {
+                continue;
+            }
             match field.decoder.decode(raw, text) {
                 Ok(v) => {
                     if has_key && plan.key_mask[i] {
@@ -427,12 +489,12 @@ fn process_impl<S: RowSink>(
         // Unquoted delimited records: records and fields in one pass.
         let mut it = DelimitedRecords::new(data, delim, nfields);
         while let Some((rec, sliced)) = it.next_record(fields) {
-            each(rec, sliced, fields);
+            each(rec, sliced, fields, Some(it.plain()));
         }
     } else {
         for rec in Records::new(data, plan.framing) {
             let sliced = plan.slicer.slice(rec.bytes, fields);
-            each(rec, sliced, fields);
+            each(rec, sliced, fields, None);
         }
     }
     Partial { counts, rejects, keys }
