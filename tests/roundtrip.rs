@@ -259,6 +259,22 @@ proptest! {
     }
 }
 
+/// Validates `data` (layout `toml`) without values and with a decoding
+/// sink: the rejects and counts must be the same. Returns the counts.
+fn validation_agrees(
+    layout: &fwload::schema::Layout,
+    data: Vec<u8>,
+    chunk: usize,
+    toml: &str,
+) -> Result<fwload::pipeline::Counts, TestCaseError> {
+    let decoded = parse(layout, slice_body(data.clone()), chunk);
+    let validated =
+        parse_into(layout, slice_body(data), chunk, |_: &mut NoRows| {});
+    prop_assert_eq!(&decoded.1, &validated.0, "{}", toml);
+    prop_assert_eq!(decoded.2, validated.1);
+    Ok(decoded.2)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
@@ -312,20 +328,87 @@ proptest! {
             data.extend_from_slice(l);
             data.push(b'\n');
         }
-        let decoded = parse(&layout, slice_body(data.clone()), chunk);
-        let validated =
-            parse_into(&layout, slice_body(data), chunk, |_: &mut NoRows| {});
-        prop_assert_eq!(&decoded.1, &validated.0, "{}", t);
-        prop_assert_eq!(decoded.2, validated.1);
+        let counts = validation_agrees(&layout, data, chunk, &t)?;
         // Every line is counted: blank ones as blank, the rest valid or
         // rejected, so nothing is skipped unseen.
         let blank = lines.iter().filter(|l| l.is_empty()).count() as u64;
-        prop_assert_eq!(decoded.2.read, lines.len() as u64);
-        prop_assert_eq!(decoded.2.blank, blank);
+        prop_assert_eq!(counts.read, lines.len() as u64);
+        prop_assert_eq!(counts.blank, blank);
         prop_assert_eq!(
-            decoded.2.valid + decoded.2.rejected,
+            counts.valid + counts.rejected,
             lines.len() as u64 - blank
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// Validation passes the common spellings of numbers and dates with a
+    /// quick test and decodes the rest; it must find exactly the rejects a
+    /// load finds, and report the same first failing field, whatever mix
+    /// of valid, null and invalid values a record holds.
+    #[test]
+    fn quick_checks_find_what_decoding_finds(
+        lines in prop::collection::vec(
+            prop::collection::vec(0usize..12, 7),
+            1..40,
+        ),
+        fixed in any::<bool>(),
+        chunk in prop_oneof![Just(1usize), Just(100), Just(1 << 20)],
+    ) {
+        let fields: [(&str, &str, &[&str]); 7] = [
+            ("numeric(5,2)", "", &["123.45", "1.5", "", "1234.5", "12.345",
+                "1.2.3", " 7 ", "-1.00", "abc", "0000", ".", "5."]),
+            ("smallint", "null = [\"\", \"0000\"]", &["2025", "99999",
+                "", "0000", "+5", "7-", "32767", "32768", "1 2", "9", "x", "0"]),
+            ("date", "format = \"MM/DD/YYYY\"\nnull = [\"\", \"00/00/0000\"]",
+                &["07/26/1966", "02/29/2023", "1/5/2024", "00/00/0000", "",
+                "13/01/2000", "12/31/9999", "02/29/2024", "01/01/0000",
+                "0l/01/2000", "04/31/2001", "11/30/2001"]),
+            ("numeric(9,2)", "implied_decimals = 2",
+                &["000012345", "1", "", "1234567890", "12.5", "00000000x",
+                "99", "0", "-5", "123456789", "  3", "7"]),
+            ("int", "required = true", &["1", "", "0", "2147483648", "12",
+                "a", "3", "4", "5", "6", "7", "8"]),
+            ("numeric(4,1)", "min = 0", &["1.5", "-1.5", "", "999.9",
+                "1000", "0", "2", "3", "4", "5", "6", "7"]),
+            ("varchar(4)", "", &["AAAA", "AAAAA", "", "\u{e9}\u{e9}", "A",
+                "B", "C", "D", "E", "F", "G", "H"]),
+        ];
+        let mut t = String::from("members = [\"m\"]\nencoding = \"utf-8\"\n");
+        if fixed {
+            t.push_str("format = \"fixed\"\nrecord_length = 84\nshorter = \"pad\"\n");
+        } else {
+            t.push_str("format = \"delimited\"\ndelimiter = \"|\"\n");
+        }
+        for (i, (ty, extra, _)) in fields.iter().enumerate() {
+            t.push_str(&format!("[[field]]\nname = \"f{i}\"\ntype = \"{ty}\"\n{extra}\n"));
+            if fixed {
+                t.push_str(&format!("start = {}\nwidth = 12\n", i * 12));
+            }
+        }
+        let layout = SchemaSet::layout_from_str(Path::new("q.toml"), &t)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{t}")))?;
+        let mut data = Vec::new();
+        for l in &lines {
+            for (f, &pick) in l.iter().enumerate() {
+                let v = fields[f].2[pick].as_bytes();
+                if fixed {
+                    // Right-aligned in its 12 bytes, as numbers often are.
+                    data.extend(std::iter::repeat_n(b' ', 12 - v.len()));
+                    data.extend_from_slice(v);
+                } else {
+                    if f > 0 {
+                        data.push(b'|');
+                    }
+                    data.extend_from_slice(v);
+                }
+            }
+            data.push(b'\n');
+        }
+        let counts = validation_agrees(&layout, data, chunk, &t)?;
+        prop_assert_eq!(counts.read, lines.len() as u64);
     }
 }
 

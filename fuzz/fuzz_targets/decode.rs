@@ -18,7 +18,7 @@ use std::rc::Rc;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
-use fwload::decode::Value;
+use fwload::decode::{Quick, Value, plain_ascii};
 use fwload::generate::{Datum, format_value};
 use fwload::schema::{Layout, SchemaSet};
 
@@ -281,7 +281,30 @@ fuzz_target!(|input: Input| {
         None => &input.raw[..],
     };
     let mut scratch = Vec::new();
-    let value = match d.decode(raw, &mut scratch) {
+    let decoded = d.decode(raw, &mut scratch);
+    // What the quick validity test accepts, decoding accepts: the field
+    // alone, and the input's last bytes with the bytes before them in
+    // reach; for records of any bytes and of plain ASCII only.
+    let n = raw.len().min(input.raw.len());
+    let cases = [
+        (raw, 0..raw.len()),
+        (&input.raw[..], input.raw.len() - n..input.raw.len()),
+    ];
+    for (buf, span) in cases {
+        let v = &buf[span.clone()];
+        for plain in [false, plain_ascii(v)] {
+            let q = Quick::of(d, plain);
+            if q.accepts(buf, span.clone()) {
+                let mut s = Vec::new();
+                assert!(
+                    d.decode(v, &mut s).is_ok(),
+                    "{q:?} accepts {:?}, decoding rejects it",
+                    String::from_utf8_lossy(v)
+                );
+            }
+        }
+    }
+    let value = match decoded {
         Ok(v) => v,
         Err(_) => return,
     };

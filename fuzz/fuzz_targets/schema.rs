@@ -13,7 +13,6 @@ use std::path::Path;
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
-
 use fwload::record::Slicer;
 use fwload::schema::{SchemaSet, create_table};
 use fwload::split::Framing;

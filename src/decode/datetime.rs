@@ -197,6 +197,19 @@ impl DateFormat {
         &self.text
     }
 
+    /// Where the year, month and day sit in a full-width value, for a
+    /// format with no other number and at most 16 bytes wide.
+    pub fn shape(&self) -> Option<super::DateShape> {
+        let mut at = [usize::MAX; 3];
+        for &(offset, _, slot, _) in &self.numbers {
+            *at.get_mut(slot as usize)? = offset as usize;
+        }
+        if at.contains(&usize::MAX) {
+            return None;
+        }
+        super::DateShape::new(self.width, at, &self.literals)
+    }
+
     /// Reads the parts of `raw`: `[year, month, day, hour, minute, second,
     /// microsecond]`, missing parts zero.
     fn parts(&self, raw: &[u8]) -> Result<[u32; 7], Reason> {

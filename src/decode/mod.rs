@@ -9,6 +9,7 @@
 
 mod datetime;
 mod number;
+mod quick;
 pub(crate) mod swar;
 mod text;
 
@@ -16,6 +17,7 @@ pub use datetime::{
     DateFormat, DateKind, USECS_PER_DAY, civil, days, days_in_month, is_leap,
 };
 pub use number::{Decimal, Fraction, Sign, decimal, float8, integer};
+pub use quick::{DateShape, Quick};
 pub use text::{
     Encoding, TextOptions, char_len, decode as decode_text, plain_ascii,
     truncate_chars,
@@ -423,6 +425,12 @@ impl Trim {
     /// Strips spaces from `raw` as declared.
     #[inline]
     pub fn apply(self, raw: &[u8]) -> &[u8] {
+        &raw[self.span(raw)]
+    }
+
+    /// Where `raw` is left once its spaces are stripped as declared.
+    #[inline]
+    pub fn span(self, raw: &[u8]) -> std::ops::Range<usize> {
         let (mut s, mut e) = (0, raw.len());
         if matches!(self, Trim::Both | Trim::Left) {
             while s < e && raw[s] == b' ' {
@@ -434,7 +442,7 @@ impl Trim {
                 e -= 1;
             }
         }
-        &raw[s..e]
+        s..e
     }
 }
 

@@ -10,7 +10,7 @@ pub const HIGH: u64 = 0x8080_8080_8080_8080;
 /// Bits 0 to 6 of every byte.
 pub const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 /// `'0'` in every byte.
-const ZEROS: u64 = ONES * b'0' as u64;
+pub const ZEROS: u64 = ONES * b'0' as u64;
 
 /// Bit 7 of each byte of `x` that is zero.
 #[inline]
@@ -66,15 +66,26 @@ fn right_word(raw: &[u8]) -> u64 {
     x | (ZEROS & ((1u64 << pad) - 1))
 }
 
+/// Nonzero when a byte of `x` is not an ASCII digit.
+#[inline(always)]
+fn non_digits(x: u64) -> u64 {
+    // A byte below '0' sets bit 7 of the difference, one above '9' bit 7
+    // of the sum; a borrow or carry only ever leaves a byte already
+    // flagged, so a clean result means eight digits.
+    (x.wrapping_add(ONES * 0x46) | x.wrapping_sub(ZEROS)) & HIGH
+}
+
+/// Whether both words hold only ASCII digits.
+#[inline(always)]
+pub fn digits_only(head: u64, tail: u64) -> bool {
+    non_digits(head) | non_digits(tail) == 0
+}
+
 /// The number written by eight ASCII digits (the first, most significant,
 /// in the lowest byte), or `None` when a byte is not a digit.
 #[inline(always)]
 fn eight_digits(x: u64) -> Option<u64> {
-    // A byte below '0' sets bit 7 of the difference, one above '9' bit 7
-    // of the sum; a borrow or carry only ever leaves a byte already
-    // flagged, so a clean result means eight digits.
-    let bad = (x.wrapping_add(ONES * 0x46) | x.wrapping_sub(ZEROS)) & HIGH;
-    if bad != 0 {
+    if non_digits(x) != 0 {
         return None;
     }
     // Pairs, then quads, then the whole: each step multiplies the higher
@@ -104,6 +115,30 @@ pub fn sixteen(raw: &[u8]) -> Option<(u64, u64)> {
         )),
         _ => None,
     }
+}
+
+/// As [`sixteen`], for the value `buf[start..end]`: when at least 16
+/// bytes end where the value ends, they are loaded at once and the bytes
+/// before the value masked to '0', so that no branch depends on the
+/// value's length.
+#[inline(always)]
+pub fn sixteen_in(buf: &[u8], start: usize, end: usize) -> Option<(u64, u64)> {
+    let n = end - start;
+    if end < 16 || n == 0 || n > 16 {
+        return sixteen(&buf[start..end]);
+    }
+    let w = &buf[end - 16..end];
+    let head = u64::from_le_bytes(w[..8].try_into().expect("8"));
+    let tail = u64::from_le_bytes(w[8..].try_into().expect("8"));
+    // The 16 - n bytes before the value: all of the head and some of the
+    // tail, or some of the head.
+    let k = (16 - n) as u32;
+    let keep_head = u64::MAX.checked_shl(8 * k.min(8)).unwrap_or(0);
+    let keep_tail = u64::MAX << (8 * k.saturating_sub(8));
+    Some((
+        (head & keep_head) | (ZEROS & !keep_head),
+        (tail & keep_tail) | (ZEROS & !keep_tail),
+    ))
 }
 
 /// The number the sixteen digits of [`sixteen`]'s words write.
@@ -245,6 +280,20 @@ mod tests {
             point_decimal(b"1234567.89012345"),
             Some((123456789012345, 8))
         );
+    }
+
+    #[test]
+    fn sixteen_in_matches_sixteen() {
+        let buf: Vec<u8> = (0..40u8).map(|i| b'A' + i).collect();
+        for start in 0..buf.len() {
+            for end in start..=buf.len() {
+                assert_eq!(
+                    sixteen_in(&buf, start, end),
+                    sixteen(&buf[start..end]),
+                    "{start}..{end}"
+                );
+            }
+        }
     }
 
     #[test]

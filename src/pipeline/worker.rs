@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use super::Chunk;
-use crate::decode::{
-    Decoder, FieldType, Overflow, Reason, Trim, Value, plain_ascii,
-};
+use crate::decode::{FieldType, Quick, Reason, Trim, Value, plain_ascii};
 use crate::record::{DelimitedRecords, Fields, Slicer};
-use crate::schema::{Format, Layout, Terminator};
+use crate::schema::{Field, Format, Layout, Terminator};
 use crate::split::{Ending, Framing, RecordRef, Records};
 
 /// Longest raw value kept with a reject (bytes); longer ones are cut and
@@ -179,13 +177,15 @@ pub struct Plan {
     slicer: Slicer,
     terminator: Terminator,
     key_mask: Vec<bool>,
-    /// Every field as `(index, 0)`: the fields decoded for a record.
-    all: Vec<(usize, usize)>,
-    /// The fields a sink without values decodes for a plain ASCII record:
-    /// `(index, n)` decodes the field when its raw value has at least `n`
-    /// bytes; text fields that cannot fail are left out (see
-    /// [`plain_below`]).
-    checked_plain: Vec<(usize, usize)>,
+    /// Every field, to be decoded: the steps for a sink with values.
+    all: Vec<(usize, Quick)>,
+    /// The steps for a sink without values: each field with its quick
+    /// test, which spares decoding the common valid values. Key fields
+    /// are always decoded (their values are compared).
+    checked: Checks,
+    /// As `checked`, for a record of bytes 0x01-0x7F only: without the
+    /// text fields whose checks cannot fail on it.
+    checked_plain: Checks,
     /// The delimiter of an unquoted delimited layout, which takes the
     /// one-pass path.
     fast_delimiter: Option<u8>,
@@ -210,16 +210,23 @@ impl Plan {
             }
             _ => None,
         };
-        let all = (0..layout.fields.len()).map(|i| (i, 0)).collect();
-        let checked_plain = layout
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (i, plain_below(&f.decoder, key_mask[i])))
-            .filter(|&(_, below)| below != usize::MAX)
-            .collect();
+        let steps = |plain: bool| {
+            let quick = |(i, f): (usize, &Field)| {
+                let q = if key_mask[i] {
+                    Quick::Decode
+                } else {
+                    Quick::of(&f.decoder, plain)
+                };
+                (i, q)
+            };
+            let all = layout.fields.iter().enumerate().map(quick);
+            Checks::new(all.filter(|&(_, q)| q != Quick::Valid).collect())
+        };
+        let (checked, checked_plain) = (steps(false), steps(true));
+        let all = (0..layout.fields.len()).map(|i| (i, Quick::Decode));
         Plan {
-            all,
+            all: all.collect(),
+            checked,
             checked_plain,
             framing: Framing::of(&layout),
             slicer: Slicer::new(&layout),
@@ -231,24 +238,32 @@ impl Plan {
     }
 }
 
-/// For [`Plan::checked_plain`]: a text field's checks can fail on plain
-/// ASCII only when it is required (a NULL), has a pattern or allowed
-/// values, or is longer than its `varchar(n)`/`char(n)` (trimming and
-/// collapsing only shorten a value, and ASCII has a byte per character).
-/// Key fields are always decoded (their values are compared). Returns
-/// the raw length from which the field must be decoded: 0 (always) to
-/// `usize::MAX` (never).
-fn plain_below(d: &Decoder, key: bool) -> usize {
-    if key || d.required || d.pattern.is_some() || d.allowed.is_some() {
-        return 0;
-    }
-    match d.ty {
-        FieldType::Text => usize::MAX,
-        FieldType::Varchar(n) | FieldType::Char(n) => match d.overflow {
-            Overflow::Truncate => usize::MAX,
-            Overflow::Reject => n as usize + 1,
-        },
-        _ => 0,
+/// How a sink without values checks a record.
+#[derive(Debug)]
+struct Checks {
+    /// Every field to look at, in layout order, with its quick test.
+    ordered: Vec<(usize, Quick)>,
+    /// The fields with a quick test, grouped by kind (in layout order
+    /// within a kind), so that each test runs many times in a row.
+    grouped: Vec<(usize, Quick)>,
+    /// The fields always decoded, in layout order.
+    decoded: Vec<usize>,
+}
+
+impl Checks {
+    fn new(ordered: Vec<(usize, Quick)>) -> Checks {
+        let mut grouped: Vec<_> = ordered
+            .iter()
+            .copied()
+            .filter(|&(_, q)| q != Quick::Decode)
+            .collect();
+        grouped.sort_by_key(|&(i, q)| (q.kind(), i));
+        let decoded = ordered
+            .iter()
+            .filter(|&&(_, q)| q == Quick::Decode)
+            .map(|&(i, _)| i)
+            .collect();
+        Checks { ordered, grouped, decoded }
     }
 }
 
@@ -424,22 +439,54 @@ fn process_impl<S: RowSink>(
             key.clear();
             key_text.clear();
         }
-        // Without a NUL or a byte ≥ 0x80, text is valid in any encoding:
-        // a sink that does not take values skips plain text fields. The
-        // fields stay in layout order, so the first failing field is the
-        // one reported either way.
-        let order =
-            if !S::VALUES && plain.unwrap_or_else(|| plain_ascii(rec.bytes)) {
+        // A sink that does not take values decodes only what a quick
+        // test cannot pass; without a NUL or a byte ≥ 0x80, text is valid
+        // in any encoding, so most text fields are not even looked at.
+        // The quick tests run grouped by kind, then the fields that must
+        // be decoded; only when one fails are the fields taken again in
+        // layout order, so that the first failing field is the one
+        // reported.
+        let order = if S::VALUES {
+            &plan.all
+        } else {
+            let checks = if plain.unwrap_or_else(|| plain_ascii(rec.bytes)) {
                 &plan.checked_plain
             } else {
-                &plan.all
+                &plan.checked
             };
-        for &(i, below) in order {
+            let quick = checks.grouped.iter().all(|&(i, q)| {
+                let (buf, span) = fields.within(rec.bytes, i);
+                q.accepts(buf, span)
+            });
+            let decoded = quick
+                && checks.decoded.iter().all(|&i| {
+                    let raw = fields.get(rec.bytes, i);
+                    match layout.fields[i].decoder.decode(raw, text) {
+                        Ok(v) if has_key && plan.key_mask[i] => {
+                            key_bytes(&v, key, key_text);
+                            true
+                        }
+                        Ok(_) => true,
+                        Err(_) => false,
+                    }
+                });
+            if decoded {
+                &[][..]
+            } else {
+                if has_key {
+                    key.clear();
+                    key_text.clear();
+                }
+                &checks.ordered[..]
+            }
+        };
+        for &(i, quick) in order {
             let field = &layout.fields[i];
-            let raw = fields.get(rec.bytes, i);
-            if raw.len() < below {
+            let (buf, span) = fields.within(rec.bytes, i);
+            if quick.accepts(buf, span.clone()) {
                 continue;
             }
+            let raw = &buf[span];
             match field.decoder.decode(raw, text) {
                 Ok(v) => {
                     if has_key && plan.key_mask[i] {

@@ -38,9 +38,21 @@ impl Fields {
     /// When `i` is out of range.
     #[inline]
     pub fn get<'a>(&'a self, record: &'a [u8], i: usize) -> &'a [u8] {
+        let (src, span) = self.within(record, i);
+        &src[span]
+    }
+
+    /// Field `i` of `record` as the bytes that hold it (the record, or an
+    /// unescaped copy) and where it is in them.
+    #[inline]
+    pub fn within<'a>(
+        &'a self,
+        record: &'a [u8],
+        i: usize,
+    ) -> (&'a [u8], Range<usize>) {
         let s = self.spans[i];
         let src = if s.owned { &self.owned[..] } else { record };
-        &src[s.start as usize..s.end as usize]
+        (src, s.start as usize..s.end as usize)
     }
 
     /// Number of fields.

@@ -1,0 +1,387 @@
+//! Validity without a value: for a caller that only needs to know that a
+//! field is valid (validation), a test much cheaper than decoding that
+//! accepts the common spellings of valid values (`830725.82`, `2025`,
+//! `07/26/1966`, a short plain-ASCII text) and leaves everything else to
+//! [`Decoder::decode`], which also names the reason for a reject. A
+//! [`Quick`] never accepts a value that decoding rejects.
+
+use std::ops::Range;
+
+use super::{Decoder, FieldType, Fraction, Overflow, Sign, Trim, swar};
+
+/// A field's quick validity test; see the module documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// No shortcut: decode the value.
+    Decode,
+    /// Always valid.
+    Valid,
+    /// Valid when the raw value is shorter than this many bytes.
+    Shorter(usize),
+    /// Valid when the trimmed value is 1 to `max` ASCII digits, or empty
+    /// when `empty` (the empty value is NULL).
+    Digits {
+        /// Spaces to strip first.
+        trim: Trim,
+        /// Most digits (at most 16).
+        max: u8,
+        /// Whether the empty value is valid.
+        empty: bool,
+    },
+    /// Valid when the trimmed value is digits with at most one `.`, at
+    /// most `int` before it and `frac` after it, 16 bytes at most; or
+    /// empty when `empty`.
+    Decimal {
+        /// Spaces to strip first.
+        trim: Trim,
+        /// Most integer digits.
+        int: u8,
+        /// Most fraction digits.
+        frac: u8,
+        /// Whether the empty value is valid.
+        empty: bool,
+    },
+    /// Valid when the trimmed value is a real calendar date with every
+    /// number of the format at full width; or empty when `empty`.
+    Date {
+        /// Spaces to strip first.
+        trim: Trim,
+        /// Where the numbers and literals sit.
+        shape: DateShape,
+        /// Whether the empty value is valid.
+        empty: bool,
+    },
+}
+
+impl Quick {
+    /// The test for `d`; `plain` when every value it will see holds only
+    /// bytes 0x01-0x7F, which no text check can fault unless the field is
+    /// required, has a pattern or allowed values, or is longer than its
+    /// `varchar(n)`/`char(n)` (trimming and collapsing only shorten a
+    /// value, and ASCII has a byte per character).
+    pub fn of(d: &Decoder, plain: bool) -> Quick {
+        if d.required
+            || d.pattern.is_some()
+            || d.allowed.is_some()
+            || d.min.is_some()
+            || d.max.is_some()
+        {
+            return Quick::Decode;
+        }
+        let trim = d.trim;
+        let empty = d.nulls.matches(b"");
+        let digits =
+            |max: u16| Quick::Digits { trim, max: max.min(16) as u8, empty };
+        // Overpunched numbers end in a sign letter; they always decode.
+        let signs = d.sign != Sign::Overpunch;
+        match d.ty {
+            FieldType::Text if plain => Quick::Valid,
+            FieldType::Varchar(n) | FieldType::Char(n) if plain => {
+                match d.overflow {
+                    Overflow::Truncate => Quick::Valid,
+                    Overflow::Reject => Quick::Shorter(n as usize + 1),
+                }
+            }
+            FieldType::Smallint if signs => digits(4),
+            FieldType::Int if signs => digits(9),
+            FieldType::Bigint if signs => digits(18),
+            FieldType::Numeric(Some((p, s))) if signs => match d.fraction {
+                Fraction::Literal => Quick::Decimal {
+                    trim,
+                    int: (p - s).min(16) as u8,
+                    frac: s.min(16) as u8,
+                    empty,
+                },
+                // Fewer places than the scale pad with zeros; more must
+                // be zeros, which only decoding tells.
+                Fraction::Implied(places) if places <= s => {
+                    digits(p - s + places)
+                }
+                Fraction::Implied(_) => Quick::Decode,
+            },
+            FieldType::Date => match d.format.as_ref().and_then(|f| f.shape())
+            {
+                Some(shape) => Quick::Date { trim, shape, empty },
+                None => Quick::Decode,
+            },
+            _ => Quick::Decode,
+        }
+    }
+
+    /// The kind of test, as a small number: for grouping tests of a kind.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Quick::Decode => 0,
+            Quick::Valid => 1,
+            Quick::Shorter(_) => 2,
+            Quick::Digits { .. } => 3,
+            Quick::Decimal { .. } => 4,
+            Quick::Date { .. } => 5,
+        }
+    }
+
+    /// Whether `buf[span]` is certainly valid. `false` means only that
+    /// the value must be decoded to know. The bytes of `buf` before the
+    /// value may be read (never used): passing the whole record spares
+    /// a branch on the value's length.
+    #[inline(always)]
+    pub fn accepts(&self, buf: &[u8], span: Range<usize>) -> bool {
+        let (trim, empty) = match *self {
+            Quick::Decode => return false,
+            Quick::Valid => return true,
+            Quick::Shorter(n) => return span.len() < n,
+            Quick::Digits { trim, empty, .. }
+            | Quick::Decimal { trim, empty, .. }
+            | Quick::Date { trim, empty, .. } => (trim, empty),
+        };
+        let v = trim.span(&buf[span.clone()]);
+        let (start, end) = (span.start + v.start, span.start + v.end);
+        let n = end - start;
+        if n == 0 {
+            return empty;
+        }
+        let Some((head, tail)) = swar::sixteen_in(buf, start, end) else {
+            return false;
+        };
+        match *self {
+            Quick::Digits { max, .. } => {
+                n <= max as usize && swar::digits_only(head, tail)
+            }
+            Quick::Decimal { int, frac, .. } => {
+                decimal(head, tail, n, int, frac)
+            }
+            Quick::Date { shape, .. } => shape.accepts(head, tail, n),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the `n` bytes in [`swar::sixteen`]'s words are digits with at
+/// most one point, at most `int` digits before it and `frac` after, and a
+/// digit somewhere.
+#[inline]
+fn decimal(head: u64, tail: u64, n: usize, int: u8, frac: u8) -> bool {
+    let (ph, pt) = (swar::equal(head, b'.'), swar::equal(tail, b'.'));
+    // Points turned into '0' (bit 7 of a flagged byte, moved to bit 0,
+    // times the bits that differ), so that one test finds other bytes.
+    let swap = (b'.' ^ b'0') as u64;
+    let (h, t) = (head ^ ((ph >> 7) * swap), tail ^ ((pt >> 7) * swap));
+    if !swar::digits_only(h, t) {
+        return false;
+    }
+    // The value's last byte is byte 15 of the two words. (`x & (x - 1)`
+    // is zero for at most one flag: no population count, which a build
+    // for any x86-64 would emulate.)
+    let one = |x: u64| x & x.wrapping_sub(1) == 0;
+    let after = match (ph, pt) {
+        (0, 0) => return n <= int as usize,
+        (_, 0) if one(ph) => 15 - ph.trailing_zeros() as usize / 8,
+        (0, _) if one(pt) => 7 - pt.trailing_zeros() as usize / 8,
+        _ => return false,
+    };
+    n >= 2 && after <= frac as usize && n - 1 - after <= int as usize
+}
+
+/// A date format whose numbers are the year, month and day at fixed
+/// offsets, with single-byte literals between them, at most 16 bytes:
+/// what [`Quick::Date`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateShape {
+    width: u8,
+    /// Literal bytes in [`swar::sixteen`]'s words (0xFF per byte) and
+    /// their values.
+    lit_mask: (u64, u64),
+    lit: (u64, u64),
+    /// Offsets of the first digit of the year, month and day in the
+    /// sixteen bytes of the words.
+    year: u8,
+    month: u8,
+    day: u8,
+}
+
+impl DateShape {
+    /// The shape of a date `width` bytes long with the year, month and day
+    /// at these offsets and these literals; `None` when longer than 16.
+    pub(super) fn new(
+        width: usize,
+        [year, month, day]: [usize; 3],
+        literals: &[(u8, u8)],
+    ) -> Option<DateShape> {
+        if !(1..=16).contains(&width) {
+            return None;
+        }
+        let pad = 16 - width;
+        let (mut lit_mask, mut lit) = ([0u64; 2], [0u64; 2]);
+        for &(at, c) in literals {
+            let i = pad + at as usize;
+            lit_mask[i / 8] |= 0xFF << (8 * (i % 8));
+            lit[i / 8] |= (c as u64) << (8 * (i % 8));
+        }
+        let at = |x: usize| (pad + x) as u8;
+        Some(DateShape {
+            width: width as u8,
+            lit_mask: (lit_mask[0], lit_mask[1]),
+            lit: (lit[0], lit[1]),
+            year: at(year),
+            month: at(month),
+            day: at(day),
+        })
+    }
+
+    /// Whether the `n` bytes in [`swar::sixteen`]'s words are a date of
+    /// this shape that exists.
+    #[inline]
+    fn accepts(&self, head: u64, tail: u64, n: usize) -> bool {
+        if n != self.width as usize {
+            return false;
+        }
+        let (mh, mt) = self.lit_mask;
+        if head & mh != self.lit.0 || tail & mt != self.lit.1 {
+            return false;
+        }
+        // Literals turned into '0', then every byte must be a digit.
+        let zeros = swar::ZEROS;
+        let (h, t) =
+            ((head & !mh) | (zeros & mh), (tail & !mt) | (zeros & mt));
+        if !swar::digits_only(h, t) {
+            return false;
+        }
+        let (h, t) = (h - zeros, t - zeros);
+        let at = |i: u8| -> u32 {
+            let w = if i < 8 { h } else { t };
+            (w >> (8 * (i % 8)) & 0xFF) as u32
+        };
+        let two = |i: u8| at(i) * 10 + at(i + 1);
+        let y = two(self.year) * 100 + two(self.year + 2);
+        let (m, d) = (two(self.month), two(self.day));
+        y != 0
+            && (1..=12).contains(&m)
+            && d != 0
+            && d <= super::datetime::days_in_month(y, m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DateFormat, DateKind};
+
+    impl Quick {
+        fn ok(&self, v: &[u8]) -> bool {
+            // Behind bytes the test must not take for the value's.
+            let mut buf = b"9.9/9.9/9.9/9.9/9.9/".to_vec();
+            buf.extend_from_slice(v);
+            let whole = self.accepts(&buf, buf.len() - v.len()..buf.len());
+            assert_eq!(whole, self.accepts(v, 0..v.len()), "{v:?}");
+            whole
+        }
+    }
+
+    fn decoder(ty: &str) -> Decoder {
+        Decoder::new(FieldType::parse(ty).expect("type"))
+    }
+
+    #[test]
+    fn common_values_are_accepted() {
+        let num = Quick::of(&decoder("numeric(15,2)"), false);
+        for v in ["830725.82", "0.5", "12", "1234567890123.45", "", "7."] {
+            assert!(num.ok(v.as_bytes()), "{v}");
+        }
+        for v in ["12345678901234", "1.234", "1.2.3", ".", "-1", "1e5", "a"] {
+            assert!(!num.ok(v.as_bytes()), "{v}");
+        }
+        let small = Quick::of(&decoder("smallint"), false);
+        assert!(small.ok(b"2025") && small.ok(b" 7 "));
+        assert!(!small.ok(b"12345") && !small.ok(b"+1"));
+        let mut date = decoder("date");
+        date.format = DateFormat::new("MM/DD/YYYY", DateKind::Date).ok();
+        let date = Quick::of(&date, false);
+        for v in ["07/26/1966", "02/29/2024", "12/31/9999", ""] {
+            assert!(date.ok(v.as_bytes()), "{v}");
+        }
+        for v in ["02/29/2023", "13/01/2000", "00/10/2000", "01/00/2000"] {
+            assert!(!date.ok(v.as_bytes()), "{v}");
+        }
+        for v in ["01/01/0000", "1/5/2024", "01-01-2000", "01/01/20x0"] {
+            assert!(!date.ok(v.as_bytes()), "{v}");
+        }
+    }
+
+    /// Decoders of every kind a quick test exists for, with the options
+    /// that change what is valid.
+    fn decoders() -> Vec<Decoder> {
+        let mut out = Vec::new();
+        for ty in [
+            "smallint",
+            "int",
+            "bigint",
+            "numeric(15,2)",
+            "numeric(5,0)",
+            "numeric(4,4)",
+            "numeric(18,6)",
+            "numeric(38,20)",
+            "date",
+            "varchar(3)",
+            "char(2)",
+            "text",
+        ] {
+            for (trim, sign) in [
+                (Trim::Both, Sign::Leading),
+                (Trim::None, Sign::Trailing),
+                (Trim::Left, Sign::Unsigned),
+                (Trim::Right, Sign::Overpunch),
+            ] {
+                let mut d = decoder(ty);
+                d.trim = trim;
+                d.sign = sign;
+                out.push(d.clone());
+                d.fraction = Fraction::Implied(2);
+                d.nulls = crate::decode::Nulls::new(vec![b"0000"[..].into()]);
+                out.push(d);
+            }
+        }
+        for f in ["MM/DD/YYYY", "YYYYMMDD", "DD.MM.YYYY", "YYYY-MM-DD"] {
+            let mut d = decoder("date");
+            d.format = DateFormat::new(f, DateKind::Date).ok();
+            out.push(d);
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 3000,
+            ..Default::default()
+        })]
+
+        /// Whatever a quick test accepts, decoding accepts.
+        #[test]
+        fn never_accepts_what_decoding_rejects(
+            v in "[0-9./ +-]{0,18}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}|[0-9]{8}",
+        ) {
+            let mut scratch = Vec::new();
+            for d in decoders() {
+                for plain in [false, true] {
+                    let q = Quick::of(&d, plain);
+                    if q.ok(v.as_bytes()) {
+                        proptest::prop_assert!(
+                            d.decode(v.as_bytes(), &mut scratch).is_ok(),
+                            "{q:?} accepts {v:?}, which {:?} rejects",
+                            d.ty
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_skipped_only_on_plain_records() {
+        assert_eq!(Quick::of(&decoder("text"), true), Quick::Valid);
+        assert_eq!(Quick::of(&decoder("text"), false), Quick::Decode);
+        assert_eq!(Quick::of(&decoder("varchar(5)"), true), Quick::Shorter(6));
+        let mut required = decoder("int");
+        required.required = true;
+        assert_eq!(Quick::of(&required, false), Quick::Decode);
+    }
+}
