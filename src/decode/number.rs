@@ -360,16 +360,11 @@ pub fn decimal(
     Ok(Decimal { mantissa: if neg { -m } else { m }, scale: target })
 }
 
-/// Powers of ten that fit a u64 (10^0 ..= 10^19).
-const POW10_U64: [u64; 20] = {
-    let mut t = [1u64; 20];
-    let mut i = 1;
-    while i < 20 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
+/// 10^n when it fits a u64 (n ≤ 19), from the same table.
+#[inline]
+fn pow10_u64(n: usize) -> Option<u64> {
+    (n < 20).then(|| POW10[n] as u64)
+}
 
 /// Brings `a` (with `src_scale` places) to `scale` places (or keeps its
 /// own) within `precision` digits, in u64 arithmetic: `None` when that
@@ -384,19 +379,19 @@ fn rescale_u64(
 ) -> Option<Result<(u64, u16), Reason>> {
     let target = scale.unwrap_or(src_scale);
     let m = if src_scale > target {
-        let div = *POW10_U64.get((src_scale - target) as usize)?;
+        let div = pow10_u64((src_scale - target) as usize)?;
         if !a.is_multiple_of(div) {
             return Some(Err(Reason::TooManyDecimals { scale: target }));
         }
         a / div
     } else {
-        let mul = *POW10_U64.get((target - src_scale) as usize)?;
+        let mul = pow10_u64((target - src_scale) as usize)?;
         a.checked_mul(mul)?
     };
     // A u64 has at most 20 digits: a precision of 20 or more (or none,
     // which means Decimal::MAX_PRECISION) always holds it.
     if precision > 0
-        && let Some(&max) = POW10_U64.get(precision as usize)
+        && let Some(max) = pow10_u64(precision as usize)
         && m >= max
     {
         return Some(Err(Reason::Overflow));
