@@ -6,7 +6,9 @@
 //! APPRAISAL_LAND_DETAIL.TXT made by `fwload::generate` with seed 7,
 //! decoded with the shipped layouts' own decoders.
 //!
-//! - `slice/*`: records and field ranges only.
+//! - `slice/*`: records and field ranges only; `one_pass` rows use the
+//!   single scan for records and fields of unquoted delimited layouts
+//!   (`DelimitedRecords`, what validation uses for HCAD).
 //! - `slice_decode/*`: records, field ranges and every field decoded (what
 //!   `process_chunk` does for validation, minus counters and keys).
 //! - `field/*`: one decoder over 4096 non-blank values of one column,
@@ -29,8 +31,8 @@ use criterion::{
     BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 use fwload::decode::{Decoder, Encoding, Trim};
-use fwload::record::{Fields, Slicer};
-use fwload::schema::Layout;
+use fwload::record::{DelimitedRecords, Fields, Slicer};
+use fwload::schema::{Format, Layout, Quoting};
 use fwload::split::{Framing, Records};
 
 use common::Member;
@@ -48,6 +50,24 @@ fn slice_all(
     let (mut recs, mut n) = (0u64, 0u64);
     for rec in Records::new(body, framing) {
         if slicer.slice(rec.bytes, fields).is_ok() {
+            recs += 1;
+            n += fields.len() as u64;
+        }
+    }
+    (recs, n)
+}
+
+/// As [`slice_all`], records and fields found in one pass.
+fn one_pass_all(
+    delim: u8,
+    nfields: usize,
+    body: &[u8],
+    fields: &mut Fields,
+) -> (u64, u64) {
+    let (mut recs, mut n) = (0u64, 0u64);
+    let mut it = DelimitedRecords::new(body, delim, nfields);
+    while let Some((_, sliced)) = it.next_record(fields) {
+        if sliced.is_ok() {
             recs += 1;
             n += fields.len() as u64;
         }
@@ -155,6 +175,20 @@ fn decode(c: &mut Criterion) {
                 slice_all(&slicer, framing, black_box(body), &mut fields)
             })
         });
+        if let Format::Delimited(d) = &m.layout.format
+            && d.quoting == Quoting::None
+        {
+            let n = m.layout.fields.len();
+            let whole = slice_all(&slicer, framing, body, &mut fields);
+            let one = one_pass_all(d.delimiter, n, body, &mut fields);
+            assert_eq!(one, whole, "{}: one pass", m.name);
+            let id = BenchmarkId::new(m.name, format!("fields={n}/one_pass"));
+            g.bench_with_input(id, body, |b, body| {
+                b.iter(|| {
+                    one_pass_all(d.delimiter, n, black_box(body), &mut fields)
+                })
+            });
+        }
     }
     g.finish();
 
