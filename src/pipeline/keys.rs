@@ -2,13 +2,15 @@
 //!
 //! Every valid record's key hash is collected; when the buffer fills it is
 //! sorted and spilled to an anonymous temporary file. At the end the sorted
-//! runs are merged and equal hashes side by side are the duplicates. Memory
-//! stays at one buffer whatever the number of records; disk holds 68 bytes
-//! a record. Hashes are 128-bit (xxh3), so a false match is not a practical
+//! runs are merged and equal hashes side by side are the duplicates (the
+//! merge split over threads by ranges of the hash, each thread reading its
+//! range of every run). Memory stays at one buffer whatever the number of
+//! records; disk holds 68 bytes a record. Hashes are 128-bit (xxh3), so a false match is not a practical
 //! concern (about 10⁻²⁵ for ten million keys).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
@@ -26,6 +28,13 @@ const FAN_IN: usize = 32;
 const SEAL_MIN: usize = 4096;
 
 const ENTRY_BYTES: usize = 8 + 8 + 4 + 8 + 8 + 1 + 31;
+
+/// Most threads the final merge is split over.
+const MAX_PARTS: usize = 16;
+
+/// Duplicates a part of the final merge may have found before the thread
+/// that reports them takes them.
+const PART_QUEUE: usize = 1024;
 
 /// A record whose key was seen before (or after, under `last`).
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +57,8 @@ pub struct KeyIndex {
     runs: Vec<(u32, File)>,
     run_entries: usize,
     fan_in: usize,
+    /// Threads the final merge is split over (by ranges of the hash).
+    parts: usize,
     total: u64,
 }
 
@@ -114,8 +125,15 @@ impl KeyIndex {
             runs: Vec::new(),
             run_entries: run_entries.max(1),
             fan_in: fan_in.max(2),
+            parts: rayon::current_num_threads().clamp(1, MAX_PARTS),
             total: 0,
         }
+    }
+
+    /// Splits the final merge over `parts` threads.
+    pub fn with_parts(mut self, parts: usize) -> KeyIndex {
+        self.parts = parts.clamp(1, MAX_PARTS);
+        self
     }
 
     /// Keys collected so far.
@@ -233,11 +251,156 @@ impl KeyIndex {
             if !self.buf.is_empty() {
                 self.spill()?;
             }
-            let runs = self.runs.into_iter().map(|(_, f)| f).collect();
+            let runs: Vec<File> =
+                self.runs.into_iter().map(|(_, f)| f).collect();
+            if self.parts > 1 && cfg!(unix) {
+                return merge_parts(&runs, self.parts, policy, each);
+            }
             merge(runs, &mut |e| visit(e, &mut group))?;
         }
         group.end(each)
     }
+}
+
+/// The final merge split over `parts` threads by ranges of the hash's
+/// first word: equal keys have equal hashes, so each part finds its
+/// duplicates alone. Every part reads its range of every run by position;
+/// the calling thread merges the first part and reports what the others
+/// found (they wait when [`PART_QUEUE`] duplicates are unreported, so
+/// memory stays bounded however many there are).
+#[cfg(unix)]
+fn merge_parts(
+    runs: &[File],
+    parts: usize,
+    policy: DuplicatePolicy,
+    each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
+) -> io::Result<()> {
+    // bounds[r][p]: the first entry of run r in part p, and its length.
+    let mut bounds = Vec::with_capacity(runs.len());
+    for f in runs {
+        let n = f.metadata()?.len() / ENTRY_BYTES as u64;
+        let mut b = vec![0u64; parts + 1];
+        for (p, at) in b.iter_mut().enumerate().skip(1) {
+            *at = if p == parts {
+                n
+            } else {
+                let split = ((p as u128) << 64) / parts as u128;
+                first_at_or_after(f, n, split as u64)?
+            };
+        }
+        bounds.push(b);
+    }
+    let slices = |p: usize| -> Vec<RunSlice<'_>> {
+        runs.iter()
+            .zip(&bounds)
+            .map(|(file, b)| RunSlice {
+                file,
+                pos: b[p] * ENTRY_BYTES as u64,
+                end: b[p + 1] * ENTRY_BYTES as u64,
+            })
+            .collect()
+    };
+    let (tx, rx) = crossbeam_channel::bounded::<Duplicate>(PART_QUEUE);
+    std::thread::scope(|sc| {
+        let others: Vec<_> = (1..parts)
+            .map(|p| {
+                let (tx, runs) = (tx.clone(), slices(p));
+                sc.spawn(move || {
+                    let mut send = |d: Duplicate| {
+                        tx.send(d).map_err(|_| {
+                            io::Error::other("duplicate report stopped")
+                        })
+                    };
+                    let mut group = Group::new(policy);
+                    merge(runs, &mut |e| group.visit(e, &mut send))?;
+                    group.end(&mut send)
+                })
+            })
+            .collect();
+        drop(tx);
+        // The first part here, taking the others' reports as it goes.
+        let mut first = || -> io::Result<()> {
+            let mut group = Group::new(policy);
+            let mut seen = 0u32;
+            merge(slices(0), &mut |e| {
+                seen = seen.wrapping_add(1);
+                if seen.is_multiple_of(4096) {
+                    while let Ok(d) = rx.try_recv() {
+                        each(d)?;
+                    }
+                }
+                group.visit(e, each)
+            })?;
+            group.end(each)?;
+            for d in &rx {
+                each(d)?;
+            }
+            Ok(())
+        };
+        let result = first();
+        // On an error the others stop at their next report.
+        drop(rx);
+        let mut joined = Ok(());
+        for h in others {
+            let r = h.join().expect("key merge thread panicked");
+            if joined.is_ok() {
+                joined = r;
+            }
+        }
+        result.and(joined)
+    })
+}
+
+#[cfg(not(unix))]
+fn merge_parts(
+    _: &[File],
+    _: usize,
+    _: DuplicatePolicy,
+    _: &mut dyn FnMut(Duplicate) -> io::Result<()>,
+) -> io::Result<()> {
+    unreachable!("the final merge is split only on unix")
+}
+
+/// Entries `[pos, end)` (bytes) of a run, read by position so that
+/// several threads can read one file.
+#[cfg(unix)]
+struct RunSlice<'f> {
+    file: &'f File,
+    pos: u64,
+    end: u64,
+}
+
+#[cfg(unix)]
+impl Read for RunSlice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let got = self.file.read_at(&mut buf[..n], self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+/// The index of the first of a run's `n` entries whose hash's first word
+/// is at least `split` (binary search, by position).
+#[cfg(unix)]
+fn first_at_or_after(f: &File, n: u64, split: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let (mut lo, mut hi) = (0u64, n);
+    let mut word = [0u8; 8];
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        f.read_exact_at(&mut word, mid * ENTRY_BYTES as u64)?;
+        if u64::from_le_bytes(word) < split {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }
 
 /// Entries of one key hash, seen in (file, line) order: under `first` and
@@ -325,28 +488,34 @@ impl Group {
 }
 
 /// Merges sorted runs, calling `each` for every entry in key order.
-fn merge(
-    runs: Vec<File>,
+fn merge<R: Read>(
+    runs: Vec<R>,
     each: &mut dyn FnMut(KeyEntry) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut readers: Vec<BufReader<File>> = runs
+    let mut readers: Vec<BufReader<R>> = runs
         .into_iter()
         .map(|f| BufReader::with_capacity(64 * 1024, f))
         .collect();
-    // The heap holds each run's order key; the entries wait beside it.
+    // The heap holds each run's hash and index (runs are in input order,
+    // so equal hashes leave in input order too); the entries wait beside
+    // it. The smallest is replaced in place by its run's next entry: one
+    // sift instead of a pop and a push.
+    let hash = |e: &KeyEntry| (e.hash[0] as u128) << 64 | e.hash[1] as u128;
     let mut heads = Vec::with_capacity(readers.len());
     let mut heap = BinaryHeap::new();
     for (i, r) in readers.iter_mut().enumerate() {
         let e = read_entry(r)?;
         if let Some(e) = &e {
-            heap.push(Reverse((order(e), i)));
+            heap.push(Reverse((hash(e), i)));
         }
         heads.push(e);
     }
-    while let Some(Reverse((_, i))) = heap.pop() {
+    while let Some(mut top) = heap.peek_mut() {
+        let i = top.0.1;
         let next = read_entry(&mut readers[i])?;
-        if let Some(n) = &next {
-            heap.push(Reverse((order(n), i)));
+        match &next {
+            Some(n) => top.0.0 = hash(n),
+            None => drop(PeekMut::pop(top)),
         }
         let e = std::mem::replace(&mut heads[i], next).expect("a head");
         each(e)?;
@@ -485,6 +654,36 @@ mod tests {
             let levels = dups_of(KeyIndex::with_fan_in(7, 3), &hashes, policy);
             assert!(memory.len() > 500, "{}", memory.len());
             assert_eq!(levels, memory, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn a_merge_split_over_threads_agrees_with_one_thread() {
+        // Hashes spread over the whole range (so every part has work),
+        // a third of them repeats: more duplicates than a part may hold
+        // unreported, and groups on both sides of every split point.
+        let hashes: Vec<u64> = (0..20_000u64)
+            .map(|i| {
+                let j = if i % 3 == 2 { i / 7 } else { i };
+                j.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            })
+            .collect();
+        for policy in [
+            DuplicatePolicy::Reject,
+            DuplicatePolicy::First,
+            DuplicatePolicy::Last,
+        ] {
+            let one =
+                dups_of(KeyIndex::new(1500).with_parts(1), &hashes, policy);
+            assert!(one.len() > PART_QUEUE * 2, "{}", one.len());
+            for parts in [2, 3, 16] {
+                let split = KeyIndex::new(1500).with_parts(parts);
+                assert_eq!(
+                    dups_of(split, &hashes, policy),
+                    one,
+                    "{policy:?}, {parts} parts"
+                );
+            }
         }
     }
 
