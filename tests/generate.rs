@@ -163,61 +163,89 @@ fn keys_are_consistent_across_tables() {
     assert!(per.len() < 1500 && per.values().any(|&n| n > 1));
 }
 
+/// Generates `rows` accounts of `family` with 1% faults, validates them
+/// with `extra` arguments, and checks the rejects against the answer key
+/// (every fault found, nothing else); returns the validate report.
+fn answer_key_matches(
+    d: &Dir,
+    family: &str,
+    rows: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let schema = repo(&format!("schemas/{family}"));
+    let out = d.join(&format!("{family}-{rows}.zip"));
+    let key = d.join(&format!("{family}-{rows}.answers.csv"));
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        rows,
+        "--faults",
+        "1%",
+        "--answer-key",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let rej = d.join(&format!("{family}-{rows}.rejects.csv"));
+    let mut args = vec!["--rejects", rej.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (code, rep) = validate_json(&schema, out.to_str().unwrap(), &args);
+    assert_eq!(code, 1);
+    let cols = ["member", "line", "field", "reason_code"];
+    let want = read_csv(&key, &cols);
+    let got = read_csv(&rej, &cols);
+    assert!(want.len() > 50, "{family}: only {} faults", want.len());
+    assert_eq!(want, got, "{family}");
+    // Every kind of fault is present.
+    let kinds: BTreeSet<&String> = want.iter().map(|r| &r[3]).collect();
+    let record_level =
+        if family == "hcad" { "field_count" } else { "record_length" };
+    for k in [
+        "invalid_number",
+        "encoding",
+        "required",
+        "duplicate_key",
+        "impossible_date",
+        record_level,
+    ] {
+        if family == "hcad" || k != "impossible_date" {
+            assert!(
+                kinds.contains(&k.to_owned()),
+                "{family}: no {k} fault in {kinds:?}"
+            );
+        }
+    }
+    assert_eq!(
+        rep["totals"]["rejected"].as_u64().unwrap() as usize,
+        want.len()
+    );
+    rep
+}
+
 #[test]
 fn fault_answer_key_matches_validate_exactly() {
     let d = Dir::new();
     for family in ["hcad", "pacs"] {
-        let schema = repo(&format!("schemas/{family}"));
-        let out = d.join(&format!("{family}.zip"));
-        let key = d.join(&format!("{family}.answers.csv"));
-        run_gen(&[
-            "--schema",
-            &schema,
-            "--rows",
-            "1500",
-            "--faults",
-            "1%",
-            "--answer-key",
-            key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        let rej = d.join(&format!("{family}.rejects.csv"));
-        let (code, rep) = validate_json(
-            &schema,
-            out.to_str().unwrap(),
-            &["--rejects", rej.to_str().unwrap()],
-        );
-        assert_eq!(code, 1);
-        let cols = ["member", "line", "field", "reason_code"];
-        let want = read_csv(&key, &cols);
-        let got = read_csv(&rej, &cols);
-        assert!(want.len() > 50, "{family}: only {} faults", want.len());
-        assert_eq!(want, got, "{family}");
-        // Every kind of fault is present.
-        let kinds: BTreeSet<&String> = want.iter().map(|r| &r[3]).collect();
-        let record_level =
-            if family == "hcad" { "field_count" } else { "record_length" };
-        for k in [
-            "invalid_number",
-            "encoding",
-            "required",
-            "duplicate_key",
-            "impossible_date",
-            record_level,
-        ] {
-            if family == "hcad" || k != "impossible_date" {
-                assert!(
-                    kinds.contains(&k.to_owned()),
-                    "{family}: no {k} fault in {kinds:?}"
-                );
-            }
-        }
-        assert_eq!(
-            rep["totals"]["rejected"].as_u64().unwrap() as usize,
-            want.len()
-        );
+        answer_key_matches(&d, family, "1500", &[]);
     }
+}
+
+#[test]
+fn duplicates_found_when_keys_spill_and_the_merge_is_split() {
+    // 20,000 accounts make about 80,000 fixtures, more keys than one
+    // sorted run holds: the duplicates come from the final merge of
+    // spilled runs, split over two threads by hash range.
+    let d = Dir::new();
+    let rep = answer_key_matches(&d, "hcad", "20000", &["--threads", "2"]);
+    let fixtures = rep["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["layout"] == "fixtures")
+        .expect("a fixtures table");
+    let keys = fixtures["counts"]["valid"].as_u64().unwrap();
+    assert!(keys > fwload::pipeline::RUN_ENTRIES as u64, "{keys} keys");
 }
 
 #[test]
