@@ -9,7 +9,7 @@
 
 mod datetime;
 mod number;
-mod quick;
+pub mod quick;
 pub(crate) mod swar;
 mod text;
 

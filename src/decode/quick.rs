@@ -111,12 +111,12 @@ impl Quick {
     /// The kind of test, as a small number: for grouping tests of a kind.
     pub fn kind(&self) -> u8 {
         match self {
-            Quick::Decode => 0,
-            Quick::Valid => 1,
-            Quick::Shorter(_) => 2,
-            Quick::Digits { .. } => 3,
-            Quick::Decimal { .. } => 4,
-            Quick::Date { .. } => 5,
+            Quick::Decode => KIND_DECODE,
+            Quick::Valid => KIND_VALID,
+            Quick::Shorter(_) => KIND_SHORTER,
+            Quick::Digits { .. } => KIND_DIGITS,
+            Quick::Decimal { .. } => KIND_DECIMAL,
+            Quick::Date { .. } => KIND_DATE,
         }
     }
 
@@ -126,13 +126,30 @@ impl Quick {
     /// a branch on the value's length.
     #[inline(always)]
     pub fn accepts(&self, buf: &[u8], span: Range<usize>) -> bool {
-        let (trim, empty) = match *self {
-            Quick::Decode => return false,
-            Quick::Valid => return true,
-            Quick::Shorter(n) => return span.len() < n,
-            Quick::Digits { trim, empty, .. }
-            | Quick::Decimal { trim, empty, .. }
-            | Quick::Date { trim, empty, .. } => (trim, empty),
+        match self.kind() {
+            KIND_DECODE => false,
+            KIND_VALID => true,
+            k => self.accepts_as(k, buf, span),
+        }
+    }
+
+    /// As [`Quick::accepts`] for a test known to be of kind `kind` (a
+    /// constant where this is inlined, so that a loop over tests of one
+    /// kind compiles to that kind's test alone); `false` for a test of
+    /// another kind.
+    #[inline(always)]
+    pub fn accepts_as(
+        &self,
+        kind: u8,
+        buf: &[u8],
+        span: Range<usize>,
+    ) -> bool {
+        let (trim, empty) = match (kind, *self) {
+            (KIND_SHORTER, Quick::Shorter(n)) => return span.len() < n,
+            (KIND_DIGITS, Quick::Digits { trim, empty, .. })
+            | (KIND_DECIMAL, Quick::Decimal { trim, empty, .. })
+            | (KIND_DATE, Quick::Date { trim, empty, .. }) => (trim, empty),
+            _ => return false,
         };
         let v = trim.span(&buf[span.clone()]);
         let (start, end) = (span.start + v.start, span.start + v.end);
@@ -143,22 +160,34 @@ impl Quick {
         let Some((head, tail)) = swar::sixteen_in(buf, start, end) else {
             return false;
         };
-        match *self {
-            Quick::Digits { max, .. } => {
+        match (kind, *self) {
+            (KIND_DIGITS, Quick::Digits { max, .. }) => {
                 n <= max as usize && swar::digits_only(head, tail)
             }
-            Quick::Decimal { int, frac, .. } => {
+            (KIND_DECIMAL, Quick::Decimal { int, frac, .. }) => {
                 decimal(head, tail, n, int, frac)
             }
-            Quick::Date { shape, .. } => shape.accepts(head, tail, n),
+            (KIND_DATE, Quick::Date { shape, .. }) => {
+                shape.accepts(head, tail, n)
+            }
             _ => false,
         }
     }
 }
 
-/// Whether the `n` bytes in [`swar::sixteen`]'s words are digits with at
-/// most one point, at most `int` digits before it and `frac` after, and a
-/// digit somewhere.
+/// [`Quick::kind`] of [`Quick::Decode`].
+pub const KIND_DECODE: u8 = 0;
+/// [`Quick::kind`] of [`Quick::Valid`].
+pub const KIND_VALID: u8 = 1;
+/// [`Quick::kind`] of [`Quick::Shorter`].
+pub const KIND_SHORTER: u8 = 2;
+/// [`Quick::kind`] of [`Quick::Digits`].
+pub const KIND_DIGITS: u8 = 3;
+/// [`Quick::kind`] of [`Quick::Decimal`].
+pub const KIND_DECIMAL: u8 = 4;
+/// [`Quick::kind`] of [`Quick::Date`].
+pub const KIND_DATE: u8 = 5;
+
 #[inline]
 fn decimal(head: u64, tail: u64, n: usize, int: u8, frac: u8) -> bool {
     let (ph, pt) = (swar::equal(head, b'.'), swar::equal(tail, b'.'));

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 
 use super::Chunk;
+use crate::decode::quick::{
+    KIND_DATE, KIND_DECIMAL, KIND_DIGITS, KIND_SHORTER,
+};
 use crate::decode::{FieldType, Quick, Reason, Trim, Value, plain_ascii};
 use crate::record::{DelimitedRecords, Fields, Slicer};
 use crate::schema::{Field, Format, Layout, Terminator};
@@ -246,6 +249,8 @@ struct Checks {
     /// The fields with a quick test, grouped by kind (in layout order
     /// within a kind), so that each test runs many times in a row.
     grouped: Vec<(usize, Quick)>,
+    /// Each kind's part of `grouped`.
+    kinds: Vec<(u8, std::ops::Range<usize>)>,
     /// The fields always decoded, in layout order.
     decoded: Vec<usize>,
 }
@@ -258,12 +263,19 @@ impl Checks {
             .filter(|&(_, q)| q != Quick::Decode)
             .collect();
         grouped.sort_by_key(|&(i, q)| (q.kind(), i));
+        let mut kinds: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+        for (at, (_, q)) in grouped.iter().enumerate() {
+            match kinds.last_mut() {
+                Some((k, r)) if *k == q.kind() => r.end = at + 1,
+                _ => kinds.push((q.kind(), at..at + 1)),
+            }
+        }
         let decoded = ordered
             .iter()
             .filter(|&&(_, q)| q == Quick::Decode)
             .map(|&(i, _)| i)
             .collect();
-        Checks { ordered, grouped, decoded }
+        Checks { ordered, grouped, kinds, decoded }
     }
 }
 
@@ -454,9 +466,21 @@ fn process_impl<S: RowSink>(
             } else {
                 &plan.checked
             };
-            let quick = checks.grouped.iter().all(|&(i, q)| {
-                let (buf, span) = fields.within(rec.bytes, i);
-                q.accepts(buf, span)
+            // One loop per kind, each compiled for its kind alone.
+            let quick = checks.kinds.iter().all(|(kind, r)| {
+                let run = |k: u8| {
+                    checks.grouped[r.clone()].iter().all(|&(i, q)| {
+                        let (buf, span) = fields.within(rec.bytes, i);
+                        q.accepts_as(k, buf, span)
+                    })
+                };
+                match *kind {
+                    KIND_SHORTER => run(KIND_SHORTER),
+                    KIND_DIGITS => run(KIND_DIGITS),
+                    KIND_DECIMAL => run(KIND_DECIMAL),
+                    KIND_DATE => run(KIND_DATE),
+                    _ => false,
+                }
             });
             let decoded = quick
                 && checks.decoded.iter().all(|&i| {
