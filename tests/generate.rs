@@ -3,7 +3,7 @@
 //! generator has never seen.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::util::{Dir, decoded_rows, fwload, repo, stderr, stdout};
 
@@ -163,21 +163,14 @@ fn keys_are_consistent_across_tables() {
     assert!(per.len() < 1500 && per.values().any(|&n| n > 1));
 }
 
-/// Generates `rows` accounts of `family` with 1% faults, validates them
-/// with `extra` arguments, and checks the rejects against the answer key
-/// (every fault found, nothing else); returns the validate report.
-fn answer_key_matches(
-    d: &Dir,
-    family: &str,
-    rows: &str,
-    extra: &[&str],
-) -> serde_json::Value {
-    let schema = repo(&format!("schemas/{family}"));
+/// Generates `rows` accounts of `family` with 1% faults: the archive and
+/// its answer key.
+fn with_faults(d: &Dir, family: &str, rows: &str) -> (PathBuf, PathBuf) {
     let out = d.join(&format!("{family}-{rows}.zip"));
     let key = d.join(&format!("{family}-{rows}.answers.csv"));
     run_gen(&[
         "--schema",
-        &schema,
+        &repo(&format!("schemas/{family}")),
         "--rows",
         rows,
         "--faults",
@@ -187,13 +180,26 @@ fn answer_key_matches(
         "--out",
         out.to_str().unwrap(),
     ]);
-    let rej = d.join(&format!("{family}-{rows}.rejects.csv"));
+    (out, key)
+}
+
+/// Validates `input` (made by [`with_faults`]) with `extra` arguments and
+/// checks the rejects against the answer key (every fault found at its
+/// line, nothing else); returns the validate report.
+fn answer_key_matches(
+    family: &str,
+    input: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let schema = repo(&format!("schemas/{family}"));
+    let rej = input.with_extension("rejects.csv");
     let mut args = vec!["--rejects", rej.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let (code, rep) = validate_json(&schema, out.to_str().unwrap(), &args);
+    let (code, rep) = validate_json(&schema, input.to_str().unwrap(), &args);
     assert_eq!(code, 1);
     let cols = ["member", "line", "field", "reason_code"];
-    let want = read_csv(&key, &cols);
+    let want = read_csv(key, &cols);
     let got = read_csv(&rej, &cols);
     assert!(want.len() > 50, "{family}: only {} faults", want.len());
     assert_eq!(want, got, "{family}");
@@ -227,17 +233,20 @@ fn answer_key_matches(
 fn fault_answer_key_matches_validate_exactly() {
     let d = Dir::new();
     for family in ["hcad", "pacs"] {
-        answer_key_matches(&d, family, "1500", &[]);
+        let (zip, key) = with_faults(&d, family, "1500");
+        answer_key_matches(family, &zip, &key, &[]);
     }
 }
 
 #[test]
-fn duplicates_found_when_keys_spill_and_the_merge_is_split() {
-    // 20,000 accounts make about 80,000 fixtures, more keys than one
-    // sorted run holds: the duplicates come from the final merge of
-    // spilled runs, split over two threads by hash range.
+fn faults_found_at_scale_in_the_archive_and_in_plain_files() {
+    // 20,000 accounts: real_acct.txt is several chunks long, and about
+    // 80,000 fixtures are more keys than one sorted run holds, so the
+    // duplicates come from the final merge of spilled runs, split over
+    // two threads by hash range.
     let d = Dir::new();
-    let rep = answer_key_matches(&d, "hcad", "20000", &["--threads", "2"]);
+    let (zip, key) = with_faults(&d, "hcad", "20000");
+    let rep = answer_key_matches("hcad", &zip, &key, &["--threads", "2"]);
     let fixtures = rep["tables"]
         .as_array()
         .unwrap()
@@ -246,6 +255,17 @@ fn duplicates_found_when_keys_spill_and_the_merge_is_split() {
         .expect("a fixtures table");
     let keys = fixtures["counts"]["valid"].as_u64().unwrap();
     assert!(keys > fwload::pipeline::RUN_ENTRIES as u64, "{keys} keys");
+    // The same members as plain files are mapped and cut without a
+    // line count, each chunk's lines numbered from 0 and placed in
+    // order: the faults are found at the same lines.
+    let dir = d.join("plain");
+    std::fs::create_dir(&dir).unwrap();
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    archive.extract(&dir).unwrap();
+    let real_acct = std::fs::metadata(dir.join("real_acct.txt")).unwrap();
+    assert!(real_acct.len() > 4 << 20, "{} bytes", real_acct.len());
+    answer_key_matches("hcad", &dir, &key, &[]);
 }
 
 #[test]

@@ -103,7 +103,8 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
         let mut scratch = Vec::new();
         let slicer = layout.map(crate::record::Slicer::new);
         while let Some(chunk) = reader.next_chunk().map_err(to_failure)? {
-            let mut line = chunk.first_line;
+            let mut line =
+                chunk.first_line.expect("this reader counts lines");
             for rec in Records::new(&chunk.data, framing) {
                 *hist.entry(rec.bytes.len()).or_default() += 1;
                 if shown < records {

@@ -216,6 +216,13 @@ where
         }
         header = h;
     }
+    // A sink without values is given each chunk's lines from 0 and the
+    // consumer numbers them in order, which spares the reader a pass over
+    // every byte (a sink with values writes line numbers into its rows).
+    if !S::VALUES {
+        reader.stop_counting_lines();
+    }
+    let mut next_line = reader.next_line();
     let map = reader.mapping();
     let (tok_tx, tok_rx) =
         crossbeam_channel::bounded::<()>(opts.in_flight.max(1));
@@ -241,6 +248,8 @@ where
                     let range =
                         r.start_byte as usize..r.start_byte as usize + r.len;
                     hasher.update(&r.data);
+                    r.number_lines(next_line);
+                    next_line += r.lines;
                     counts += r.counts;
                     rejects += r.rejects.len() as u64;
                     if failed.is_none()

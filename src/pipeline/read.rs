@@ -24,8 +24,11 @@ pub struct Chunk {
     pub data: Bytes,
     /// Offset of `data[0]` in the member, from 0.
     pub start_byte: u64,
-    /// Line number of the first record, from 1.
-    pub first_line: u64,
+    /// Line number of the first record, from 1; `None` when the reader
+    /// does not count lines (see [`ChunkReader::stop_counting_lines`]):
+    /// the chunk's lines are then numbered from 0, and whoever takes the
+    /// chunks in order adds the line it starts on.
+    pub first_line: Option<u64>,
 }
 
 /// Why cutting stopped.
@@ -60,6 +63,9 @@ pub struct ChunkReader<'a> {
     seq: u64,
     next_byte: u64,
     next_line: u64,
+    /// `None` while lines are counted; else the offset in the slice up to
+    /// which `next_line` is right.
+    uncounted_from: Option<usize>,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -86,6 +92,18 @@ impl<'a> ChunkReader<'a> {
             seq: 0,
             next_byte: 0,
             next_line: 1,
+            uncounted_from: None,
+        }
+    }
+
+    /// Stops counting lines, for a caller that numbers each chunk's lines
+    /// from 0 and adds where the chunk starts itself (chunks then carry
+    /// no first line). Only a sliced body stops: the line of a record too
+    /// long is then counted from the slice when it happens, which a
+    /// stream cannot do.
+    pub fn stop_counting_lines(&mut self) {
+        if let Input::Slice { pos, .. } = &self.input {
+            self.uncounted_from = Some(*pos);
         }
     }
 
@@ -143,19 +161,22 @@ impl<'a> ChunkReader<'a> {
         else {
             return Ok(None);
         };
+        let counting = self.uncounted_from.is_none();
         let chunk = Chunk {
             seq: self.seq,
             start_byte: self.next_byte - data.len() as u64,
-            first_line: self.next_line,
+            first_line: counting.then_some(self.next_line),
             data,
         };
         self.seq += 1;
-        self.next_line += match self.framing {
-            Framing::Blocks { record_length } => {
-                chunk.data.len().div_ceil(record_length) as u64
-            }
-            Framing::Lines { .. } => count_lines(&chunk.data),
-        };
+        if counting {
+            self.next_line += match self.framing {
+                Framing::Blocks { record_length } => {
+                    chunk.data.len().div_ceil(record_length) as u64
+                }
+                Framing::Lines { .. } => count_lines(&chunk.data),
+            };
+        }
         Ok(Some(chunk))
     }
 
@@ -172,7 +193,8 @@ impl<'a> ChunkReader<'a> {
         let max_record = self.max_record;
         let start_byte = self.next_byte;
         let line = self.next_line;
-        let too_large = || ReadError::RecordTooLarge {
+        let uncounted_from = self.uncounted_from;
+        let too_large = |line| ReadError::RecordTooLarge {
             byte: start_byte,
             line,
             limit: max_record,
@@ -195,7 +217,11 @@ impl<'a> ChunkReader<'a> {
                             break rest.len();
                         }
                         if window > max_record {
-                            return Err(too_large());
+                            // Lines not counted as chunks were cut are
+                            // counted now.
+                            let skipped = uncounted_from
+                                .map_or(0, |u| count_lines(&data[u..*pos]));
+                            return Err(too_large(line + skipped));
                         }
                         window = (window * 2)
                             .min(rest.len())
@@ -251,7 +277,7 @@ impl<'a> ChunkReader<'a> {
                         break buf.split().freeze();
                     }
                     if w > max_record {
-                        return Err(too_large());
+                        return Err(too_large(line));
                     }
                     window = (window * 2).min(max_record + 1).max(window + 1);
                 }
@@ -285,7 +311,7 @@ impl<'a> ChunkReader<'a> {
         self.next_byte
     }
 
-    /// The line the next record starts on.
+    /// The line the next record starts on (while lines are counted).
     pub fn next_line(&self) -> u64 {
         self.next_line
     }
@@ -325,7 +351,7 @@ mod tests {
         let mut r = ChunkReader::new(body, framing, size, 1 << 20);
         let mut v = Vec::new();
         while let Some(c) = r.next_chunk().unwrap() {
-            v.push((c.start_byte, c.first_line, c.data.to_vec()));
+            v.push((c.start_byte, c.first_line.unwrap(), c.data.to_vec()));
         }
         v
     }
@@ -381,6 +407,44 @@ mod tests {
     }
 
     #[test]
+    fn uncounted_chunks_still_place_a_record_too_large() {
+        // Three short lines, then one too long: its line is found when it
+        // is met, whether or not the chunks before it were counted.
+        let mut data = b"h\na\nb\nc\n".to_vec();
+        data.extend(vec![b'x'; 5000]);
+        let f = Framing::Lines { quoted: None };
+        for count in [true, false] {
+            let mut r = ChunkReader::new(slice_body(data.clone()), f, 2, 1000);
+            r.take_header().unwrap();
+            r.skip_lines(1);
+            if !count {
+                r.stop_counting_lines();
+            }
+            let mut firsts = Vec::new();
+            let err = loop {
+                match r.next_chunk() {
+                    Ok(Some(c)) => firsts.push(c.first_line),
+                    Ok(None) => panic!("no error"),
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(
+                    err,
+                    ReadError::RecordTooLarge { byte: 8, line: 5, .. }
+                ),
+                "{err:?}"
+            );
+            let want = if count {
+                vec![Some(2), Some(3), Some(4)]
+            } else {
+                vec![None; 3]
+            };
+            assert_eq!(firsts, want);
+        }
+    }
+
+    #[test]
     fn header_then_chunks() {
         let data = b"h1\th2\r\n1\t2\r\n3\t4\r\n".to_vec();
         let f = Framing::Lines { quoted: None };
@@ -389,7 +453,7 @@ mod tests {
         r.skip_lines(1);
         let c = r.next_chunk().unwrap().unwrap();
         assert_eq!(
-            (c.start_byte, c.first_line, &c.data[..]),
+            (c.start_byte, c.first_line.unwrap(), &c.data[..]),
             (7, 2, &b"1\t2\r\n"[..])
         );
     }

@@ -295,8 +295,30 @@ pub struct ChunkResult<S> {
     pub rejects: Vec<Reject>,
     /// Keys of valid records (empty when the layout has no key).
     pub keys: Vec<KeyEntry>,
+    /// Lines the chunk spans.
+    pub lines: u64,
+    /// Whether the lines of `rejects` and `keys` count from 0 at the
+    /// chunk's start (the chunk came without a first line; see
+    /// [`ChunkResult::number_lines`]).
+    pub lines_from_zero: bool,
     /// The sink with the chunk's valid rows.
     pub rows: S,
+}
+
+impl<S> ChunkResult<S> {
+    /// Numbers the lines of `rejects` and `keys` from `first`, the line
+    /// the chunk starts on, when they count from 0.
+    pub fn number_lines(&mut self, first: u64) {
+        if !std::mem::take(&mut self.lines_from_zero) {
+            return;
+        }
+        for r in &mut self.rejects {
+            r.line += first;
+        }
+        for k in &mut self.keys {
+            k.line += first;
+        }
+    }
 }
 
 /// Per-worker scratch space, reused across records.
@@ -354,6 +376,7 @@ struct Partial {
     counts: Counts,
     rejects: Vec<Reject>,
     keys: Vec<KeyEntry>,
+    lines: u64,
 }
 
 impl Partial {
@@ -366,6 +389,8 @@ impl Partial {
             counts: self.counts,
             rejects: self.rejects,
             keys: self.keys,
+            lines: self.lines,
+            lines_from_zero: chunk.first_line.is_none(),
             rows,
         }
     }
@@ -387,7 +412,8 @@ fn process_impl<S: RowSink>(
 
     let has_key = !layout.key.is_empty();
     let nfields = layout.fields.len();
-    let mut line = chunk.first_line;
+    let first_line = chunk.first_line.unwrap_or(0);
+    let mut line = first_line;
     let blocks = matches!(plan.framing, Framing::Blocks { .. });
     let Scratch { fields, text, key, key_text } = s;
     let data = &chunk.data[..];
@@ -568,7 +594,7 @@ fn process_impl<S: RowSink>(
             each(rec, sliced, fields, None);
         }
     }
-    Partial { counts, rejects, keys }
+    Partial { counts, rejects, keys, lines: line - first_line }
 }
 
 /// Appends a key value's canonical bytes (for hashing) and its text (for
