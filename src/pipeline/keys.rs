@@ -5,8 +5,9 @@
 //! runs are merged and equal hashes side by side are the duplicates (the
 //! merge split over threads by ranges of the hash, each thread reading its
 //! range of every run). Memory stays at one buffer whatever the number of
-//! records; disk holds 68 bytes a record. Hashes are 128-bit (xxh3), so a false match is not a practical
-//! concern (about 10⁻²⁵ for ten million keys).
+//! records; disk holds 68 bytes a record. Hashes are 128-bit (xxh3), so a
+//! false match is not a practical concern (about 10⁻²⁵ for ten million
+//! keys).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -57,7 +58,9 @@ pub struct KeyIndex {
     runs: Vec<(u32, File)>,
     run_entries: usize,
     fan_in: usize,
-    /// Threads the final merge is split over (by ranges of the hash).
+    /// Threads the final merge is split over (by ranges of the hash; read
+    /// by positioned reads, so on unix only).
+    #[cfg_attr(not(unix), allow(dead_code))]
     parts: usize,
     total: u64,
 }
@@ -239,35 +242,43 @@ impl KeyIndex {
         policy: DuplicatePolicy,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
-        let mut group = Group::new(policy);
-        let mut visit =
-            |e: KeyEntry, group: &mut Group| group.visit(e, &mut *each);
         if self.runs.is_empty() {
             sort(&mut self.buf, &mut self.spare);
+            let mut group = Group::new(policy);
             for e in std::mem::take(&mut self.buf) {
-                visit(e, &mut group)?;
+                group.visit(e, each)?;
             }
-        } else {
-            if !self.buf.is_empty() {
-                self.spill()?;
-            }
-            let runs: Vec<File> =
-                self.runs.into_iter().map(|(_, f)| f).collect();
-            if self.parts > 1 && cfg!(unix) {
-                return merge_parts(&runs, self.parts, policy, each);
-            }
-            merge(runs, &mut |e| visit(e, &mut group))?;
+            return group.end(each);
         }
-        group.end(each)
+        if !self.buf.is_empty() {
+            self.spill()?;
+        }
+        let runs: Vec<File> = self.runs.into_iter().map(|(_, f)| f).collect();
+        #[cfg(unix)]
+        if self.parts > 1 {
+            return merge_parts(&runs, self.parts, policy, each);
+        }
+        report_duplicates(runs, policy, each)
     }
+}
+
+/// Merges sorted runs and reports the duplicates under `policy`.
+fn report_duplicates<R: Read>(
+    runs: Vec<R>,
+    policy: DuplicatePolicy,
+    each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut group = Group::new(policy);
+    merge(runs, &mut |e| group.visit(e, each))?;
+    group.end(each)
 }
 
 /// The final merge split over `parts` threads by ranges of the hash's
 /// first word: equal keys have equal hashes, so each part finds its
-/// duplicates alone. Every part reads its range of every run by position;
-/// the calling thread merges the first part and reports what the others
-/// found (they wait when [`PART_QUEUE`] duplicates are unreported, so
-/// memory stays bounded however many there are).
+/// duplicates alone. Every part reads its range of every run by position
+/// on a thread of its own; the calling thread reports what they find
+/// (they wait when [`PART_QUEUE`] duplicates are unreported, so memory
+/// stays bounded however many there are).
 #[cfg(unix)]
 fn merge_parts(
     runs: &[File],
@@ -302,7 +313,7 @@ fn merge_parts(
     };
     let (tx, rx) = crossbeam_channel::bounded::<Duplicate>(PART_QUEUE);
     std::thread::scope(|sc| {
-        let others: Vec<_> = (1..parts)
+        let parts: Vec<_> = (0..parts)
             .map(|p| {
                 let (tx, runs) = (tx.clone(), slices(p));
                 sc.spawn(move || {
@@ -311,54 +322,30 @@ fn merge_parts(
                             io::Error::other("duplicate report stopped")
                         })
                     };
-                    let mut group = Group::new(policy);
-                    merge(runs, &mut |e| group.visit(e, &mut send))?;
-                    group.end(&mut send)
+                    report_duplicates(runs, policy, &mut send)
                 })
             })
             .collect();
         drop(tx);
-        // The first part here, taking the others' reports as it goes.
-        let mut first = || -> io::Result<()> {
-            let mut group = Group::new(policy);
-            let mut seen = 0u32;
-            merge(slices(0), &mut |e| {
-                seen = seen.wrapping_add(1);
-                if seen.is_multiple_of(4096) {
-                    while let Ok(d) = rx.try_recv() {
-                        each(d)?;
-                    }
-                }
-                group.visit(e, each)
-            })?;
-            group.end(each)?;
-            for d in &rx {
-                each(d)?;
+        // This thread reports what the parts find, as they find it.
+        let mut reported = Ok(());
+        for d in &rx {
+            reported = each(d);
+            if reported.is_err() {
+                break;
             }
-            Ok(())
-        };
-        let result = first();
-        // On an error the others stop at their next report.
+        }
+        // On an error the parts stop at their next report.
         drop(rx);
         let mut joined = Ok(());
-        for h in others {
+        for h in parts {
             let r = h.join().expect("key merge thread panicked");
             if joined.is_ok() {
                 joined = r;
             }
         }
-        result.and(joined)
+        reported.and(joined)
     })
-}
-
-#[cfg(not(unix))]
-fn merge_parts(
-    _: &[File],
-    _: usize,
-    _: DuplicatePolicy,
-    _: &mut dyn FnMut(Duplicate) -> io::Result<()>,
-) -> io::Result<()> {
-    unreachable!("the final merge is split only on unix")
 }
 
 /// Entries `[pos, end)` (bytes) of a run, read by position so that
