@@ -9,7 +9,7 @@
 
 mod datetime;
 mod number;
-pub mod quick;
+mod quick;
 pub(crate) mod swar;
 mod text;
 

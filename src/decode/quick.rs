@@ -108,15 +108,28 @@ impl Quick {
         }
     }
 
+    /// [`Quick::kind`] of [`Quick::Decode`].
+    pub const KIND_DECODE: u8 = 0;
+    /// [`Quick::kind`] of [`Quick::Valid`].
+    pub const KIND_VALID: u8 = 1;
+    /// [`Quick::kind`] of [`Quick::Shorter`].
+    pub const KIND_SHORTER: u8 = 2;
+    /// [`Quick::kind`] of [`Quick::Digits`].
+    pub const KIND_DIGITS: u8 = 3;
+    /// [`Quick::kind`] of [`Quick::Decimal`].
+    pub const KIND_DECIMAL: u8 = 4;
+    /// [`Quick::kind`] of [`Quick::Date`].
+    pub const KIND_DATE: u8 = 5;
+
     /// The kind of test, as a small number: for grouping tests of a kind.
     pub fn kind(&self) -> u8 {
         match self {
-            Quick::Decode => KIND_DECODE,
-            Quick::Valid => KIND_VALID,
-            Quick::Shorter(_) => KIND_SHORTER,
-            Quick::Digits { .. } => KIND_DIGITS,
-            Quick::Decimal { .. } => KIND_DECIMAL,
-            Quick::Date { .. } => KIND_DATE,
+            Quick::Decode => Quick::KIND_DECODE,
+            Quick::Valid => Quick::KIND_VALID,
+            Quick::Shorter(_) => Quick::KIND_SHORTER,
+            Quick::Digits { .. } => Quick::KIND_DIGITS,
+            Quick::Decimal { .. } => Quick::KIND_DECIMAL,
+            Quick::Date { .. } => Quick::KIND_DATE,
         }
     }
 
@@ -127,8 +140,8 @@ impl Quick {
     #[inline(always)]
     pub fn accepts(&self, buf: &[u8], span: Range<usize>) -> bool {
         match self.kind() {
-            KIND_DECODE => false,
-            KIND_VALID => true,
+            Quick::KIND_DECODE => false,
+            Quick::KIND_VALID => true,
             k => self.accepts_as(k, buf, span),
         }
     }
@@ -145,10 +158,12 @@ impl Quick {
         span: Range<usize>,
     ) -> bool {
         let (trim, empty) = match (kind, *self) {
-            (KIND_SHORTER, Quick::Shorter(n)) => return span.len() < n,
-            (KIND_DIGITS, Quick::Digits { trim, empty, .. })
-            | (KIND_DECIMAL, Quick::Decimal { trim, empty, .. })
-            | (KIND_DATE, Quick::Date { trim, empty, .. }) => (trim, empty),
+            (Quick::KIND_SHORTER, Quick::Shorter(n)) => return span.len() < n,
+            (Quick::KIND_DIGITS, Quick::Digits { trim, empty, .. })
+            | (Quick::KIND_DECIMAL, Quick::Decimal { trim, empty, .. })
+            | (Quick::KIND_DATE, Quick::Date { trim, empty, .. }) => {
+                (trim, empty)
+            }
             _ => return false,
         };
         let v = trim.span(&buf[span.clone()]);
@@ -161,13 +176,13 @@ impl Quick {
             return false;
         };
         match (kind, *self) {
-            (KIND_DIGITS, Quick::Digits { max, .. }) => {
+            (Quick::KIND_DIGITS, Quick::Digits { max, .. }) => {
                 n <= max as usize && swar::digits_only(head, tail)
             }
-            (KIND_DECIMAL, Quick::Decimal { int, frac, .. }) => {
+            (Quick::KIND_DECIMAL, Quick::Decimal { int, frac, .. }) => {
                 decimal(head, tail, n, int, frac)
             }
-            (KIND_DATE, Quick::Date { shape, .. }) => {
+            (Quick::KIND_DATE, Quick::Date { shape, .. }) => {
                 shape.accepts(head, tail, n)
             }
             _ => false,
@@ -175,19 +190,9 @@ impl Quick {
     }
 }
 
-/// [`Quick::kind`] of [`Quick::Decode`].
-pub const KIND_DECODE: u8 = 0;
-/// [`Quick::kind`] of [`Quick::Valid`].
-pub const KIND_VALID: u8 = 1;
-/// [`Quick::kind`] of [`Quick::Shorter`].
-pub const KIND_SHORTER: u8 = 2;
-/// [`Quick::kind`] of [`Quick::Digits`].
-pub const KIND_DIGITS: u8 = 3;
-/// [`Quick::kind`] of [`Quick::Decimal`].
-pub const KIND_DECIMAL: u8 = 4;
-/// [`Quick::kind`] of [`Quick::Date`].
-pub const KIND_DATE: u8 = 5;
-
+/// Whether the `n` bytes in [`swar::sixteen`]'s words are digits with at
+/// most one point, at most `int` digits before it and `frac` after, and a
+/// digit somewhere.
 #[inline]
 fn decimal(head: u64, tail: u64, n: usize, int: u8, frac: u8) -> bool {
     let (ph, pt) = (swar::equal(head, b'.'), swar::equal(tail, b'.'));

@@ -4,9 +4,6 @@
 use std::sync::Arc;
 
 use super::Chunk;
-use crate::decode::quick::{
-    KIND_DATE, KIND_DECIMAL, KIND_DIGITS, KIND_SHORTER,
-};
 use crate::decode::{FieldType, Quick, Reason, Trim, Value, plain_ascii};
 use crate::record::{DelimitedRecords, Fields, Slicer};
 use crate::schema::{Field, Format, Layout, Terminator};
@@ -501,10 +498,10 @@ fn process_impl<S: RowSink>(
                     })
                 };
                 match *kind {
-                    KIND_SHORTER => run(KIND_SHORTER),
-                    KIND_DIGITS => run(KIND_DIGITS),
-                    KIND_DECIMAL => run(KIND_DECIMAL),
-                    KIND_DATE => run(KIND_DATE),
+                    Quick::KIND_SHORTER => run(Quick::KIND_SHORTER),
+                    Quick::KIND_DIGITS => run(Quick::KIND_DIGITS),
+                    Quick::KIND_DECIMAL => run(Quick::KIND_DECIMAL),
+                    Quick::KIND_DATE => run(Quick::KIND_DATE),
                     _ => false,
                 }
             });
