@@ -48,21 +48,34 @@ pub struct Duplicate {
 
 /// Collects keys and finds duplicates.
 pub struct KeyIndex {
+    /// Keys not yet in a run.
     buf: Vec<KeyEntry>,
-    /// Room for [`sort`].
-    spare: Vec<KeyEntry>,
-    /// Sorted runs on disk with their level: `FAN_IN` runs of one level
-    /// are merged into one of the next, so however many keys arrive, no
-    /// more than `FAN_IN` runs a level are open and each key is rewritten
-    /// once a level.
-    runs: Vec<(u32, File)>,
+    /// The runs, when no spill is under way (`None` only after a spill
+    /// failed).
+    store: Option<Store>,
+    /// A spill under way on a thread of its own, which gives the store
+    /// back when done: the keys that arrive meanwhile fill `buf`.
+    spilling: Option<std::thread::JoinHandle<io::Result<Store>>>,
     run_entries: usize,
-    fan_in: usize,
     /// Threads the final merge is split over (by ranges of the hash; read
     /// by positioned reads, so on unix only).
     #[cfg_attr(not(unix), allow(dead_code))]
     parts: usize,
     total: u64,
+}
+
+/// Sorted runs on disk and the room to make them.
+struct Store {
+    /// Runs with their level: `fan_in` runs of one level are merged into
+    /// one of the next, so however many keys arrive, no more than
+    /// `fan_in` runs a level are open and each key is rewritten once a
+    /// level.
+    runs: Vec<(u32, File)>,
+    fan_in: usize,
+    /// Room for [`sort`].
+    spare: Vec<KeyEntry>,
+    /// The buffer of the last spill, emptied, for the next keys.
+    free: Vec<KeyEntry>,
 }
 
 impl Default for KeyIndex {
@@ -124,10 +137,14 @@ impl KeyIndex {
     pub fn with_fan_in(run_entries: usize, fan_in: usize) -> KeyIndex {
         KeyIndex {
             buf: Vec::new(),
-            spare: Vec::new(),
-            runs: Vec::new(),
+            store: Some(Store {
+                runs: Vec::new(),
+                fan_in: fan_in.max(2),
+                spare: Vec::new(),
+                free: Vec::new(),
+            }),
+            spilling: None,
             run_entries: run_entries.max(1),
-            fan_in: fan_in.max(2),
             parts: rayon::current_num_threads().clamp(1, MAX_PARTS),
             total: 0,
         }
@@ -156,7 +173,7 @@ impl KeyIndex {
     pub fn push(&mut self, keys: &[KeyEntry]) -> io::Result<()> {
         for k in keys {
             if self.buf.len() >= self.run_entries {
-                self.spill()?;
+                self.spill(true)?;
             }
             self.buf.push(*k);
         }
@@ -171,47 +188,44 @@ impl KeyIndex {
     /// Writing the spill file failed.
     pub fn seal(&mut self) -> io::Result<()> {
         if self.buf.len() > SEAL_MIN {
-            self.spill()?;
+            self.spill(false)?;
+            self.buf = Vec::new();
+        } else {
+            self.buf.shrink_to_fit();
+            let store = self.settle()?;
+            store.spare = Vec::new();
+            store.free = Vec::new();
         }
-        self.buf.shrink_to_fit();
-        self.spare = Vec::new();
         Ok(())
     }
 
-    fn spill(&mut self) -> io::Result<()> {
-        sort(&mut self.buf, &mut self.spare);
-        let mut f = tempfile::tempfile()?;
-        {
-            let mut w = BufWriter::with_capacity(256 * 1024, &mut f);
-            for e in &self.buf {
-                w.write_all(&encode(e))?;
-            }
-            w.flush()?;
+    /// Waits for the spill under way, if any: the store.
+    fn settle(&mut self) -> io::Result<&mut Store> {
+        if let Some(job) = self.spilling.take() {
+            let store = job.join().unwrap_or_else(|_| {
+                Err(io::Error::other("the key spill thread panicked"))
+            })?;
+            self.store = Some(store);
         }
-        f.seek(SeekFrom::Start(0))?;
-        self.runs.push((0, f));
-        self.buf.clear();
-        // Merge full levels, lowest first.
-        loop {
-            let n = self.runs.len();
-            if n < self.fan_in {
-                return Ok(());
-            }
-            let level = self.runs[n - 1].0;
-            if self.runs[n - self.fan_in..].iter().any(|(l, _)| *l != level) {
-                return Ok(());
-            }
-            let group: Vec<File> =
-                self.runs.drain(n - self.fan_in..).map(|(_, f)| f).collect();
-            let mut out = tempfile::tempfile()?;
-            {
-                let mut w = BufWriter::with_capacity(256 * 1024, &mut out);
-                merge(group, &mut |e| w.write_all(&encode(&e)))?;
-                w.flush()?;
-            }
-            out.seek(SeekFrom::Start(0))?;
-            self.runs.push((level + 1, out));
-        }
+        self.store
+            .as_mut()
+            .ok_or_else(|| io::Error::other("an earlier key spill failed"))
+    }
+
+    /// Hands the keys in `buf` to a thread that sorts them into a run (and
+    /// merges full levels); `buf` goes on with the previous spill's
+    /// emptied buffer. `keep_room`: whether the store keeps its buffers
+    /// for later spills.
+    fn spill(&mut self, keep_room: bool) -> io::Result<()> {
+        self.settle()?;
+        let mut store = self.store.take().expect("settled");
+        let keys =
+            std::mem::replace(&mut self.buf, std::mem::take(&mut store.free));
+        let job = std::thread::Builder::new()
+            .name("fwload-keys".into())
+            .spawn(move || store.add_run(keys, keep_room))?;
+        self.spilling = Some(job);
+        Ok(())
     }
 
     /// The duplicates under `policy`, in no particular order. `First` and
@@ -242,8 +256,10 @@ impl KeyIndex {
         policy: DuplicatePolicy,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
-        if self.runs.is_empty() {
-            sort(&mut self.buf, &mut self.spare);
+        self.settle()?;
+        let store = self.store.as_mut().expect("settled");
+        if store.runs.is_empty() {
+            sort(&mut self.buf, &mut store.spare);
             let mut group = Group::new(policy);
             for e in std::mem::take(&mut self.buf) {
                 group.visit(e, each)?;
@@ -251,14 +267,68 @@ impl KeyIndex {
             return group.end(each);
         }
         if !self.buf.is_empty() {
-            self.spill()?;
+            self.spill(false)?;
         }
-        let runs: Vec<File> = self.runs.into_iter().map(|(_, f)| f).collect();
+        let store = self.settle()?;
+        let runs: Vec<File> = std::mem::take(&mut store.runs)
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
         #[cfg(unix)]
         if self.parts > 1 {
             return merge_parts(&runs, self.parts, policy, each);
         }
         report_duplicates(runs, policy, each)
+    }
+}
+
+impl Store {
+    /// Sorts `keys` into a new run and merges full levels; the emptied
+    /// buffer is kept for the next keys when `keep_room`.
+    fn add_run(
+        mut self,
+        mut keys: Vec<KeyEntry>,
+        keep_room: bool,
+    ) -> io::Result<Store> {
+        sort(&mut keys, &mut self.spare);
+        let mut f = tempfile::tempfile()?;
+        {
+            let mut w = BufWriter::with_capacity(256 * 1024, &mut f);
+            for e in &keys {
+                w.write_all(&encode(e))?;
+            }
+            w.flush()?;
+        }
+        f.seek(SeekFrom::Start(0))?;
+        self.runs.push((0, f));
+        if keep_room {
+            keys.clear();
+            self.free = keys;
+        } else {
+            drop(keys);
+            self.spare = Vec::new();
+        }
+        // Merge full levels, lowest first.
+        loop {
+            let n = self.runs.len();
+            if n < self.fan_in {
+                return Ok(self);
+            }
+            let level = self.runs[n - 1].0;
+            if self.runs[n - self.fan_in..].iter().any(|(l, _)| *l != level) {
+                return Ok(self);
+            }
+            let group: Vec<File> =
+                self.runs.drain(n - self.fan_in..).map(|(_, f)| f).collect();
+            let mut out = tempfile::tempfile()?;
+            {
+                let mut w = BufWriter::with_capacity(256 * 1024, &mut out);
+                merge(group, &mut |e| w.write_all(&encode(&e)))?;
+                w.flush()?;
+            }
+            out.seek(SeekFrom::Start(0))?;
+            self.runs.push((level + 1, out));
+        }
     }
 }
 
@@ -394,10 +464,13 @@ fn first_at_or_after(f: &File, n: u64, split: u64) -> io::Result<u64> {
 /// `reject` each after the first is a duplicate at once; under `last`
 /// every entry but the latest is, known only when the key ends, so they
 /// wait — on disk past a few thousand, so one key repeated millions of
-/// times (a wrong key in a schema) does not grow memory.
+/// times (a wrong key in a schema) does not grow memory. A key seen once
+/// (nearly every key) costs one comparison and one copy.
 struct Group {
     policy: DuplicatePolicy,
+    /// The first entry of the current key.
     head: Option<KeyEntry>,
+    /// Under `last`, once the current key repeats: its latest entry.
     latest: Option<KeyEntry>,
     held: Vec<KeyEntry>,
     spilled: Option<BufWriter<File>>,
@@ -417,24 +490,26 @@ impl Group {
         }
     }
 
+    #[inline]
     fn visit(
         &mut self,
         e: KeyEntry,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
-        let Some(head) = self.head else {
-            self.head = Some(e);
-            self.latest = Some(e);
-            return Ok(());
+        let head = match &self.head {
+            Some(head) if head.hash == e.hash => *head,
+            _ => {
+                if self.latest.is_some() {
+                    self.end(each)?;
+                }
+                self.head = Some(e);
+                return Ok(());
+            }
         };
-        if head.hash != e.hash {
-            self.end(each)?;
-            return self.visit(e, each);
-        }
         if self.policy != DuplicatePolicy::Last {
             return each(Duplicate { entry: e, kept: head });
         }
-        let before = self.latest.replace(e).expect("a group has a latest");
+        let before = self.latest.replace(e).unwrap_or(head);
         self.held.push(before);
         if self.held.len() >= GROUP_HELD {
             let w = match &mut self.spilled {
@@ -457,7 +532,6 @@ impl Group {
         &mut self,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
-        self.head = None;
         let Some(kept) = self.latest.take() else { return Ok(()) };
         if let Some(w) = self.spilled.take() {
             let mut f = w.into_inner().map_err(|e| e.into_error())?;
