@@ -1,11 +1,13 @@
 //! Duplicate keys across a whole table, in bounded memory.
 //!
-//! Every valid record's key hash is collected; when the buffer fills it is
-//! sorted and spilled to an anonymous temporary file. At the end the sorted
-//! runs are merged and equal hashes side by side are the duplicates (the
-//! merge split over threads by ranges of the hash, each thread reading its
-//! range of every run). Memory stays at one buffer whatever the number of
-//! records; disk holds 68 bytes a record. Hashes are 128-bit (xxh3), so a
+//! Every valid record's key hash is collected; when the buffer fills, a
+//! thread of its own sorts it and spills it to an anonymous temporary file
+//! while the next keys fill another buffer. At the end the sorted runs are
+//! merged and equal hashes side by side are the duplicates (the merge
+//! split over threads by ranges of the hash, each thread reading its range
+//! of every run). Memory stays at three buffers (the one filling, the one
+//! being spilled and the room to sort it) whatever the number of records;
+//! disk holds 68 bytes a record. Hashes are 128-bit (xxh3), so a
 //! false match is not a practical concern (about 10⁻²⁵ for ten million
 //! keys).
 
