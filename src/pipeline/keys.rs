@@ -194,9 +194,7 @@ impl KeyIndex {
             self.buf = Vec::new();
         } else {
             self.buf.shrink_to_fit();
-            let store = self.settle()?;
-            store.spare = Vec::new();
-            store.free = Vec::new();
+            self.settle()?.free_room();
         }
         Ok(())
     }
@@ -285,6 +283,12 @@ impl KeyIndex {
 }
 
 impl Store {
+    /// Gives back the sort buffers: no more keys will come.
+    fn free_room(&mut self) {
+        self.spare = Vec::new();
+        self.free = Vec::new();
+    }
+
     /// Sorts `keys` into a new run and merges full levels; the emptied
     /// buffer is kept for the next keys when `keep_room`.
     fn add_run(
@@ -308,7 +312,7 @@ impl Store {
             self.free = keys;
         } else {
             drop(keys);
-            self.spare = Vec::new();
+            self.free_room();
         }
         // Merge full levels, lowest first.
         loop {
