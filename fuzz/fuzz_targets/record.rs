@@ -8,8 +8,10 @@
 //! - no quoting: the fields joined with the delimiter give back the
 //!   record; a wrong field count reports the count the record has; the
 //!   workers' one-pass splitter (`DelimitedRecords`), given the bytes
-//!   LFs and all, finds the records and fields a split at LF and at the
-//!   delimiter finds, and which of them hold only bytes 0x01-0x7F;
+//!   LFs and all, finds the records, fields and field offsets a split at
+//!   LF and at the delimiter finds, and which of them hold only bytes
+//!   0x01-0x7F, scanning its usual 32 KiB at a time or 64-192 bytes (so
+//!   that records cross window ends);
 //! - standard quoting: sliced fields, quoted again (every field quoted,
 //!   inner quotes doubled, and as `write_record` quotes them) slice to the
 //!   same fields; a record without quotes slices as without quoting; an
@@ -185,13 +187,23 @@ fn check_one_pass(buf: &[u8], d: u8, count: usize) {
     if d == b'\n' || d == b'\r' {
         return;
     }
+    // The default window (32 KiB) and windows short inputs cross.
+    for window in [None, Some(64), Some(128), Some(192)] {
+        check_one_pass_in(buf, d, count, window);
+    }
+}
+
+fn check_one_pass_in(buf: &[u8], d: u8, count: usize, window: Option<usize>) {
     let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
     if buf.is_empty() || buf.ends_with(b"\n") {
         lines.pop();
     }
     let last = lines.len().saturating_sub(1);
     let mut f = Fields::default();
-    let mut it = DelimitedRecords::new(buf, d, count);
+    let mut it = match window {
+        Some(w) => DelimitedRecords::with_window(buf, d, count, w),
+        None => DelimitedRecords::new(buf, d, count),
+    };
     for (k, line) in lines.iter().enumerate() {
         let terminated = k < last || buf.ends_with(b"\n");
         let body = match line.strip_suffix(b"\r") {
@@ -204,8 +216,11 @@ fn check_one_pass(buf: &[u8], d: u8, count: usize) {
         let want: Vec<&[u8]> = body.split(|&b| b == d).collect();
         assert_eq!(res.is_ok(), want.len() == count, "record {k} count");
         if res.is_ok() {
+            let mut at = 0;
             for (i, w) in want.iter().enumerate() {
                 assert_eq!(f.get(r.bytes, i), *w, "record {k} field {i}");
+                assert_eq!(f.offset(i) as usize, at, "record {k} offset {i}");
+                at += w.len() + 1;
             }
         }
     }

@@ -29,6 +29,11 @@ pub struct Fields {
     /// For fields held unescaped in `owned`: (field index, offset of the
     /// field in the record).
     origins: Vec<(usize, u32)>,
+    /// Fields found by [`DelimitedRecords`], in place of `spans` when not
+    /// empty: field i is bytes `bounds[i]` to `bounds[i + 1] - 1` of the
+    /// chunk, less `origin` (where the record starts).
+    bounds: Vec<u32>,
+    origin: u32,
 }
 
 impl Fields {
@@ -50,6 +55,11 @@ impl Fields {
         record: &'a [u8],
         i: usize,
     ) -> (&'a [u8], Range<usize>) {
+        if !self.bounds.is_empty() {
+            let (s, e) = (self.bounds[i], self.bounds[i + 1]);
+            let o = self.origin;
+            return (record, (s - o) as usize..(e - 1 - o) as usize);
+        }
         let s = self.spans[i];
         let src = if s.owned { &self.owned[..] } else { record };
         (src, s.start as usize..s.end as usize)
@@ -57,21 +67,40 @@ impl Fields {
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        match self.bounds.len() {
+            0 => self.spans.len(),
+            n => n - 1,
+        }
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len() == 0
     }
 
     /// Byte offset of field `i` within the record (for reject positions);
     /// for an unescaped copy, where the field starts in the record.
     pub fn offset(&self, i: usize) -> u32 {
+        if !self.bounds.is_empty() {
+            return self.bounds[i] - self.origin;
+        }
         if self.spans[i].owned {
             return self.origins.iter().find(|o| o.0 == i).map_or(0, |o| o.1);
         }
         self.spans[i].start
+    }
+}
+
+impl Fields {
+    /// Takes the bounds of a record of [`DelimitedRecords`]: `bounds[0]`
+    /// is where it starts, the others one past each delimiter and past
+    /// its end; the last field ends at `end` (before a CR).
+    fn set_bounds(&mut self, bounds: &[u32], end: usize) {
+        self.bounds.clear();
+        self.bounds.extend_from_slice(bounds);
+        self.origin = bounds[0];
+        let last = self.bounds.len() - 1;
+        self.bounds[last] = end as u32 + 1;
     }
 }
 
@@ -131,6 +160,7 @@ impl Slicer {
         out: &mut Fields,
     ) -> Result<(), Reason> {
         out.spans.clear();
+        out.bounds.clear();
         match &self.mode {
             Mode::Fixed { spans, record_length, longer, shorter } => {
                 let len = record.len();
@@ -272,170 +302,88 @@ fn slice_quoted(rec: &[u8], d: u8, out: &mut Fields) -> Result<(), Reason> {
 /// scan for the delimiter and LF finds record ends and field bounds
 /// together (the same records and fields as `split::Records` followed by
 /// [`Slicer::slice`]).
+///
+/// The scan runs a window of [`WINDOW`] bytes at a time: first every
+/// delimiter and LF of the window is written down as a position (sixteen
+/// positions per 64-byte block without a branch each, from bit masks of
+/// the block), with where each LF falls in that list; then each record is
+/// the positions up to its LF, which become its field bounds as they are.
 pub struct DelimitedRecords<'a> {
     buf: &'a [u8],
-    hits: Hits<'a>,
-    pos: usize,
     delim: u8,
     expected: usize,
+    /// Bytes scanned at a time ([`WINDOW`] but in tests).
+    window: usize,
     plain: bool,
+    /// `bounds[0]` is where the record in progress starts; the rest, up
+    /// to `len`, one past each delimiter or LF found since (in order).
+    bounds: Vec<u32>,
+    len: usize,
+    /// The LFs of the window: where in `bounds` each is, and one past the
+    /// last byte outside 0x01..=0x7F before it (0 for none).
+    lfs: Vec<(u32, u32)>,
+    /// The next of `lfs` to take.
+    next_lf: usize,
+    /// Where in `bounds` the record in progress starts.
+    first: usize,
+    /// Bytes scanned so far.
+    scanned: usize,
+    /// One past the last byte outside 0x01..=0x7F scanned so far.
+    last_odd: u32,
 }
 
-/// Positions of two bytes in a buffer, found a block at a time: fields are
-/// short (a few bytes each), so a per-call vector search costs more than it
-/// saves; this keeps a match mask per 64-byte block instead (one bit per
-/// byte), so that a record of a few hundred bytes costs a few block loads
-/// and one mask refill per 64 bytes.
-struct Hits<'a> {
-    buf: &'a [u8],
-    a: u8,
-    b: u8,
-    /// Offset of the block `mask` describes.
-    base: usize,
-    /// Matches left in the current block, bit i for byte `base + i`.
-    mask: u64,
-    /// Bytes outside 0x01..=0x7F in the current block from the current
-    /// record's first byte on (see [`Hits::end_record`]).
-    odd: u64,
-    /// Whether an earlier block of the current record had such a byte.
-    odd_before: bool,
-}
+/// Bytes scanned per window: the positions of one window stay in cache
+/// between writing and reading them.
+const WINDOW: usize = 32 * 1024;
 
 const BLOCK: usize = 64;
-
-impl<'a> Hits<'a> {
-    fn new(buf: &'a [u8], a: u8, b: u8) -> Hits<'a> {
-        let mut h =
-            Hits { buf, a, b, base: 0, mask: 0, odd: 0, odd_before: false };
-        (h.mask, h.odd) = h.block_mask(0);
-        h
-    }
-
-    /// The match mask of the block at `at` (bytes past the end never match)
-    /// and the mask of its bytes outside 0x01..=0x7F.
-    #[inline]
-    fn block_mask(&self, at: usize) -> (u64, u64) {
-        match self.buf.get(at..at + BLOCK) {
-            Some(block) => {
-                let block = block.try_into().expect("64 bytes");
-                full_block_mask(block, self.a, self.b)
-            }
-            None => {
-                let rest = &self.buf[at.min(self.buf.len())..];
-                rest.iter().enumerate().fold((0, 0), |(m, o), (i, &c)| {
-                    let hit = (c == self.a) | (c == self.b);
-                    let odd = !(1..=0x7F).contains(&c);
-                    (m | (hit as u64) << i, o | (odd as u64) << i)
-                })
-            }
-        }
-    }
-
-    /// Ends the current record at `end` (a position [`Hits::next`] just
-    /// returned, or the end of the buffer after it returned `None`):
-    /// whether the record's bytes before `end` are all 0x01..=0x7F. The
-    /// next record starts after `end`.
-    #[inline]
-    fn end_record(&mut self, end: usize) -> bool {
-        // `end` lies in the current block, or past its end once `next`
-        // has run out (then `odd_before` holds every block).
-        let k = end.saturating_sub(self.base).min(BLOCK - 1);
-        let plain = !self.odd_before && self.odd & ((1 << k) - 1) == 0;
-        self.odd &= u64::MAX << k << 1;
-        self.odd_before = false;
-        plain
-    }
-}
-
-/// Bit i set when byte i of a block is `a` or `b`, and bit i of the
-/// second mask when it is 0x00 or ≥ 0x80 (SSE2, part of the x86-64
-/// baseline: four 16-byte compares).
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[inline]
-fn full_block_mask(block: &[u8; BLOCK], a: u8, b: u8) -> (u64, u64) {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
-    };
-    let (mut m, mut o) = (0u64, 0u64);
-    for (k, part) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of every x86-64 target, so the intrinsics
-        // are available; `part` is exactly 16 readable bytes and the load
-        // is unaligned. Measured: the word arithmetic this replaces made
-        // field splitting 16% of validation time on HCAD records
-        // (benches/decode.rs `slice`).
-        let (bits, odd) = unsafe {
-            let x = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-            let hits = _mm_or_si128(
-                _mm_cmpeq_epi8(x, _mm_set1_epi8(a as i8)),
-                _mm_cmpeq_epi8(x, _mm_set1_epi8(b as i8)),
-            );
-            // The sign bit of each byte ≥ 0x80, or of the all-ones NUL
-            // compare.
-            let odd = _mm_or_si128(x, _mm_cmpeq_epi8(x, _mm_setzero_si128()));
-            (
-                _mm_movemask_epi8(hits) as u32 as u64,
-                _mm_movemask_epi8(odd) as u32 as u64,
-            )
-        };
-        m |= bits << (16 * k);
-        o |= odd << (16 * k);
-    }
-    (m, o)
-}
-
-/// Bit i set when byte i of a block is `a` or `b` (word arithmetic).
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn full_block_mask(block: &[u8; BLOCK], a: u8, b: u8) -> (u64, u64) {
-    use crate::decode::swar::{HIGH, equal, zero};
-    // Bit 7 of each byte to bit i of the result.
-    let pack =
-        |m: u64| (0..8).fold(0, |acc, i| acc | ((m >> (8 * i + 7)) & 1) << i);
-    let (mut out, mut odd) = (0u64, 0u64);
-    for (k, w) in block.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        out |= pack(equal(x, a) | equal(x, b)) << (8 * k);
-        odd |= pack((x & HIGH) | zero(x)) << (8 * k);
-    }
-    (out, odd)
-}
-
-impl Iterator for Hits<'_> {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            self.odd_before |= self.odd != 0;
-            self.base += BLOCK;
-            if self.base >= self.buf.len() {
-                return None;
-            }
-            (self.mask, self.odd) = self.block_mask(self.base);
-        }
-        let bit = self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(self.base + bit)
-    }
-}
 
 impl<'a> DelimitedRecords<'a> {
     /// Records of `buf` (whole records; the last may lack its LF) with
     /// `expected` fields each.
+    ///
+    /// # Panics
+    /// When `buf` is 4 GiB or longer (chunks are far shorter).
     pub fn new(
         buf: &'a [u8],
         delim: u8,
         expected: usize,
     ) -> DelimitedRecords<'a> {
+        Self::with_window(buf, delim, expected, WINDOW)
+    }
+
+    /// As [`DelimitedRecords::new`], scanning `window` bytes at a time
+    /// (a multiple of 64): small windows let tests and fuzzing cross
+    /// window ends with short inputs.
+    ///
+    /// # Panics
+    /// When `buf` is 4 GiB or longer, or `window` is not a positive
+    /// multiple of 64.
+    #[doc(hidden)]
+    pub fn with_window(
+        buf: &'a [u8],
+        delim: u8,
+        expected: usize,
+        window: usize,
+    ) -> DelimitedRecords<'a> {
+        assert!(buf.len() < u32::MAX as usize, "chunk under 4 GiB");
+        assert!(
+            window > 0 && window.is_multiple_of(BLOCK),
+            "window of 64-byte blocks"
+        );
         DelimitedRecords {
             buf,
-            hits: Hits::new(buf, delim, b'\n'),
-            pos: 0,
             delim,
             expected,
+            window,
             plain: false,
+            bounds: vec![0],
+            len: 1,
+            lfs: Vec::new(),
+            next_lf: 0,
+            first: 0,
+            scanned: 0,
+            last_odd: 0,
         }
     }
 
@@ -454,55 +402,217 @@ impl<'a> DelimitedRecords<'a> {
         out: &mut Fields,
     ) -> Option<(crate::split::RecordRef<'a>, Result<(), Reason>)> {
         use crate::split::{Ending, RecordRef};
-        let start = self.pos;
-        if start >= self.buf.len() {
-            return None;
-        }
-        out.spans.clear();
-        let mut field = start;
-        let (end, next) = loop {
-            match self.hits.next() {
-                Some(i) if self.buf[i] == self.delim => {
-                    out.spans.push(Span {
-                        start: (field - start) as u32,
-                        end: (i - start) as u32,
-                        owned: false,
-                    });
-                    field = i + 1;
+        let (last, end, ending, odd) = loop {
+            if let Some(&(at, odd)) = self.lfs.get(self.next_lf) {
+                self.next_lf += 1;
+                let at = at as usize;
+                let lf = self.bounds[at] as usize - 1;
+                let start = self.bounds[self.first] as usize;
+                if lf > start && self.buf[lf - 1] == b'\r' {
+                    break (at, lf - 1, Ending::CrLf, odd);
                 }
-                Some(i) => break (i, i + 1),
-                None => break (self.buf.len(), self.buf.len()),
+                break (at, lf, Ending::Lf, odd);
             }
-        };
-        self.pos = next;
-        self.plain = self.hits.end_record(end);
-        let (body_end, ending) = if next > end {
-            if end > start && self.buf[end - 1] == b'\r' {
-                (end - 1, Ending::CrLf)
-            } else {
-                (end, Ending::Lf)
+            if self.scanned < self.buf.len() {
+                self.scan_window();
+                continue;
             }
-        } else {
-            (end, Ending::Eof)
+            // No LF left: the rest, if any, is the last record; the bound
+            // after it starts nothing.
+            if self.bounds[self.first] as usize >= self.buf.len() {
+                return None;
+            }
+            self.bounds.truncate(self.len);
+            self.bounds.push(self.buf.len() as u32 + 1);
+            self.len += 1;
+            break (self.len - 1, self.buf.len(), Ending::Eof, self.last_odd);
         };
-        // The last field ends where the record does (a CR belongs to the
-        // terminator; the delimiter is never CR, so `field` ≤ `body_end`).
-        debug_assert!(field <= body_end);
-        out.spans.push(Span {
-            start: (field - start) as u32,
-            end: (body_end - start) as u32,
-            owned: false,
-        });
-
+        // `scan_window` may have moved the record's bounds to the front.
+        let first = self.first;
+        let start = self.bounds[first] as usize;
+        out.set_bounds(&self.bounds[first..=last], end);
+        self.plain = odd as usize <= start;
+        self.first = last;
         let rec = RecordRef {
-            bytes: &self.buf[start..body_end],
+            bytes: &self.buf[start..end],
             offset: start,
             ending,
             extra_lines: 0,
             unterminated_quote: false,
         };
-        Some((rec, check_count(out.spans.len(), self.expected)))
+        Some((rec, check_count(last - first, self.expected)))
     }
+
+    /// Scans the next window, keeping the bounds of the record in
+    /// progress.
+    fn scan_window(&mut self) {
+        let keep = self.len - self.first;
+        self.bounds.copy_within(self.first..self.len, 0);
+        self.first = 0;
+        self.len = keep;
+        self.lfs.clear();
+        self.next_lf = 0;
+        let from = self.scanned;
+        let to = (from + self.window).min(self.buf.len());
+        // Room for a position per byte, and the unconditional writes.
+        self.bounds.resize(keep + (to - from) + 2 * BLOCK, 0);
+        let mut scan = Scan {
+            bounds: &mut self.bounds,
+            len: self.len,
+            lfs: &mut self.lfs,
+            last_odd: self.last_odd,
+        };
+        scan.run(&self.buf[from..to], from, self.delim);
+        (self.len, self.last_odd) = (scan.len, scan.last_odd);
+        self.scanned = to;
+    }
+}
+
+/// Stage one of [`DelimitedRecords`]: the positions of one window.
+struct Scan<'s> {
+    bounds: &'s mut [u32],
+    len: usize,
+    lfs: &'s mut Vec<(u32, u32)>,
+    last_odd: u32,
+}
+
+impl Scan<'_> {
+    /// Scans `window`, which starts at byte `base` of the chunk.
+    fn run(&mut self, window: &[u8], base: usize, delim: u8) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("bmi1")
+            && is_x86_feature_detected!("lzcnt")
+            && is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU has every feature `run_v3` is compiled for
+            // (checked just above; the answers are cached by std).
+            #[allow(unsafe_code)]
+            unsafe {
+                return self.run_v3(window, base, delim);
+            }
+        }
+        self.run_any(window, base, delim);
+    }
+
+    /// [`Scan::run_any`] compiled for x86-64 CPUs with AVX2, BMI and
+    /// POPCNT (x86-64-v3, 2013 on), where counting and finding bits are
+    /// single instructions (the baseline x86-64 build spends a few on
+    /// each, and the windowed scan gains nothing there).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+    fn run_v3(&mut self, window: &[u8], base: usize, delim: u8) {
+        self.run_any(window, base, delim);
+    }
+
+    #[inline(always)]
+    fn run_any(&mut self, window: &[u8], base: usize, delim: u8) {
+        let mut blocks = window.chunks_exact(BLOCK);
+        for (k, block) in blocks.by_ref().enumerate() {
+            let block = block.try_into().expect("64 bytes");
+            self.block(base + k * BLOCK, block_masks(block, delim));
+        }
+        let rest = blocks.remainder();
+        if !rest.is_empty() {
+            // Past the end: zeros, whose bits are cleared.
+            let mut pad = [0u8; BLOCK];
+            pad[..rest.len()].copy_from_slice(rest);
+            let valid = (1u64 << rest.len()) - 1;
+            let (hits, lfs, odd) = block_masks(&pad, delim);
+            let at = base + window.len() - rest.len();
+            self.block(at, (hits & valid, lfs & valid, odd & valid));
+        }
+    }
+
+    /// Writes down the block at byte `at`: its delimiters and LFs, where
+    /// each LF is among them, and its last byte outside 0x01..=0x7F.
+    #[inline(always)]
+    fn block(&mut self, at: usize, (hits, lfs, odd): (u64, u64, u64)) {
+        // Positions are stored one past the byte.
+        let past = at as u32 + 1;
+        let mut m = hits;
+        // Sixteen writes whatever the count (most blocks have fewer
+        // hits): no branch on how many there are.
+        for slot in &mut self.bounds[self.len..self.len + 16] {
+            *slot = past.wrapping_add(m.trailing_zeros());
+            m &= m.wrapping_sub(1);
+        }
+        let mut j = self.len + 16;
+        while m != 0 {
+            self.bounds[j] = past + m.trailing_zeros();
+            m &= m - 1;
+            j += 1;
+        }
+        let mut l = lfs;
+        while l != 0 {
+            let below = (1u64 << l.trailing_zeros()) - 1;
+            if odd & below != 0 {
+                self.last_odd = past + 63 - (odd & below).leading_zeros();
+            }
+            let index = self.len + (hits & below).count_ones() as usize;
+            self.lfs.push((index as u32, self.last_odd));
+            l &= l - 1;
+        }
+        if odd != 0 {
+            self.last_odd = past + 63 - odd.leading_zeros();
+        }
+        self.len += hits.count_ones() as usize;
+    }
+}
+
+/// Bit i set in the first mask when byte i of a block is `delim` or LF,
+/// in the second when it is LF, in the third when it is 0x00 or >= 0x80
+/// (SSE2, part of the x86-64 baseline: 16-byte compares).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn block_masks(block: &[u8; BLOCK], delim: u8) -> (u64, u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
+    };
+    let (mut hits, mut lfs, mut odd) = (0u64, 0u64, 0u64);
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of every x86-64 target, so the intrinsics
+        // are available; `part` is exactly 16 readable bytes and the load
+        // is unaligned.
+        let (h, l, o) = unsafe {
+            let x = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+            let lf = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\n' as i8));
+            let d = _mm_cmpeq_epi8(x, _mm_set1_epi8(delim as i8));
+            // The sign bit of each byte >= 0x80, or of the all-ones NUL
+            // compare.
+            let o = _mm_or_si128(x, _mm_cmpeq_epi8(x, _mm_setzero_si128()));
+            (
+                _mm_movemask_epi8(_mm_or_si128(lf, d)) as u32 as u64,
+                _mm_movemask_epi8(lf) as u32 as u64,
+                _mm_movemask_epi8(o) as u32 as u64,
+            )
+        };
+        hits |= h << (16 * k);
+        lfs |= l << (16 * k);
+        odd |= o << (16 * k);
+    }
+    (hits, lfs, odd)
+}
+
+/// As the x86-64 version, with word arithmetic.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn block_masks(block: &[u8; BLOCK], delim: u8) -> (u64, u64, u64) {
+    use crate::decode::swar::{HIGH, equal, zero};
+    // Bit 7 of each byte to bit i of the result.
+    let pack =
+        |m: u64| (0..8).fold(0, |acc, i| acc | ((m >> (8 * i + 7)) & 1) << i);
+    let (mut hits, mut lfs, mut odd) = (0u64, 0u64, 0u64);
+    for (k, w) in block.chunks_exact(8).enumerate() {
+        let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        let lf = equal(x, b'\n');
+        hits |= pack(lf | equal(x, delim)) << (8 * k);
+        lfs |= pack(lf) << (8 * k);
+        odd |= pack((x & HIGH) | zero(x)) << (8 * k);
+    }
+    (hits, lfs, odd)
 }
 
 #[cfg(test)]
@@ -554,23 +664,119 @@ to = 6
         );
     }
 
-    #[test]
-    fn hits_find_every_match() {
-        let data: Vec<u8> = (0..300u32)
-            .map(|i| [b'a', b'\t', b'\n', b'x'][(i * 7 % 11 % 4) as usize])
-            .collect();
-        for len in [0, 1, 7, 8, 9, 15, 16, 17, 100, 300] {
-            let buf = &data[..len];
-            let want: Vec<usize> =
-                memchr::memchr2_iter(b'\t', b'\n', buf).collect();
-            let got: Vec<usize> = Hits::new(buf, b'\t', b'\n').collect();
-            assert_eq!(want, got, "len {len}");
+    /// Records of every length, some longer than a window, with CRs,
+    /// NULs and bytes >= 0x80 in them: in half of them none, in some
+    /// only as the first or the last byte. The first record is empty,
+    /// the second a lone CR.
+    fn rough_records() -> Vec<u8> {
+        let mut x = 7u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) as usize
+        };
+        let mut data = b"\n\r\n".to_vec();
+        while data.len() < 12 * WINDOW {
+            let len = match next() % 200 {
+                0 => WINDOW + next() % 1000,
+                1..=40 => next() % 8,
+                _ => next() % 300,
+            };
+            let odd = next() % 2 == 0;
+            let start = data.len();
+            for _ in 0..len {
+                data.push(match next() % 20 {
+                    0..=2 => b',',
+                    3 => b'\r',
+                    4 if odd => 0x89,
+                    5 if odd => 0,
+                    _ => b'a' + (next() % 26) as u8,
+                });
+            }
+            if len > 0 && !odd {
+                match next() % 4 {
+                    0 => data[start] = 0x80,
+                    1 => data[start + len - 1] = 0xff,
+                    _ => {}
+                }
+            }
+            if next() % 10 == 0 {
+                data.push(b'\r');
+            }
+            data.push(b'\n');
         }
-        let high: Vec<u8> = vec![0x89, 0x0a, 0xff, 0x09, 0x8a, 0x0a];
-        assert_eq!(
-            Hits::new(&high, b'\t', b'\n').collect::<Vec<_>>(),
-            vec![1, 3, 5]
-        );
+        data
+    }
+
+    #[test]
+    fn one_pass_across_windows() {
+        use crate::decode::plain_ascii;
+        let data = rough_records();
+        let cuts = [data.len(), data.len() - 1, data.len() - 37, 100, 0];
+        let windows = [WINDOW, 64, 128, 448];
+        for (cut, window) in
+            cuts.into_iter().flat_map(|c| windows.iter().map(move |&w| (c, w)))
+        {
+            let buf = &data[..cut];
+            let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+            if buf.is_empty() || buf.ends_with(b"\n") {
+                lines.pop();
+            }
+            let last = lines.len().saturating_sub(1);
+            let mut f = Fields::default();
+            let mut it = DelimitedRecords::with_window(buf, b',', 4, window);
+            for (k, line) in lines.iter().enumerate() {
+                let terminated = k < last || buf.ends_with(b"\n");
+                let body = match line.strip_suffix(b"\r") {
+                    Some(b) if terminated => b,
+                    _ => line,
+                };
+                let (r, res) = it.next_record(&mut f).expect("a record");
+                assert_eq!(r.bytes, body, "cut {cut} window {window} {k}");
+                assert_eq!(it.plain(), plain_ascii(body), "record {k}");
+                let want: Vec<&[u8]> = body.split(|&b| b == b',').collect();
+                assert_eq!(f.len(), want.len(), "record {k}");
+                assert_eq!(res.is_ok(), want.len() == 4, "record {k}");
+                let mut at = 0;
+                for (i, w) in want.iter().enumerate() {
+                    assert_eq!(f.get(r.bytes, i), *w, "record {k} field {i}");
+                    assert_eq!(f.offset(i), at, "record {k} field {i}");
+                    at += w.len() as u32 + 1;
+                }
+            }
+            assert!(it.next_record(&mut f).is_none(), "cut {cut}");
+        }
+    }
+
+    /// The scan chosen at run time writes what the baseline one writes.
+    #[test]
+    fn scans_agree() {
+        let data = rough_records();
+        let scan = |any: bool| {
+            let mut bounds = vec![0u32; data.len() + 2 * BLOCK];
+            let mut lfs = Vec::new();
+            let mut s = Scan {
+                bounds: &mut bounds,
+                len: 1,
+                lfs: &mut lfs,
+                last_odd: 0,
+            };
+            let window = &data[3..data.len() - 5];
+            if any {
+                s.run_any(window, 3, b',');
+            } else {
+                s.run(window, 3, b',');
+            }
+            let (len, last_odd) = (s.len, s.last_odd);
+            bounds.truncate(len);
+            (bounds, lfs, last_odd)
+        };
+        let chosen = scan(false);
+        assert_eq!(chosen, scan(true));
+        let hits = data[3..data.len() - 5]
+            .iter()
+            .filter(|&&b| b == b',' || b == b'\n')
+            .count();
+        assert_eq!(chosen.0.len(), 1 + hits);
     }
 
     #[test]
