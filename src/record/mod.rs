@@ -89,9 +89,7 @@ impl Fields {
         }
         self.spans[i].start
     }
-}
 
-impl Fields {
     /// Takes the bounds of a record of [`DelimitedRecords`]: `bounds[0]`
     /// is where it starts, the others one past each delimiter and past
     /// its end; the last field ends at `end` (before a CR).
