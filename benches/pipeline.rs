@@ -23,8 +23,10 @@ use criterion::{
     BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 use fwload::pipeline::{
-    ChunkResult, MemberRun, NoRows, PipelineOptions, Plan, run_member,
+    Chunk, ChunkResult, KeyEntry, KeyIndex, MemberRun, NoRows,
+    PipelineOptions, Plan, process_chunk, run_member,
 };
+use fwload::schema::DuplicatePolicy;
 use fwload::source::{MemberInfo, slice_body};
 
 use common::size_name;
@@ -101,6 +103,96 @@ fn pipeline(c: &mut Criterion) {
     g.finish();
 }
 
+fn one_chunk(c: &mut Criterion) {
+    let members = [
+        common::hcad_real_acct(common::HCAD_FEW_MIB_ROWS),
+        common::pacs_land_detail(common::PACS_FEW_MIB_ROWS),
+    ];
+    let mut g = c.benchmark_group("process_chunk");
+    for m in &members {
+        let plan = Plan::new(m.layout.clone());
+        let input: Arc<str> = Arc::from("bench");
+        let member: Arc<str> = Arc::from(m.member.as_str());
+        let chunk = Chunk {
+            seq: 0,
+            data: Bytes::copy_from_slice(m.body()),
+            start_byte: 0,
+            first_line: Some(1),
+        };
+        let run = |chunk: &Chunk| {
+            process_chunk(&plan, &input, &member, 0, chunk, NoRows, Vec::new())
+        };
+        let r = run(&chunk);
+        assert_eq!(r.counts.read, m.records, "{}: records", m.name);
+        assert_eq!(r.counts.rejected, 0, "{}: rejects", m.name);
+        g.throughput(Throughput::ElementsAndBytes {
+            elements: m.records,
+            bytes: chunk.data.len() as u64,
+        });
+        let id = BenchmarkId::new(
+            m.name,
+            format!("fields={}", m.layout.fields.len()),
+        );
+        g.bench_with_input(id, &chunk, |b, chunk| {
+            b.iter(|| run(black_box(chunk)).counts)
+        });
+    }
+    g.finish();
+}
+
+/// `n` keys as a worker makes them: a 13-byte key's text, its hash
+/// (here a fixed mix of a key number), lines and offsets in input order;
+/// every hundredth key repeats an earlier one.
+fn keys(n: u64) -> Vec<KeyEntry> {
+    let mix = |x: u64| {
+        let x = (x ^ (x >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^ (x >> 29)
+    };
+    (0..n)
+        .map(|i| {
+            let key = if i % 100 == 99 { i - 50 } else { i };
+            let mut text = [0u8; 31];
+            let t = format!("{key:013}");
+            text[..13].copy_from_slice(t.as_bytes());
+            KeyEntry {
+                hash: [mix(key), mix(key + n)],
+                file: 0,
+                line: i + 2,
+                byte: 600 * i + 700,
+                text,
+                text_len: 13,
+            }
+        })
+        .collect()
+}
+
+fn key_index(c: &mut Criterion) {
+    const N: u64 = 350_000;
+    let all = keys(N);
+    let run = || {
+        let mut index = KeyIndex::default();
+        for chunk in all.chunks(1700) {
+            index.push(chunk).expect("push");
+        }
+        let mut dups = 0u64;
+        index
+            .for_each_duplicate(DuplicatePolicy::Reject, &mut |_| {
+                dups += 1;
+                Ok(())
+            })
+            .expect("duplicates");
+        dups
+    };
+    assert_eq!(run(), N / 100, "duplicates found");
+    let mut g = c.benchmark_group("key_index");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(N));
+    g.bench_function(BenchmarkId::new("push_finish", N), |b| b.iter(run));
+    g.finish();
+}
+
+criterion_group!(chunk, one_chunk, key_index);
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -108,4 +200,4 @@ criterion_group! {
         .measurement_time(Duration::from_secs(10));
     targets = pipeline
 }
-criterion_main!(benches);
+criterion_main!(chunk, benches);

@@ -11,11 +11,8 @@
 //! false match is not a practical concern (about 10⁻²⁵ for ten million
 //! keys).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::collections::binary_heap::PeekMut;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use super::worker::KeyEntry;
 use crate::schema::DuplicatePolicy;
@@ -30,7 +27,13 @@ const FAN_IN: usize = 32;
 /// (a spill file would cost more than the memory).
 const SEAL_MIN: usize = 4096;
 
-const ENTRY_BYTES: usize = 8 + 8 + 4 + 8 + 8 + 1 + 31;
+/// Longest entry on disk: the hash, the file, line and byte as varints
+/// (at most 5, 10 and 10 bytes), and the key text with its length.
+const MAX_ENTRY_BYTES: usize = 16 + 5 + 10 + 10 + 1 + 31;
+
+/// Hash ranges (by the hash's top byte) a run notes the start of, for
+/// splitting the final merge.
+const MARKS: usize = 256;
 
 /// Most threads the final merge is split over.
 const MAX_PARTS: usize = 16;
@@ -68,14 +71,14 @@ pub struct KeyIndex {
 
 /// Sorted runs on disk and the room to make them.
 struct Store {
-    /// Runs with their level: `fan_in` runs of one level are merged into
-    /// one of the next, so however many keys arrive, no more than
+    /// The runs, oldest first: `fan_in` runs of one level are merged
+    /// into one of the next, so however many keys arrive, no more than
     /// `fan_in` runs a level are open and each key is rewritten once a
     /// level.
-    runs: Vec<(u32, File)>,
+    runs: Vec<Run>,
     fan_in: usize,
     /// Room for [`sort`].
-    spare: Vec<KeyEntry>,
+    room: SortRoom,
     /// The buffer of the last spill, emptied, for the next keys.
     free: Vec<KeyEntry>,
 }
@@ -90,42 +93,127 @@ fn order(e: &KeyEntry) -> (u64, u64, u32, u64) {
     (e.hash[0], e.hash[1], e.file, e.line)
 }
 
-/// Bits of the hash that pick a bucket in [`sort`].
-const BUCKET_BITS: u32 = 16;
+/// A sorted run on disk.
+struct Run {
+    /// Its merge level (see [`Store::runs`]).
+    level: u32,
+    file: File,
+    /// `marks[b]`: where the first entry whose hash's top byte is at
+    /// least `b` starts, in bytes; `marks[MARKS]` is the run's length.
+    marks: Vec<u64>,
+}
 
-/// Sorts `buf` by [`order`], using `spare` as room. The hashes are
-/// uniform, so a counting pass on their top bits spreads the entries over
-/// 65,536 buckets of a few entries each, which are then sorted in place:
-/// two passes over the entries instead of a comparison sort's many moves
-/// of 72-byte entries (measured: the comparison sort was most of the
-/// time the validation of a keyed table spent on its keys).
-fn sort(buf: &mut Vec<KeyEntry>, spare: &mut Vec<KeyEntry>) {
-    if buf.len() < 1 << BUCKET_BITS {
+impl Run {
+    /// A run of the entries `fill` writes, in order, at `level`.
+    fn write(
+        level: u32,
+        fill: impl FnOnce(&mut RunWriter) -> io::Result<()>,
+    ) -> io::Result<Run> {
+        let mut w = RunWriter {
+            w: BufWriter::with_capacity(256 * 1024, tempfile::tempfile()?),
+            pos: 0,
+            marks: Vec::with_capacity(MARKS + 1),
+        };
+        fill(&mut w)?;
+        let RunWriter { w, pos, mut marks } = w;
+        let mut file = w.into_inner().map_err(|e| e.into_error())?;
+        marks.resize(MARKS + 1, pos);
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Run { level, file, marks })
+    }
+}
+
+/// Writes the entries of a run in hash order, noting its marks.
+struct RunWriter {
+    w: BufWriter<File>,
+    pos: u64,
+    marks: Vec<u64>,
+}
+
+impl RunWriter {
+    fn write(&mut self, e: &KeyEntry) -> io::Result<()> {
+        let top = (e.hash[0] >> 56) as usize;
+        if self.marks.len() <= top {
+            self.marks.resize(top + 1, self.pos);
+        }
+        let n = write_entry(&mut self.w, e)?;
+        self.pos += n as u64;
+        Ok(())
+    }
+}
+
+/// Room for [`sort`], kept from one sort to the next so that a spill
+/// neither allocates nor copies the buffer first.
+#[derive(Default)]
+struct SortRoom {
+    /// Where the entries go in the first of the two passes.
+    spare: Vec<KeyEntry>,
+}
+
+/// Fewer entries than this are sorted by comparison.
+const RADIX_MIN: usize = 4096;
+
+/// Sorts `buf` by [`order`], using `room`. The hashes are uniform, so
+/// two stable counting passes, on byte 6 and then byte 7 of the hash's
+/// first word, put the entries in order of its top 16 bits (and,
+/// within equal bits, in input order), which leaves groups of a few
+/// entries each to sort by comparison. Each pass reads the entries in
+/// order and appends each to one of 256 places, so it writes to few
+/// cache lines at a time (a single pass over 65,536 places scatters
+/// every entry to a line of its own, which measured slower), and no
+/// pass is a comparison sort's many moves of 72-byte entries (measured:
+/// the comparison sort was most of the time the validation of a keyed
+/// table spent on its keys).
+fn sort(buf: &mut [KeyEntry], room: &mut SortRoom) {
+    let n = buf.len();
+    if n < RADIX_MIN {
         buf.sort_unstable_by_key(order);
         return;
     }
-    let bucket = |e: &KeyEntry| (e.hash[0] >> (64 - BUCKET_BITS)) as usize;
-    let mut start = vec![0usize; (1 << BUCKET_BITS) + 1];
+    let byte = |e: &KeyEntry, k: u32| (e.hash[0] >> (8 * k)) as u8 as usize;
+    let mut counts = [[0usize; 256]; 2];
     for e in buf.iter() {
-        start[bucket(e) + 1] += 1;
+        counts[0][byte(e, 6)] += 1;
+        counts[1][byte(e, 7)] += 1;
     }
-    for i in 1..start.len() {
-        start[i] += start[i - 1];
+    // Every slot is written by the first pass; the entries there before
+    // (the last sort's, or these copies) are only placeholders.
+    let spare = &mut room.spare;
+    spare.truncate(n);
+    if spare.len() < n {
+        spare.extend_from_slice(&buf[spare.len()..]);
     }
-    spare.clear();
-    spare.extend_from_slice(buf);
-    let mut next = start.clone();
-    for e in buf.iter() {
-        let b = bucket(e);
-        spare[next[b]] = *e;
-        next[b] += 1;
-    }
-    for w in start.windows(2) {
-        if w[1] - w[0] > 1 {
-            spare[w[0]..w[1]].sort_unstable_by_key(order);
+    for (pass, k) in [(0, 6), (1, 7)] {
+        let mut at = [0usize; 256];
+        let mut sum = 0;
+        for (a, c) in at.iter_mut().zip(&counts[pass]) {
+            (*a, sum) = (sum, sum + c);
+        }
+        let (from, to) = if pass == 0 {
+            (&buf[..], &mut spare[..])
+        } else {
+            (&spare[..], &mut buf[..])
+        };
+        for e in from {
+            let b = byte(e, k);
+            to[at[b]] = *e;
+            at[b] += 1;
         }
     }
-    std::mem::swap(buf, spare);
+    // Groups of equal top 16 bits, in input order: sorted by the rest.
+    let top = |e: &KeyEntry| e.hash[0] >> 48;
+    let mut start = 0;
+    while start < n {
+        let t = top(&buf[start]);
+        let mut end = start + 1;
+        while end < n && top(&buf[end]) == t {
+            end += 1;
+        }
+        if end - start > 1 {
+            buf[start..end].sort_unstable_by_key(order);
+        }
+        start = end;
+    }
 }
 
 impl KeyIndex {
@@ -142,7 +230,7 @@ impl KeyIndex {
             store: Some(Store {
                 runs: Vec::new(),
                 fan_in: fan_in.max(2),
-                spare: Vec::new(),
+                room: SortRoom::default(),
                 free: Vec::new(),
             }),
             spilling: None,
@@ -185,6 +273,9 @@ impl KeyIndex {
 
     /// Moves the keys held in memory to a sorted run on disk, so a table
     /// whose input is finished keeps no memory until [`KeyIndex::finish`].
+    /// A caller reading several tables seals one when the next starts
+    /// (so the spill overlaps that table's reading) and leaves the last
+    /// unsealed: its keys are merged from memory.
     ///
     /// # Errors
     /// Writing the spill file failed.
@@ -256,36 +347,31 @@ impl KeyIndex {
         policy: DuplicatePolicy,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
+        // The keys not in a run are sorted here and merged from memory
+        // (writing them out only to read them back would cost more).
         self.settle()?;
         let store = self.store.as_mut().expect("settled");
-        if store.runs.is_empty() {
-            sort(&mut self.buf, &mut store.spare);
-            let mut group = Group::new(policy);
-            for e in std::mem::take(&mut self.buf) {
-                group.visit(e, each)?;
-            }
-            return group.end(each);
-        }
-        if !self.buf.is_empty() {
-            self.spill(false)?;
-        }
-        let store = self.settle()?;
-        let runs: Vec<File> = std::mem::take(&mut store.runs)
-            .into_iter()
-            .map(|(_, f)| f)
-            .collect();
+        sort(&mut self.buf, &mut store.room);
+        store.free_room();
+        let runs = std::mem::take(&mut store.runs);
+        let held = &self.buf[..];
         #[cfg(unix)]
-        if self.parts > 1 {
-            return merge_parts(&runs, self.parts, policy, each);
+        if self.parts > 1 && !runs.is_empty() {
+            return merge_parts(&runs, held, self.parts, policy, each);
         }
-        report_duplicates(runs, policy, each)
+        let mut sources: Vec<Source<'_, File>> = runs
+            .into_iter()
+            .map(|r| Source::Run(RunReader::new(r.file)))
+            .collect();
+        sources.push(Source::Memory(held.iter()));
+        report_duplicates(sources, policy, each)
     }
 }
 
 impl Store {
     /// Gives back the sort buffers: no more keys will come.
     fn free_room(&mut self) {
-        self.spare = Vec::new();
+        self.room = SortRoom::default();
         self.free = Vec::new();
     }
 
@@ -296,17 +382,9 @@ impl Store {
         mut keys: Vec<KeyEntry>,
         keep_room: bool,
     ) -> io::Result<Store> {
-        sort(&mut keys, &mut self.spare);
-        let mut f = tempfile::tempfile()?;
-        {
-            let mut w = BufWriter::with_capacity(256 * 1024, &mut f);
-            for e in &keys {
-                w.write_all(&encode(e))?;
-            }
-            w.flush()?;
-        }
-        f.seek(SeekFrom::Start(0))?;
-        self.runs.push((0, f));
+        sort(&mut keys, &mut self.room);
+        let run = Run::write(0, |w| keys.iter().try_for_each(|e| w.write(e)))?;
+        self.runs.push(run);
         if keep_room {
             keys.clear();
             self.free = keys;
@@ -320,27 +398,25 @@ impl Store {
             if n < self.fan_in {
                 return Ok(self);
             }
-            let level = self.runs[n - 1].0;
-            if self.runs[n - self.fan_in..].iter().any(|(l, _)| *l != level) {
+            let level = self.runs[n - 1].level;
+            if self.runs[n - self.fan_in..].iter().any(|r| r.level != level) {
                 return Ok(self);
             }
-            let group: Vec<File> =
-                self.runs.drain(n - self.fan_in..).map(|(_, f)| f).collect();
-            let mut out = tempfile::tempfile()?;
-            {
-                let mut w = BufWriter::with_capacity(256 * 1024, &mut out);
-                merge(group, &mut |e| w.write_all(&encode(&e)))?;
-                w.flush()?;
-            }
-            out.seek(SeekFrom::Start(0))?;
-            self.runs.push((level + 1, out));
+            let group: Vec<Source<'_, File>> = self
+                .runs
+                .drain(n - self.fan_in..)
+                .map(|r| Source::Run(RunReader::new(r.file)))
+                .collect();
+            let run =
+                Run::write(level + 1, |w| merge(group, &mut |e| w.write(&e)))?;
+            self.runs.push(run);
         }
     }
 }
 
-/// Merges sorted runs and reports the duplicates under `policy`.
+/// Merges sorted entries and reports the duplicates under `policy`.
 fn report_duplicates<R: Read>(
-    runs: Vec<R>,
+    runs: Vec<Source<'_, R>>,
     policy: DuplicatePolicy,
     each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
 ) -> io::Result<()> {
@@ -357,35 +433,33 @@ fn report_duplicates<R: Read>(
 /// stays bounded however many there are).
 #[cfg(unix)]
 fn merge_parts(
-    runs: &[File],
+    runs: &[Run],
+    held: &[KeyEntry],
     parts: usize,
     policy: DuplicatePolicy,
     each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
 ) -> io::Result<()> {
-    // bounds[r][p]: the first entry of run r in part p, and its length.
-    let mut bounds = Vec::with_capacity(runs.len());
-    for f in runs {
-        let n = f.metadata()?.len() / ENTRY_BYTES as u64;
-        let mut b = vec![0u64; parts + 1];
-        for (p, at) in b.iter_mut().enumerate().skip(1) {
-            *at = if p == parts {
-                n
-            } else {
-                let split = ((p as u128) << 64) / parts as u128;
-                first_at_or_after(f, n, split as u64)?
-            };
-        }
-        bounds.push(b);
-    }
-    let slices = |p: usize| -> Vec<RunSlice<'_>> {
-        runs.iter()
-            .zip(&bounds)
-            .map(|(file, b)| RunSlice {
-                file,
-                pos: b[p] * ENTRY_BYTES as u64,
-                end: b[p + 1] * ENTRY_BYTES as u64,
+    // Part p takes the hashes whose top byte is in [cut(p), cut(p + 1)).
+    let cut = |p: usize| p * MARKS / parts;
+    let top = |e: &KeyEntry| (e.hash[0] >> 56) as usize;
+    let slices = |p: usize| -> Vec<Source<'_, RunSlice<'_>>> {
+        let (lo, hi) = (cut(p), cut(p + 1));
+        let mut s: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                Source::Run(RunReader::new(RunSlice {
+                    file: &r.file,
+                    pos: r.marks[lo],
+                    end: r.marks[hi],
+                }))
             })
-            .collect()
+            .collect();
+        let (a, b) = (
+            held.partition_point(|e| top(e) < lo),
+            held.partition_point(|e| top(e) < hi),
+        );
+        s.push(Source::Memory(held[a..b].iter()));
+        s
     };
     let (tx, rx) = crossbeam_channel::bounded::<Duplicate>(PART_QUEUE);
     std::thread::scope(|sc| {
@@ -445,25 +519,6 @@ impl Read for RunSlice<'_> {
         self.pos += got as u64;
         Ok(got)
     }
-}
-
-/// The index of the first of a run's `n` entries whose hash's first word
-/// is at least `split` (binary search, by position).
-#[cfg(unix)]
-fn first_at_or_after(f: &File, n: u64, split: u64) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let (mut lo, mut hi) = (0u64, n);
-    let mut word = [0u8; 8];
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        f.read_exact_at(&mut word, mid * ENTRY_BYTES as u64)?;
-        if u64::from_le_bytes(word) < split {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
 }
 
 /// Entries of one key hash, seen in (file, line) order: under `first` and
@@ -526,7 +581,7 @@ impl Group {
                 )),
             };
             for h in self.held.drain(..) {
-                w.write_all(&encode(&h))?;
+                write_entry(w, &h)?;
             }
         }
         Ok(())
@@ -542,8 +597,8 @@ impl Group {
         if let Some(w) = self.spilled.take() {
             let mut f = w.into_inner().map_err(|e| e.into_error())?;
             f.seek(SeekFrom::Start(0))?;
-            let mut r = BufReader::with_capacity(64 * 1024, f);
-            while let Some(entry) = read_entry(&mut r)? {
+            let mut r = RunReader::new(f);
+            while let Some(entry) = r.next()? {
                 each(Duplicate { entry, kept })?;
             }
         }
@@ -554,74 +609,192 @@ impl Group {
     }
 }
 
-/// Merges sorted runs, calling `each` for every entry in key order.
+/// Sorted entries: a run being read back, or sorted keys in memory.
+enum Source<'a, R> {
+    Run(RunReader<R>),
+    Memory(std::slice::Iter<'a, KeyEntry>),
+}
+
+impl<R: Read> Source<'_, R> {
+    fn next(&mut self) -> io::Result<Option<KeyEntry>> {
+        match self {
+            Source::Run(r) => r.next(),
+            Source::Memory(m) => Ok(m.next().copied()),
+        }
+    }
+}
+
+/// Merges sorted sources, calling `each` for every entry in key order;
+/// entries of equal hashes come in the order of their sources.
+///
+/// A tournament of losers picks the next entry: each node of a binary
+/// tree over the sources holds the source that lost the match there, so
+/// replacing the winner's entry replays only its path to the root, one
+/// comparison a level (a binary heap takes two).
 fn merge<R: Read>(
-    runs: Vec<R>,
+    mut sources: Vec<Source<'_, R>>,
     each: &mut dyn FnMut(KeyEntry) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut readers: Vec<BufReader<R>> = runs
-        .into_iter()
-        .map(|f| BufReader::with_capacity(64 * 1024, f))
-        .collect();
-    // The heap holds each run's hash and index (runs are in input order,
-    // so equal hashes leave in input order too); the entries wait beside
-    // it. The smallest is replaced in place by its run's next entry: one
-    // sift instead of a pop and a push.
-    let hash = |e: &KeyEntry| (e.hash[0] as u128) << 64 | e.hash[1] as u128;
-    let mut heads = Vec::with_capacity(readers.len());
-    let mut heap = BinaryHeap::new();
-    for (i, r) in readers.iter_mut().enumerate() {
-        let e = read_entry(r)?;
-        if let Some(e) = &e {
-            heap.push(Reverse((hash(e), i)));
-        }
-        heads.push(e);
+    let size = sources.len().next_power_of_two();
+    let mut heads = Vec::with_capacity(size);
+    for s in &mut sources {
+        heads.push(s.next()?);
     }
-    while let Some(mut top) = heap.peek_mut() {
-        let i = top.0.1;
-        let next = read_entry(&mut readers[i])?;
-        match &next {
-            Some(n) => top.0.0 = hash(n),
-            None => drop(PeekMut::pop(top)),
+    heads.resize(size, None);
+    // A source's rank: exhausted sources last, then by hash, then by
+    // source (sources are in input order).
+    let rank = |heads: &[Option<KeyEntry>], i: usize| match &heads[i] {
+        Some(e) => (false, (e.hash[0] as u128) << 64 | e.hash[1] as u128, i),
+        None => (true, 0, i),
+    };
+    let mut ranks: Vec<_> = (0..size).map(|i| rank(&heads, i)).collect();
+    // losers[node] for nodes 1..size (node n has children 2n and 2n + 1,
+    // leaves are size..2 * size); losers[0] is the overall winner.
+    let mut losers = vec![0usize; size];
+    let mut winners = vec![0usize; 2 * size];
+    for (i, w) in winners[size..].iter_mut().enumerate() {
+        *w = i;
+    }
+    for node in (1..size).rev() {
+        let (a, b) = (winners[2 * node], winners[2 * node + 1]);
+        let (w, l) = if ranks[a] <= ranks[b] { (a, b) } else { (b, a) };
+        (winners[node], losers[node]) = (w, l);
+    }
+    losers[0] = if size == 1 { 0 } else { winners[1] };
+    loop {
+        let w = losers[0];
+        let Some(e) = heads[w].take() else { return Ok(()) };
+        heads[w] = sources[w].next()?;
+        ranks[w] = rank(&heads, w);
+        let mut winner = w;
+        let mut node = (w + size) / 2;
+        while node > 0 {
+            if ranks[losers[node]] < ranks[winner] {
+                std::mem::swap(&mut losers[node], &mut winner);
+            }
+            node /= 2;
         }
-        let e = std::mem::replace(&mut heads[i], next).expect("a head");
+        losers[0] = winner;
         each(e)?;
     }
-    Ok(())
 }
 
-fn encode(e: &KeyEntry) -> [u8; ENTRY_BYTES] {
-    let mut b = [0u8; ENTRY_BYTES];
+/// Writes `e` as its hash (two little-endian words), its file, line and
+/// byte as varints (seven bits a byte, low bits first) and its key text
+/// after one byte of length: about 40 bytes for a 13-byte key, where
+/// the fixed-width record took 68. Returns the bytes written.
+fn write_entry(w: &mut impl Write, e: &KeyEntry) -> io::Result<usize> {
+    let mut b = [0u8; MAX_ENTRY_BYTES];
     b[0..8].copy_from_slice(&e.hash[0].to_le_bytes());
     b[8..16].copy_from_slice(&e.hash[1].to_le_bytes());
-    b[16..20].copy_from_slice(&e.file.to_le_bytes());
-    b[20..28].copy_from_slice(&e.line.to_le_bytes());
-    b[28..36].copy_from_slice(&e.byte.to_le_bytes());
-    b[36] = e.text_len;
-    b[37..68].copy_from_slice(&e.text);
-    b
+    let mut n = 16;
+    for mut v in [e.file as u64, e.line, e.byte] {
+        while v >= 0x80 {
+            b[n] = v as u8 | 0x80;
+            v >>= 7;
+            n += 1;
+        }
+        b[n] = v as u8;
+        n += 1;
+    }
+    let len = e.text_len as usize;
+    b[n] = e.text_len;
+    b[n + 1..n + 1 + len].copy_from_slice(&e.text[..len]);
+    n += 1 + len;
+    w.write_all(&b[..n])?;
+    Ok(n)
 }
 
-fn read_entry(r: &mut impl Read) -> io::Result<Option<KeyEntry>> {
-    let mut b = [0u8; ENTRY_BYTES];
-    match r.read_exact(&mut b) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let u64_at = |i: usize| {
-        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
+/// The entry [`write_entry`] wrote at the start of `b`, and its length.
+fn decode_entry(b: &[u8]) -> io::Result<(KeyEntry, usize)> {
+    let corrupt = || {
+        io::Error::new(io::ErrorKind::InvalidData, "corrupt key spill file")
     };
+    let word = |i: usize| -> io::Result<u64> {
+        let w = b.get(i..i + 8).ok_or_else(corrupt)?;
+        Ok(u64::from_le_bytes(w.try_into().expect("8 bytes")))
+    };
+    let hash = [word(0)?, word(8)?];
+    let mut at = 16;
+    let mut varint = || -> io::Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let x = *b.get(at).ok_or_else(corrupt)?;
+            at += 1;
+            v |= ((x & 0x7F) as u64) << shift;
+            if x < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt())
+    };
+    let file = u32::try_from(varint()?).map_err(|_| corrupt())?;
+    let (line, byte) = (varint()?, varint()?);
+    let text_len = *b.get(at).ok_or_else(corrupt)?;
+    let len = text_len as usize;
+    let raw = b.get(at + 1..at + 1 + len).filter(|_| len <= 31);
     let mut text = [0u8; 31];
-    text.copy_from_slice(&b[37..68]);
-    Ok(Some(KeyEntry {
-        hash: [u64_at(0), u64_at(8)],
-        file: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
-        line: u64_at(20),
-        byte: u64_at(28),
-        text,
-        text_len: b[36],
-    }))
+    text[..len].copy_from_slice(raw.ok_or_else(corrupt)?);
+    let e = KeyEntry { hash, file, line, byte, text, text_len };
+    Ok((e, at + 1 + len))
+}
+
+/// Reads back the entries of a run (or of any [`write_entry`] output).
+struct RunReader<R> {
+    r: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> RunReader<R> {
+    fn new(r: R) -> RunReader<R> {
+        RunReader {
+            r,
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// The next entry, `None` at the end.
+    ///
+    /// # Errors
+    /// Reading failed, or the bytes are not entries (a cut-off last one
+    /// included).
+    fn next(&mut self) -> io::Result<Option<KeyEntry>> {
+        if self.end - self.pos < MAX_ENTRY_BYTES && !self.eof {
+            self.refill()?;
+        }
+        if self.pos == self.end {
+            return Ok(None);
+        }
+        let (e, n) = decode_entry(&self.buf[self.pos..self.end])?;
+        self.pos += n;
+        Ok(Some(e))
+    }
+
+    /// Moves what is left to the front and reads until the buffer is
+    /// full or the input ends.
+    fn refill(&mut self) -> io::Result<()> {
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < self.buf.len() {
+            match self.r.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -640,7 +813,7 @@ mod tests {
     }
 
     #[test]
-    fn bucket_sort_matches_a_comparison_sort() {
+    fn radix_sort_matches_a_comparison_sort() {
         // Enough entries for the bucket path; hashes from a fixed
         // sequence, with runs of equal top bits, equal first words and
         // whole repeats (ordered by line).
@@ -659,12 +832,62 @@ mod tests {
             e.hash[1] = x % 3;
             keys.push(e);
         }
-        let mut want = keys.clone();
-        want.sort_by_key(order);
-        let mut spare = Vec::new();
-        sort(&mut keys, &mut spare);
         let orders = |v: &[KeyEntry]| v.iter().map(order).collect::<Vec<_>>();
-        assert_eq!(orders(&keys), orders(&want));
+        // One room for sorts of several sizes, as spills use it: its
+        // leftovers from a longer or shorter sort must not leak in.
+        let mut room = SortRoom::default();
+        for n in [200_000, 70_000, 150_000, 1000, RADIX_MIN, 65_536] {
+            let mut part = keys[keys.len() - n..].to_vec();
+            let mut want = part.clone();
+            want.sort_by_key(order);
+            sort(&mut part, &mut room);
+            assert_eq!(orders(&part), orders(&want), "{n} entries");
+        }
+    }
+
+    #[test]
+    fn entries_come_back_as_written() {
+        let mut e = k(u64::MAX, 1);
+        (e.line, e.byte) = (u64::MAX, u64::MAX);
+        e.hash[1] = 1 << 63;
+        e.file = u32::MAX;
+        e.text = [b'x'; 31];
+        e.text_len = 31;
+        let mut short = k(0, 0);
+        short.text[..3].copy_from_slice(b"abc");
+        short.text_len = 3;
+        let mut bytes = Vec::new();
+        for e in [e, short, k(5, 127), k(6, 128), k(7, 1 << 35)] {
+            write_entry(&mut bytes, &e).unwrap();
+        }
+        // A reader buffer much shorter than the input crosses refills.
+        let mut r = RunReader::new(&bytes[..]);
+        r.buf = vec![0; MAX_ENTRY_BYTES + 3].into_boxed_slice();
+        let mut back = Vec::new();
+        while let Some(e) = r.next().unwrap() {
+            back.push((e.hash, e.file, e.line, e.byte, e.text().to_vec()));
+        }
+        let want = vec![
+            (
+                [u64::MAX, 1 << 63],
+                u32::MAX,
+                u64::MAX,
+                u64::MAX,
+                vec![b'x'; 31],
+            ),
+            ([0, 0], 0, 0, 0, b"abc".to_vec()),
+            ([5, 0], 0, 127, 1270, vec![]),
+            ([6, 0], 0, 128, 1280, vec![]),
+            ([7, 0], 0, 1 << 35, 10 << 35, vec![]),
+        ];
+        assert_eq!(back, want);
+        // A cut-off last entry is an error, not an end.
+        let mut r = RunReader::new(&bytes[..bytes.len() - 1]);
+        let mut got = Ok(None);
+        for _ in 0..5 {
+            got = r.next();
+        }
+        assert_eq!(got.unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 
     fn dups(run: usize, policy: DuplicatePolicy) -> Vec<(u64, u64)> {

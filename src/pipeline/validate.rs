@@ -131,6 +131,8 @@ pub fn validate(
         .collect();
     let mut keys: Vec<KeyIndex> =
         set.layouts.iter().map(|_| KeyIndex::default()).collect();
+    // The table whose keys were collected last and are not yet sealed.
+    let mut unsealed: Option<usize> = None;
     let files = source::expand_inputs(inputs)?;
     let mut summary = Summary {
         fwload_version: env!("CARGO_PKG_VERSION").into(),
@@ -177,6 +179,11 @@ pub fn validate(
                 let file = file_members.len() as u32;
                 progress.message(&info.name);
                 let t0 = Instant::now();
+                if let Some(prev) = unsealed.replace(li)
+                    && prev != li
+                {
+                    keys[prev].seal().map_err(ValidateError::Output)?;
+                }
                 let key_index = &mut keys[li];
                 let mut consume =
                     |r: &mut ChunkResult<NoRows>| -> std::io::Result<()> {
@@ -198,7 +205,6 @@ pub fn validate(
                     Arc::new(|| NoRows),
                     &mut consume,
                 )?;
-                key_index.seal().map_err(ValidateError::Output)?;
                 file_members.push((summary.members.len(), li));
                 summary.members.push(MemberReport {
                     input: info.input.to_string(),
