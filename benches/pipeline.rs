@@ -169,11 +169,14 @@ fn keys(n: u64) -> Vec<KeyEntry> {
 fn key_index(c: &mut Criterion) {
     const N: u64 = 350_000;
     let all = keys(N);
-    let run = || {
+    let pushed = || {
         let mut index = KeyIndex::default();
         for chunk in all.chunks(1700) {
             index.push(chunk).expect("push");
         }
+        index
+    };
+    let finish = |index: KeyIndex| {
         let mut dups = 0u64;
         index
             .for_each_duplicate(DuplicatePolicy::Reject, &mut |_| {
@@ -183,11 +186,16 @@ fn key_index(c: &mut Criterion) {
             .expect("duplicates");
         dups
     };
+    let run = || finish(pushed());
     assert_eq!(run(), N / 100, "duplicates found");
     let mut g = c.benchmark_group("key_index");
     g.sample_size(20);
     g.throughput(Throughput::Elements(N));
     g.bench_function(BenchmarkId::new("push_finish", N), |b| b.iter(run));
+    // The final merge alone: what is left to do after the last chunk.
+    g.bench_function(BenchmarkId::new("finish", N), |b| {
+        b.iter_batched(pushed, finish, criterion::BatchSize::PerIteration)
+    });
     g.finish();
 }
 

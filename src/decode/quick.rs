@@ -264,7 +264,7 @@ impl DateShape {
 
     /// Whether the `n` bytes in [`swar::sixteen`]'s words are a date of
     /// this shape that exists.
-    #[inline(always)]
+    #[inline]
     fn accepts(&self, head: u64, tail: u64, n: usize) -> bool {
         if n != self.width as usize {
             return false;
@@ -280,18 +280,18 @@ impl DateShape {
         if !swar::digits_only(h, t) {
             return false;
         }
-        // The sixteen digit values as one number, byte i at bits 8i.
-        let w = (h - zeros) as u128 | ((t - zeros) as u128) << 64;
-        let at = |i: u8| (w >> (8 * i as u32)) as u32 & 0xFF;
+        let (h, t) = (h - zeros, t - zeros);
+        let at = |i: u8| -> u32 {
+            let w = if i < 8 { h } else { t };
+            (w >> (8 * (i % 8)) & 0xFF) as u32
+        };
         let two = |i: u8| at(i) * 10 + at(i + 1);
         let y = two(self.year) * 100 + two(self.year + 2);
         let (m, d) = (two(self.month), two(self.day));
-        // Every month has 28 days: the month's length is looked up only
-        // for the last few days of one.
         y != 0
             && (1..=12).contains(&m)
             && d != 0
-            && (d <= 28 || d <= super::datetime::days_in_month(y, m))
+            && d <= super::datetime::days_in_month(y, m)
     }
 }
 
