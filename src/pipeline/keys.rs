@@ -132,7 +132,7 @@ struct RunWriter {
 
 impl RunWriter {
     fn write(&mut self, item: Item<'_>) -> io::Result<()> {
-        let top = (item.hash() >> 120) as usize;
+        let top = item.range();
         if self.marks.len() <= top {
             self.marks.resize(top + 1, self.pos);
         }
@@ -439,7 +439,7 @@ fn merge_parts(
 ) -> io::Result<()> {
     // Part p takes the hashes whose top byte is in [cut(p), cut(p + 1)).
     let cut = |p: usize| p * MARKS / parts;
-    let top = |e: &KeyEntry| (e.hash[0] >> 56) as usize;
+    let top = |e: &KeyEntry| Item::Entry(e).range();
     let slices = |p: usize| -> Vec<Source<'_, RunSlice<'_>>> {
         let (lo, hi) = (cut(p), cut(p + 1));
         let mut s: Vec<_> = runs
@@ -562,8 +562,10 @@ impl Group {
                 if self.latest.is_some() {
                     self.end(each)?;
                 }
-                self.head.get_or_insert_with(Head::default).set(item, hash);
-                return Ok(());
+                return self
+                    .head
+                    .get_or_insert_with(Head::default)
+                    .set(item, hash);
             }
         };
         let e = item.entry()?;
@@ -622,12 +624,15 @@ impl Item<'_> {
     /// The hash as one number: its order is the entries' order.
     fn hash(self) -> u128 {
         let [a, b] = match self {
-            Item::Raw(b) => [0, 8].map(|i| {
-                u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-            }),
+            Item::Raw(b) => raw_hash(b),
             Item::Entry(e) => e.hash,
         };
         (a as u128) << 64 | b as u128
+    }
+
+    /// The hash range (of [`MARKS`]) the entry falls in: its top byte.
+    fn range(self) -> usize {
+        (self.hash() >> 120) as usize
     }
 
     fn entry(self) -> io::Result<KeyEntry> {
@@ -638,37 +643,35 @@ impl Item<'_> {
     }
 }
 
-/// A copy of the first entry of a key, as it came.
+/// A copy of the first entry of a key, as [`write_entry`] writes it;
+/// decoded only if the key repeats.
 struct Head {
     hash: u128,
     raw: [u8; MAX_ENTRY_BYTES],
     len: usize,
-    entry: Option<KeyEntry>,
 }
 
 impl Default for Head {
     fn default() -> Head {
-        Head { hash: 0, raw: [0; MAX_ENTRY_BYTES], len: 0, entry: None }
+        Head { hash: 0, raw: [0; MAX_ENTRY_BYTES], len: 0 }
     }
 }
 
 impl Head {
-    fn set(&mut self, item: Item<'_>, hash: u128) {
+    fn set(&mut self, item: Item<'_>, hash: u128) -> io::Result<()> {
         self.hash = hash;
-        match item {
+        self.len = match item {
             Item::Raw(b) => {
                 self.raw[..b.len()].copy_from_slice(b);
-                (self.len, self.entry) = (b.len(), None);
+                b.len()
             }
-            Item::Entry(e) => self.entry = Some(*e),
-        }
+            Item::Entry(e) => write_entry(&mut &mut self.raw[..], e)?,
+        };
+        Ok(())
     }
 
     fn entry(&self) -> io::Result<KeyEntry> {
-        match self.entry {
-            Some(e) => Ok(e),
-            None => decode_entry(&self.raw[..self.len]),
-        }
+        decode_entry(&self.raw[..self.len])
     }
 }
 
@@ -826,19 +829,22 @@ fn entry_len(b: &[u8]) -> io::Result<usize> {
 /// The entry [`write_entry`] wrote at the start of `b`.
 fn decode_entry(b: &[u8]) -> io::Result<KeyEntry> {
     let ([file, line, byte], at, len) = parse_entry(b).ok_or_else(corrupt)?;
-    let word = |i: usize| {
-        u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-    };
     let mut text = [0u8; 31];
     text[..len].copy_from_slice(&b[at..at + len]);
     Ok(KeyEntry {
-        hash: [word(0), word(8)],
+        hash: raw_hash(b),
         file: u32::try_from(file).map_err(|_| corrupt())?,
         line,
         byte,
         text,
         text_len: len as u8,
     })
+}
+
+/// The hash of an entry [`write_entry`] wrote (whose length
+/// [`parse_entry`] has checked).
+fn raw_hash(b: &[u8]) -> [u64; 2] {
+    [0, 8].map(|i| u64::from_le_bytes(b[i..i + 8].try_into().expect("8")))
 }
 
 fn corrupt() -> io::Error {
