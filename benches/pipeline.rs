@@ -23,7 +23,7 @@ use criterion::{
     BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
 use fwload::pipeline::{
-    Chunk, ChunkResult, KeyEntry, KeyIndex, MemberRun, NoRows,
+    Chunk, ChunkResult, KeyEntry, KeyIndex, KeyOrder, MemberRun, NoRows,
     PipelineOptions, Plan, process_chunk, run_member,
 };
 use fwload::schema::DuplicatePolicy;
@@ -172,7 +172,7 @@ fn key_index(c: &mut Criterion) {
     let pushed = || {
         let mut index = KeyIndex::default();
         for chunk in all.chunks(1700) {
-            index.push(chunk).expect("push");
+            index.push(chunk, &KeyOrder::default()).expect("push");
         }
         index
     };
@@ -195,6 +195,27 @@ fn key_index(c: &mut Criterion) {
     // The final merge alone: what is left to do after the last chunk.
     g.bench_function(BenchmarkId::new("finish", N), |b| {
         b.iter_batched(pushed, finish, criterion::BatchSize::PerIteration)
+    });
+    // Keys in ascending order, as an export ordered by its key gives
+    // them: spilled unsorted, nothing to merge.
+    let ascending: Vec<KeyEntry> =
+        keys(N).into_iter().filter(|k| k.line % 100 != 1).collect();
+    let in_order = || {
+        let mut index = KeyIndex::default();
+        for chunk in ascending.chunks(1700) {
+            let bytes = |k: &KeyEntry| k.text().to_vec();
+            let order = KeyOrder {
+                ascending: true,
+                first: bytes(&chunk[0]),
+                last: bytes(&chunk[chunk.len() - 1]),
+            };
+            index.push(chunk, &order).expect("push");
+        }
+        finish(index)
+    };
+    assert_eq!(in_order(), 0, "no duplicates in order");
+    g.bench_function(BenchmarkId::new("push_finish_ascending", N), |b| {
+        b.iter(in_order)
     });
     g.finish();
 }

@@ -444,7 +444,7 @@ pub fn stage<C: GenericClient>(
                             }
                             unkeyed +=
                                 r.rejects.len() as u64 - r.rows.rejected_keys;
-                            keys.push(&r.keys)
+                            keys.push(&r.keys, &r.key_order)
                         };
                     let run = run_member(
                         plan,

@@ -7,14 +7,20 @@
 //! split over threads by ranges of the hash, each thread reading its range
 //! of every run). Memory stays at three buffers (the one filling, the one
 //! being spilled and the room to sort it) whatever the number of records;
-//! disk holds 68 bytes a record. Hashes are 128-bit (xxh3), so a
+//! disk holds about 40 bytes a record. Hashes are 128-bit (xxh3), so a
 //! false match is not a practical concern (about 10⁻²⁵ for ten million
 //! keys).
+//!
+//! Exports are usually ordered by their key. While every key arrives
+//! greater than the one before (by [`KeyOrder`]), no key can repeat:
+//! runs are then spilled as they come, unsorted, and `finish` has nothing
+//! to merge. Should a later key break the order, those runs are sorted at
+//! the end like any other before the merge.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
-use super::worker::KeyEntry;
+use super::worker::{KeyEntry, KeyOrder};
 use crate::schema::DuplicatePolicy;
 
 /// Entries held in memory before a run is spilled (about 4.5 MiB).
@@ -67,6 +73,10 @@ pub struct KeyIndex {
     #[cfg_attr(not(unix), allow(dead_code))]
     parts: usize,
     total: u64,
+    /// Whether every key so far was greater than the one before it.
+    ascending: bool,
+    /// The canonical bytes of the last key, while `ascending`.
+    last: Vec<u8>,
 }
 
 /// Sorted runs on disk and the room to make them.
@@ -76,6 +86,8 @@ struct Store {
     /// `fan_in` runs a level are open and each key is rewritten once a
     /// level.
     runs: Vec<Run>,
+    /// Runs spilled while the keys were ascending, in arrival order.
+    unsorted: Vec<File>,
     fan_in: usize,
     /// Room for [`sort`].
     room: SortRoom,
@@ -104,6 +116,13 @@ struct Run {
 }
 
 impl Run {
+    /// A run of `keys` at level 0, in their order.
+    fn of(keys: &[KeyEntry]) -> io::Result<Run> {
+        Run::write(0, |w| {
+            keys.iter().try_for_each(|e| w.write(Item::Entry(e)))
+        })
+    }
+
     /// A run of the entries `fill` writes, in order, at `level`.
     fn write(
         level: u32,
@@ -224,6 +243,7 @@ impl KeyIndex {
             buf: Vec::new(),
             store: Some(Store {
                 runs: Vec::new(),
+                unsorted: Vec::new(),
                 fan_in: fan_in.max(2),
                 room: SortRoom::default(),
                 free: Vec::new(),
@@ -232,6 +252,8 @@ impl KeyIndex {
             run_entries: run_entries.max(1),
             parts: rayon::current_num_threads().clamp(1, MAX_PARTS),
             total: 0,
+            ascending: true,
+            last: Vec::new(),
         }
     }
 
@@ -251,11 +273,29 @@ impl KeyIndex {
         self.total == 0
     }
 
-    /// Adds keys (in input order).
+    /// Whether every key arrived greater than the one before it (so none
+    /// repeats).
+    pub fn ascending(&self) -> bool {
+        self.ascending
+    }
+
+    /// Adds keys (in input order), ordered as `order` says.
     ///
     /// # Errors
     /// Writing a spill file failed.
-    pub fn push(&mut self, keys: &[KeyEntry]) -> io::Result<()> {
+    pub fn push(
+        &mut self,
+        keys: &[KeyEntry],
+        order: &KeyOrder,
+    ) -> io::Result<()> {
+        if self.ascending && !keys.is_empty() {
+            self.ascending = order.ascending
+                && (self.total == 0 || self.last < order.first);
+            self.last.clear();
+            if self.ascending {
+                self.last.extend_from_slice(&order.last);
+            }
+        }
         for k in keys {
             if self.buf.len() >= self.run_entries {
                 self.spill(true)?;
@@ -307,9 +347,10 @@ impl KeyIndex {
         let mut store = self.store.take().expect("settled");
         let keys =
             std::mem::replace(&mut self.buf, std::mem::take(&mut store.free));
+        let ascending = self.ascending;
         let job = std::thread::Builder::new()
             .name("fwload-keys".into())
-            .spawn(move || store.add_run(keys, keep_room))?;
+            .spawn(move || store.add_run(keys, keep_room, ascending))?;
         self.spilling = Some(job);
         Ok(())
     }
@@ -342,10 +383,14 @@ impl KeyIndex {
         policy: DuplicatePolicy,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
+        self.settle()?;
+        if self.ascending {
+            return Ok(());
+        }
+        let store = self.store.as_mut().expect("settled");
+        store.sort_unsorted()?;
         // The keys not in a run are sorted here and merged from memory
         // (writing them out only to read them back would cost more).
-        self.settle()?;
-        let store = self.store.as_mut().expect("settled");
         sort(&mut self.buf, &mut store.room);
         store.free_room();
         let runs = std::mem::take(&mut store.runs);
@@ -370,18 +415,22 @@ impl Store {
         self.free = Vec::new();
     }
 
-    /// Sorts `keys` into a new run and merges full levels; the emptied
-    /// buffer is kept for the next keys when `keep_room`.
+    /// Adds `keys` as a run and gives the emptied buffer to the next keys
+    /// when `keep_room`. Keys of an `ascending` index are written as they
+    /// come (to [`Store::unsorted`]); others are sorted into a new run
+    /// after the unsorted runs are, and full levels merged.
     fn add_run(
         mut self,
         mut keys: Vec<KeyEntry>,
         keep_room: bool,
+        ascending: bool,
     ) -> io::Result<Store> {
-        sort(&mut keys, &mut self.room);
-        let run = Run::write(0, |w| {
-            keys.iter().try_for_each(|e| w.write(Item::Entry(e)))
-        })?;
-        self.runs.push(run);
+        if ascending {
+            self.unsorted.push(Run::of(&keys)?.file);
+        } else {
+            self.sort_unsorted()?;
+            self.add_sorted(&mut keys)?;
+        }
         if keep_room {
             keys.clear();
             self.free = keys;
@@ -389,15 +438,38 @@ impl Store {
             drop(keys);
             self.free_room();
         }
+        Ok(self)
+    }
+
+    /// Sorts the runs spilled while the keys were ascending, oldest
+    /// first (the merge takes runs in input order).
+    fn sort_unsorted(&mut self) -> io::Result<()> {
+        for file in std::mem::take(&mut self.unsorted) {
+            let mut keys = std::mem::take(&mut self.free);
+            let mut r = RunReader::new(file);
+            while let Some(e) = r.next()? {
+                keys.push(e);
+            }
+            self.add_sorted(&mut keys)?;
+            keys.clear();
+            self.free = keys;
+        }
+        Ok(())
+    }
+
+    /// Sorts `keys` into a new run and merges full levels.
+    fn add_sorted(&mut self, keys: &mut Vec<KeyEntry>) -> io::Result<()> {
+        sort(keys, &mut self.room);
+        self.runs.push(Run::of(keys)?);
         // Merge full levels, lowest first.
         loop {
             let n = self.runs.len();
             if n < self.fan_in {
-                return Ok(self);
+                return Ok(());
             }
             let level = self.runs[n - 1].level;
             if self.runs[n - self.fan_in..].iter().any(|r| r.level != level) {
-                return Ok(self);
+                return Ok(());
             }
             let group: Vec<Source<'_, File>> = self
                 .runs
@@ -1052,7 +1124,12 @@ mod tests {
             .enumerate()
             .map(|(i, &h)| k(h, i as u64 + 1))
             .collect();
-        idx.push(&keys).unwrap();
+        idx.push(&keys, &KeyOrder::default()).unwrap();
+        found(idx, policy)
+    }
+
+    /// (line, kept line) of every duplicate `idx` finds, sorted.
+    fn found(idx: KeyIndex, policy: DuplicatePolicy) -> Vec<(u64, u64)> {
         let mut d: Vec<(u64, u64)> = idx
             .finish(policy)
             .unwrap()
@@ -1142,5 +1219,86 @@ mod tests {
         let expected: Vec<(u64, u64)> =
             (3..=n + 1).map(|line| (line, 2)).collect();
         assert_eq!(first, expected);
+    }
+
+    /// Pushes keys (hash = key number, line = position + 1) in chunks of
+    /// `chunk`, each with its order as a worker finds it; (line, kept
+    /// line) of every duplicate, sorted.
+    fn dups_in_order(
+        mut idx: KeyIndex,
+        keys: &[u64],
+        chunk: usize,
+        policy: DuplicatePolicy,
+    ) -> (bool, Vec<(u64, u64)>) {
+        let bytes = |k: u64| k.to_be_bytes().to_vec();
+        for (c, part) in keys.chunks(chunk).enumerate() {
+            let entries: Vec<KeyEntry> = part
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| k(h, (c * chunk + i) as u64 + 1))
+                .collect();
+            let order = KeyOrder {
+                ascending: part.windows(2).all(|w| w[0] < w[1]),
+                first: bytes(part[0]),
+                last: bytes(part[part.len() - 1]),
+            };
+            idx.push(&entries, &order).unwrap();
+        }
+        (idx.ascending(), found(idx, policy))
+    }
+
+    #[test]
+    fn ascending_keys_need_no_merge() {
+        let keys: Vec<u64> = (0..5000).map(|i| i * 3 + 1).collect();
+        let (ascending, d) = dups_in_order(
+            KeyIndex::new(700),
+            &keys,
+            333,
+            DuplicatePolicy::Reject,
+        );
+        assert!(ascending);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn order_broken_late_finds_repeats_of_unsorted_runs() {
+        let mut keys: Vec<u64> = (0..5000).collect();
+        // Past several runs spilled unsorted: repeats of keys in the first
+        // and last of them, and a key that is only out of order.
+        keys.extend([4999, 17, 5001, 5000, 4200]);
+        keys.extend(5002..6000);
+        // Broken inside a chunk, which the chunk's order says.
+        let split: Vec<u64> = (0..3000).chain([10, 2999]).collect();
+        for policy in [
+            DuplicatePolicy::Reject,
+            DuplicatePolicy::First,
+            DuplicatePolicy::Last,
+        ] {
+            let unknown = dups_of(KeyIndex::new(700), &keys, policy);
+            assert_eq!(unknown.len(), 3, "{policy:?}");
+            for (chunk, run) in [(333, 700), (5000, 700), (1, 64), (7, 5000)] {
+                let (ascending, d) =
+                    dups_in_order(KeyIndex::new(run), &keys, chunk, policy);
+                assert!(!ascending);
+                assert_eq!(d, unknown, "{policy:?}, chunk {chunk}, run {run}");
+            }
+            let (ascending, d) =
+                dups_in_order(KeyIndex::new(500), &split, 3001, policy);
+            assert!(!ascending);
+            assert_eq!(d, dups_of(KeyIndex::new(500), &split, policy));
+            assert_eq!(d.len(), 2);
+        }
+    }
+
+    #[test]
+    fn chunks_out_of_order_between_them_are_not_ascending() {
+        // Each chunk ascending, the second starting below the first's end.
+        let keys: Vec<u64> = (10..20).chain(15..25).collect();
+        let (ascending, d) =
+            dups_in_order(KeyIndex::new(8), &keys, 10, DuplicatePolicy::First);
+        assert!(!ascending);
+        let want: Vec<(u64, u64)> =
+            (11..=15).map(|line| (line, line - 5)).collect();
+        assert_eq!(d, want);
     }
 }

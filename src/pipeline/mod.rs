@@ -26,8 +26,8 @@ pub use validate::{
     ValidateError, ValidateOptions, apply_duplicates, layout_for, validate,
 };
 pub use worker::{
-    ChunkResult, Counts, KeyEntry, MAX_REJECT_RAW, NoRows, Plan, Reject,
-    RowSink, key_bytes, process_chunk,
+    ChunkResult, Counts, KeyEntry, KeyOrder, MAX_REJECT_RAW, NoRows, Plan,
+    Reject, RowSink, key_bytes, process_chunk,
 };
 
 use std::collections::BTreeMap;

@@ -194,7 +194,7 @@ pub fn validate(
                                 sh.reject(rej, &plan.layout)?;
                             }
                         }
-                        key_index.push(&r.keys)
+                        key_index.push(&r.keys, &r.key_order)
                     };
                 let run = run_member(
                     plan,

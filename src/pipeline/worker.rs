@@ -109,6 +109,23 @@ impl KeyEntry {
     }
 }
 
+/// The order of a chunk's keys, by their canonical bytes (see
+/// [`key_bytes`]): keys that arrive in strictly ascending order cannot
+/// repeat, which spares [`crate::pipeline::KeyIndex`] its sorting and
+/// merging. (Any strict total order proves that; byte order is the one at
+/// hand, and it follows the values' order for the usual keys: text, and
+/// integers and dates, encoded big-endian.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyOrder {
+    /// Whether each key is greater than the one before it. The default,
+    /// `false`, claims nothing.
+    pub ascending: bool,
+    /// The canonical bytes of the first key (empty without keys).
+    pub first: Vec<u8>,
+    /// The canonical bytes of the last key (empty without keys).
+    pub last: Vec<u8>,
+}
+
 /// Receives the decoded values of each valid record.
 ///
 /// `start_row`, then one `value` per field in layout order, then
@@ -292,6 +309,8 @@ pub struct ChunkResult<S> {
     pub rejects: Vec<Reject>,
     /// Keys of valid records (empty when the layout has no key).
     pub keys: Vec<KeyEntry>,
+    /// How `keys` are ordered.
+    pub key_order: KeyOrder,
     /// Lines the chunk spans.
     pub lines: u64,
     /// Whether the lines of `rejects` and `keys` count from 0 at the
@@ -325,6 +344,8 @@ struct Scratch {
     text: Vec<u8>,
     key: Vec<u8>,
     key_text: Vec<u8>,
+    /// The canonical bytes of the last key taken.
+    prev_key: Vec<u8>,
 }
 
 thread_local! {
@@ -373,6 +394,7 @@ struct Partial {
     counts: Counts,
     rejects: Vec<Reject>,
     keys: Vec<KeyEntry>,
+    key_order: KeyOrder,
     lines: u64,
 }
 
@@ -386,6 +408,7 @@ impl Partial {
             counts: self.counts,
             rejects: self.rejects,
             keys: self.keys,
+            key_order: self.key_order,
             lines: self.lines,
             lines_from_zero: chunk.first_line.is_none(),
             rows,
@@ -412,7 +435,9 @@ fn process_impl<S: RowSink>(
     let first_line = chunk.first_line.unwrap_or(0);
     let mut line = first_line;
     let blocks = matches!(plan.framing, Framing::Blocks { .. });
-    let Scratch { fields, text, key, key_text } = s;
+    let Scratch { fields, text, key, key_text, prev_key } = s;
+    let mut ascending = true;
+    let mut first_key = Vec::new();
     let data = &chunk.data[..];
     // `plain`: whether the record holds only bytes 0x01-0x7F, when the
     // splitter found out.
@@ -565,7 +590,13 @@ fn process_impl<S: RowSink>(
         rows.end_row();
         counts.valid += 1;
         if has_key {
-            let h = xxhash_rust::xxh3::xxh3_128(key);
+            if keys.is_empty() {
+                first_key.extend_from_slice(key);
+            } else if ascending && prev_key[..] >= key[..] {
+                ascending = false;
+            }
+            std::mem::swap(prev_key, key);
+            let h = xxhash_rust::xxh3::xxh3_128(prev_key);
             let mut t = [0u8; 31];
             let n = key_text.len().min(31);
             t[..n].copy_from_slice(&key_text[..n]);
@@ -591,7 +622,12 @@ fn process_impl<S: RowSink>(
             each(rec, sliced, fields, None);
         }
     }
-    Partial { counts, rejects, keys, lines: line - first_line }
+    let key_order = if keys.is_empty() {
+        KeyOrder::default()
+    } else {
+        KeyOrder { ascending, first: first_key, last: prev_key.clone() }
+    };
+    Partial { counts, rejects, keys, key_order, lines: line - first_line }
 }
 
 /// Appends a key value's canonical bytes (for hashing) and its text (for
@@ -607,7 +643,7 @@ pub fn key_bytes(v: &Value<'_>, key: &mut Vec<u8>, text: &mut Vec<u8>) {
             text.extend_from_slice(s.as_bytes());
         }
         Value::Int(i) => {
-            key.extend_from_slice(&i.to_le_bytes());
+            key.extend_from_slice(&ordered(i));
             let _ = write!(text, "{i}");
         }
         Value::Numeric(d) => {
@@ -624,18 +660,25 @@ pub fn key_bytes(v: &Value<'_>, key: &mut Vec<u8>, text: &mut Vec<u8>) {
             text.extend_from_slice(if b { b"true" } else { b"false" });
         }
         Value::Date(d) => {
-            key.extend_from_slice(&d.to_le_bytes());
+            key.extend_from_slice(&ordered(d.into()));
             let (y, m, dd) = crate::decode::civil(d);
             let _ = write!(text, "{y:04}-{m:02}-{dd:02}");
         }
         Value::Timestamp(t) | Value::Time(t) => {
-            key.extend_from_slice(&t.to_le_bytes());
+            key.extend_from_slice(&ordered(t));
             let _ = write!(text, "{t}");
         }
         Value::Null => {}
     }
     // A separator no UTF-8 text contains keeps ("ab","c") ≠ ("a","bc").
     key.push(0xFF);
+}
+
+/// `i` as bytes that sort as the numbers do (big-endian, sign bit
+/// flipped), so that keys in ascending order are seen to be (see
+/// [`KeyOrder`]).
+fn ordered(i: i64) -> [u8; 8] {
+    ((i as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 /// Writes a rejected record's key values (NULL elsewhere) when every key
@@ -662,4 +705,66 @@ fn rejected_key<S: RowSink>(
         }
     }
     rows.end_row();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::SchemaSet;
+    use std::path::Path;
+
+    /// The key order `process_chunk` finds in `data` (records `id,name`,
+    /// key `id` of type `ty`).
+    fn order_of(ty: &str, data: &str) -> (KeyOrder, usize) {
+        let toml = format!(
+            "members = [\"x\"]\nformat = \"delimited\"\ndelimiter = \",\"\n\
+             quoting = \"none\"\nkey = [\"id\"]\n\
+             [[field]]\nname = \"id\"\ntype = \"{ty}\"\n\
+             [[field]]\nname = \"name\"\ntype = \"text\"\n"
+        );
+        let layout =
+            SchemaSet::layout_from_str(Path::new("t.toml"), &toml).unwrap();
+        let plan = Plan::new(layout);
+        let chunk = Chunk {
+            seq: 0,
+            data: bytes::Bytes::copy_from_slice(data.as_bytes()),
+            start_byte: 0,
+            first_line: Some(1),
+        };
+        let name: Arc<str> = Arc::from("x");
+        let r =
+            process_chunk(&plan, &name, &name, 0, &chunk, NoRows, Vec::new());
+        (r.key_order, r.keys.len())
+    }
+
+    #[test]
+    fn key_order_of_a_chunk() {
+        // Integers compare as numbers, negative ones included.
+        let (o, n) = order_of("int", "-300,a\n-2,b\n9,c\n10,d\n70000,e\n");
+        assert_eq!(n, 5);
+        assert!(o.ascending);
+        let mut first = Vec::new();
+        key_bytes(&Value::Int(-300), &mut first, &mut Vec::new());
+        assert_eq!(o.first, first);
+        let mut last = Vec::new();
+        key_bytes(&Value::Int(70000), &mut last, &mut Vec::new());
+        assert_eq!(o.last, last);
+        // Text by its bytes, after trimming; a repeat is not ascending.
+        let (o, _) = order_of("text", "0001 ,a\n0002,b\n 0003,c\n");
+        assert!(o.ascending);
+        assert_eq!(o.last, b"0003\xFF");
+        for data in ["1,a\n1,b\n", "2,a\n1,b\n", "1,a\n3,b\n2,c\n"] {
+            let (o, n) = order_of("int", data);
+            assert!(!o.ascending && n > 1, "{data}");
+        }
+        // A rejected record's key is not among the keys, nor in the order.
+        let (o, n) = order_of("int", "1,a\nx,b\n0,c\n");
+        assert_eq!(n, 2);
+        assert!(!o.ascending);
+        let (o, n) = order_of("int", "1,a\nx,b\n2,c\n");
+        assert_eq!(n, 2);
+        assert!(o.ascending);
+        // No keys: nothing claimed.
+        assert_eq!(order_of("int", "x,a\n").0, KeyOrder::default());
+    }
 }
