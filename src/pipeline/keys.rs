@@ -296,11 +296,15 @@ impl KeyIndex {
                 self.last.extend_from_slice(&order.last);
             }
         }
-        for k in keys {
+        let mut rest = keys;
+        while !rest.is_empty() {
             if self.buf.len() >= self.run_entries {
                 self.spill(true)?;
             }
-            self.buf.push(*k);
+            let room = self.run_entries - self.buf.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
         }
         self.total += keys.len() as u64;
         Ok(())
