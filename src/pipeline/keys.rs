@@ -14,8 +14,9 @@
 //! Exports are usually ordered by their key. While every key arrives
 //! greater than the one before (by [`KeyOrder`]), no key can repeat:
 //! runs are then spilled as they come, unsorted, and `finish` has nothing
-//! to merge. Should a later key break the order, those runs are sorted at
-//! the end like any other before the merge.
+//! to merge. Should a later key break the order, those runs are sorted
+//! (oldest first) at the next spill or at the end, then merged like any
+//! other.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -271,12 +272,6 @@ impl KeyIndex {
     /// Whether no key was collected.
     pub fn is_empty(&self) -> bool {
         self.total == 0
-    }
-
-    /// Whether every key arrived greater than the one before it (so none
-    /// repeats).
-    pub fn ascending(&self) -> bool {
-        self.ascending
     }
 
     /// Adds keys (in input order), ordered as `order` says.
@@ -1248,7 +1243,7 @@ mod tests {
             };
             idx.push(&entries, &order).unwrap();
         }
-        (idx.ascending(), found(idx, policy))
+        (idx.ascending, found(idx, policy))
     }
 
     #[test]
