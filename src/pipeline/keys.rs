@@ -1,22 +1,26 @@
 //! Duplicate keys across a whole table, in bounded memory.
 //!
-//! Every valid record's key hash is collected; when the buffer fills, a
-//! thread of its own sorts it and spills it to an anonymous temporary file
-//! while the next keys fill another buffer. At the end the sorted runs are
-//! merged and equal hashes side by side are the duplicates (the merge
-//! split over threads by ranges of the hash, each thread reading its range
-//! of every run). Memory stays at three buffers (the one filling, the one
-//! being spilled and the room to sort it) whatever the number of records;
-//! disk holds about 40 bytes a record. Hashes are 128-bit (xxh3), so a
-//! false match is not a practical concern (about 10⁻²⁵ for ten million
-//! keys).
+//! Every valid record's key is collected; when the buffer fills, a thread
+//! of its own spills it while the next keys fill another buffer. A spill
+//! splits each key in two: what a message about it needs (file, line,
+//! byte and text: its payload) is appended to one payload file in
+//! arrival order, and a 24-byte slot (the key's hash and where its
+//! payload is) goes into a run, sorted. Only slots are sorted, written
+//! and merged; a payload is read back only for a key that turns out to
+//! repeat. At the end the sorted runs are merged and equal hashes side
+//! by side are the duplicates (the merge split over threads by ranges of
+//! the hash, each thread reading its range of every run). Memory stays
+//! at three buffers (the one filling, the one being spilled and the
+//! slots to sort) whatever the number of records; disk holds about 50
+//! bytes a record. Hashes are 128-bit (xxh3), so a false match is not a
+//! practical concern (about 10⁻²⁵ for ten million keys).
 //!
 //! Exports are usually ordered by their key. While every key arrives
 //! greater than the one before (by [`KeyOrder`]), no key can repeat:
-//! runs are then spilled as they come, unsorted, and `finish` has nothing
-//! to merge. Should a later key break the order, those runs are sorted
-//! (oldest first) at the next spill or at the end, then merged like any
-//! other.
+//! slots are then spilled as they come, unsorted, and `finish` has
+//! nothing to merge. Should a later key break the order, those runs are
+//! sorted (oldest first) at the next spill or at the end, then merged
+//! like any other.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -34,9 +38,13 @@ const FAN_IN: usize = 32;
 /// (a spill file would cost more than the memory).
 const SEAL_MIN: usize = 4096;
 
-/// Longest entry on disk: the hash, the file, line and byte as varints
-/// (at most 5, 10 and 10 bytes), and the key text with its length.
-const MAX_ENTRY_BYTES: usize = 16 + 5 + 10 + 10 + 1 + 31;
+/// Longest payload on disk: the file, line and byte as varints (at most
+/// 5, 10 and 10 bytes), and the key text with its length.
+const MAX_PAYLOAD_BYTES: usize = 5 + 10 + 10 + 1 + 31;
+
+/// A slot on disk: the hash's two words and the payload's position,
+/// little-endian.
+const SLOT_BYTES: usize = 24;
 
 /// Hash ranges (by the hash's top byte) a run notes the start of, for
 /// splitting the final merge.
@@ -58,9 +66,41 @@ pub struct Duplicate {
     pub kept: KeyEntry,
 }
 
+/// A key as runs hold it: its hash, and where its payload is (so also
+/// its arrival order: payloads are appended as keys arrive). Slots sort
+/// by hash, then by arrival.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Slot {
+    hash: [u64; 2],
+    pos: u64,
+}
+
+impl Slot {
+    /// The hash range (of [`MARKS`]) the slot falls in: its top byte.
+    fn range(&self) -> usize {
+        (self.hash[0] >> 56) as usize
+    }
+
+    fn to_bytes(self) -> [u8; SLOT_BYTES] {
+        let mut b = [0u8; SLOT_BYTES];
+        for (i, w) in [self.hash[0], self.hash[1], self.pos].iter().enumerate()
+        {
+            b[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    fn from_bytes(b: &[u8; SLOT_BYTES]) -> Slot {
+        let w = |i: usize| {
+            u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8"))
+        };
+        Slot { hash: [w(0), w(1)], pos: w(2) }
+    }
+}
+
 /// Collects keys and finds duplicates.
 pub struct KeyIndex {
-    /// Keys not yet in a run.
+    /// Keys not yet spilled.
     buf: Vec<KeyEntry>,
     /// The runs, when no spill is under way (`None` only after a spill
     /// failed).
@@ -80,16 +120,23 @@ pub struct KeyIndex {
     last: Vec<u8>,
 }
 
-/// Sorted runs on disk and the room to make them.
+/// Spilled keys: their payloads, their sorted runs, and the room to make
+/// them.
 struct Store {
     /// The runs, oldest first: `fan_in` runs of one level are merged
     /// into one of the next, so however many keys arrive, no more than
-    /// `fan_in` runs a level are open and each key is rewritten once a
+    /// `fan_in` runs a level are open and each slot is rewritten once a
     /// level.
     runs: Vec<Run>,
-    /// Runs spilled while the keys were ascending, in arrival order.
+    /// Slots spilled while the keys were ascending, in arrival order.
     unsorted: Vec<File>,
     fan_in: usize,
+    /// The payloads of every spilled key, in arrival order.
+    payloads: Option<BufWriter<File>>,
+    /// Bytes written to `payloads`.
+    payload_len: u64,
+    /// The slots of a spill.
+    slots: Vec<Slot>,
     /// Room for [`sort`].
     room: SortRoom,
     /// The buffer of the last spill, emptied, for the next keys.
@@ -102,29 +149,23 @@ impl Default for KeyIndex {
     }
 }
 
-fn order(e: &KeyEntry) -> (u64, u64, u32, u64) {
-    (e.hash[0], e.hash[1], e.file, e.line)
-}
-
-/// A sorted run on disk.
+/// Sorted slots on disk.
 struct Run {
     /// Its merge level (see [`Store::runs`]).
     level: u32,
     file: File,
-    /// `marks[b]`: where the first entry whose hash's top byte is at
+    /// `marks[b]`: where the first slot whose hash's top byte is at
     /// least `b` starts, in bytes; `marks[MARKS]` is the run's length.
     marks: Vec<u64>,
 }
 
 impl Run {
-    /// A run of `keys` at level 0, in their order.
-    fn of(keys: &[KeyEntry]) -> io::Result<Run> {
-        Run::write(0, |w| {
-            keys.iter().try_for_each(|e| w.write(Item::Entry(e)))
-        })
+    /// A run of `slots` at level 0, in their order.
+    fn of(slots: &[Slot]) -> io::Result<Run> {
+        Run::write(0, |w| slots.iter().try_for_each(|&s| w.write(s)))
     }
 
-    /// A run of the entries `fill` writes, in order, at `level`.
+    /// A run of the slots `fill` writes, in order, at `level`.
     fn write(
         level: u32,
         fill: impl FnOnce(&mut RunWriter) -> io::Result<()>,
@@ -143,7 +184,7 @@ impl Run {
     }
 }
 
-/// Writes the entries of a run in hash order, noting its marks.
+/// Writes the slots of a run in hash order, noting its marks.
 struct RunWriter {
     w: BufWriter<File>,
     pos: u64,
@@ -151,19 +192,13 @@ struct RunWriter {
 }
 
 impl RunWriter {
-    fn write(&mut self, item: Item<'_>) -> io::Result<()> {
-        let top = item.range();
+    fn write(&mut self, slot: Slot) -> io::Result<()> {
+        let top = slot.range();
         if self.marks.len() <= top {
             self.marks.resize(top + 1, self.pos);
         }
-        let n = match item {
-            Item::Raw(b) => {
-                self.w.write_all(b)?;
-                b.len()
-            }
-            Item::Entry(e) => write_entry(&mut self.w, e)?,
-        };
-        self.pos += n as u64;
+        self.w.write_all(&slot.to_bytes())?;
+        self.pos += SLOT_BYTES as u64;
         Ok(())
     }
 }
@@ -172,8 +207,8 @@ impl RunWriter {
 /// neither allocates nor copies the buffer first.
 #[derive(Default)]
 struct SortRoom {
-    /// Where the entries are scattered; swapped with the buffer sorted.
-    spare: Vec<KeyEntry>,
+    /// Where the slots are scattered; swapped with the buffer sorted.
+    spare: Vec<Slot>,
     /// One count, then one write position, per bucket.
     next: Vec<u32>,
 }
@@ -181,42 +216,42 @@ struct SortRoom {
 /// Bits of the hash that pick a bucket in [`sort`].
 const BUCKET_BITS: u32 = 16;
 
-/// Sorts `buf` by [`order`], using `room`. The hashes are uniform, so a
-/// counting pass on their top bits spreads the entries over 65,536
-/// buckets of a few entries each, which are then sorted in place: two
-/// passes over the entries instead of a comparison sort's many moves of
-/// 72-byte entries (measured: the comparison sort was most of the time
-/// the validation of a keyed table spent on its keys). Two stable passes
-/// of 256 buckets each measured slower (`key_index` in
-/// benches/pipeline.rs, three alternations: 42.5 against 38.3 ms).
-fn sort(buf: &mut Vec<KeyEntry>, room: &mut SortRoom) {
+/// Sorts `buf` using `room`. The hashes are uniform, so a counting pass
+/// on their top bits spreads the slots over 65,536 buckets of a few
+/// slots each, which are then sorted in place: two passes over the slots
+/// instead of a comparison sort's many moves (measured: the comparison
+/// sort was most of the time the validation of a keyed table spent on
+/// its keys). Two stable passes of 256 buckets each measured slower
+/// (`key_index` in benches/pipeline.rs, three alternations: 42.5 against
+/// 38.3 ms).
+fn sort(buf: &mut Vec<Slot>, room: &mut SortRoom) {
     let n = buf.len();
     if n < 1 << BUCKET_BITS || n > u32::MAX as usize {
-        buf.sort_unstable_by_key(order);
+        buf.sort_unstable();
         return;
     }
-    let bucket = |e: &KeyEntry| (e.hash[0] >> (64 - BUCKET_BITS)) as usize;
+    let bucket = |s: &Slot| (s.hash[0] >> (64 - BUCKET_BITS)) as usize;
     let next = &mut room.next;
     next.clear();
     next.resize(1 << BUCKET_BITS, 0);
-    for e in buf.iter() {
-        next[bucket(e)] += 1;
+    for s in buf.iter() {
+        next[bucket(s)] += 1;
     }
     // Counts become where each bucket starts.
     let mut at = 0;
     for c in next.iter_mut() {
         (*c, at) = (at, at + *c);
     }
-    // Every slot is written below; the entries there before (the last
+    // Every slot is written below; the slots there before (the last
     // sort's, or these copies) are only placeholders.
     let spare = &mut room.spare;
     spare.truncate(n);
     if spare.len() < n {
         spare.extend_from_slice(&buf[spare.len()..]);
     }
-    for e in buf.iter() {
-        let b = bucket(e);
-        spare[next[b] as usize] = *e;
+    for s in buf.iter() {
+        let b = bucket(s);
+        spare[next[b] as usize] = *s;
         next[b] += 1;
     }
     // Each bucket now ends where the next begins.
@@ -224,7 +259,7 @@ fn sort(buf: &mut Vec<KeyEntry>, room: &mut SortRoom) {
     for &end in next.iter() {
         let end = end as usize;
         if end - start > 1 {
-            spare[start..end].sort_unstable_by_key(order);
+            spare[start..end].sort_unstable();
         }
         start = end;
     }
@@ -246,6 +281,9 @@ impl KeyIndex {
                 runs: Vec::new(),
                 unsorted: Vec::new(),
                 fan_in: fan_in.max(2),
+                payloads: None,
+                payload_len: 0,
+                slots: Vec::new(),
                 room: SortRoom::default(),
                 free: Vec::new(),
             }),
@@ -305,11 +343,11 @@ impl KeyIndex {
         Ok(())
     }
 
-    /// Moves the keys held in memory to a sorted run on disk, so a table
-    /// whose input is finished keeps no memory until [`KeyIndex::finish`].
-    /// A caller reading several tables seals one when the next starts
-    /// (so the spill overlaps that table's reading) and leaves the last
-    /// unsealed: its keys are merged from memory.
+    /// Moves the keys held in memory to disk, so a table whose input is
+    /// finished keeps no memory until [`KeyIndex::finish`]. A caller
+    /// reading several tables seals one when the next starts (so the
+    /// spill overlaps that table's reading) and leaves the last unsealed:
+    /// its keys are merged from memory.
     ///
     /// # Errors
     /// Writing the spill file failed.
@@ -337,10 +375,10 @@ impl KeyIndex {
             .ok_or_else(|| io::Error::other("an earlier key spill failed"))
     }
 
-    /// Hands the keys in `buf` to a thread that sorts them into a run (and
-    /// merges full levels); `buf` goes on with the previous spill's
-    /// emptied buffer. `keep_room`: whether the store keeps its buffers
-    /// for later spills.
+    /// Hands the keys in `buf` to a thread that spills them (and merges
+    /// full levels); `buf` goes on with the previous spill's emptied
+    /// buffer. `keep_room`: whether the store keeps its buffers for later
+    /// spills.
     fn spill(&mut self, keep_room: bool) -> io::Result<()> {
         self.settle()?;
         let mut store = self.store.take().expect("settled");
@@ -388,51 +426,93 @@ impl KeyIndex {
         }
         let store = self.store.as_mut().expect("settled");
         store.sort_unsorted()?;
-        // The keys not in a run are sorted here and merged from memory
-        // (writing them out only to read them back would cost more).
-        sort(&mut self.buf, &mut store.room);
+        // The keys not spilled are sorted here and merged from memory,
+        // their payloads too (writing them out only to read them back
+        // would cost more).
+        let (mut tail, mut held) = (Vec::new(), Vec::new());
+        slots_of(&self.buf, store.payload_len, &mut tail, &mut held)?;
+        self.buf = Vec::new();
+        sort(&mut held, &mut store.room);
         store.free_room();
         let runs = std::mem::take(&mut store.runs);
-        let held = &self.buf[..];
+        let file = store.payloads.take().map(into_file).transpose()?;
+        let payloads = Payloads::new(file, store.payload_len, tail);
         #[cfg(unix)]
         if self.parts > 1 && !runs.is_empty() {
-            return merge_parts(&runs, held, self.parts, policy, each);
+            return merge_parts(
+                &runs, &held, &payloads, self.parts, policy, each,
+            );
         }
         let mut sources: Vec<Source<'_, File>> = runs
             .into_iter()
-            .map(|r| Source::Run(RunReader::new(r.file)))
+            .map(|r| Source::run(SlotReader::new(r.file)))
             .collect();
-        sources.push(Source::Memory(held));
-        report_duplicates(sources, policy, each)
+        sources.push(Source::Memory(&held));
+        report_duplicates(sources, &payloads, policy, each)
     }
+}
+
+/// The file a writer wrote, flushed.
+fn into_file(w: BufWriter<File>) -> io::Result<File> {
+    w.into_inner().map_err(|e| e.into_error())
+}
+
+/// Appends the payloads of `keys` to `out` and their slots to `slots`,
+/// `base` being where `out` starts among all payloads; returns where the
+/// payloads end.
+fn slots_of(
+    keys: &[KeyEntry],
+    base: u64,
+    out: &mut impl Write,
+    slots: &mut Vec<Slot>,
+) -> io::Result<u64> {
+    let mut pos = base;
+    for e in keys {
+        slots.push(Slot { hash: e.hash, pos });
+        pos += write_payload(out, e)? as u64;
+    }
+    Ok(pos)
 }
 
 impl Store {
     /// Gives back the sort buffers: no more keys will come.
     fn free_room(&mut self) {
         self.room = SortRoom::default();
+        self.slots = Vec::new();
         self.free = Vec::new();
     }
 
-    /// Adds `keys` as a run and gives the emptied buffer to the next keys
-    /// when `keep_room`. Keys of an `ascending` index are written as they
-    /// come (to [`Store::unsorted`]); others are sorted into a new run
-    /// after the unsorted runs are, and full levels merged.
+    /// Spills `keys`: their payloads, then their slots as a run, and
+    /// gives the emptied buffer to the next keys when `keep_room`. Slots
+    /// of an `ascending` index are written as they come (to
+    /// [`Store::unsorted`]); others are sorted into a new run after the
+    /// unsorted runs are, and full levels merged.
     fn add_run(
         mut self,
         mut keys: Vec<KeyEntry>,
         keep_room: bool,
         ascending: bool,
     ) -> io::Result<Store> {
+        let out = match &mut self.payloads {
+            Some(w) => w,
+            None => self.payloads.insert(BufWriter::with_capacity(
+                256 * 1024,
+                tempfile::tempfile()?,
+            )),
+        };
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.clear();
+        self.payload_len = slots_of(&keys, self.payload_len, out, &mut slots)?;
         if ascending {
-            self.unsorted.push(Run::of(&keys)?.file);
+            self.unsorted.push(Run::of(&slots)?.file);
         } else {
             self.sort_unsorted()?;
-            self.add_sorted(&mut keys)?;
+            self.add_sorted(&mut slots)?;
         }
         if keep_room {
             keys.clear();
             self.free = keys;
+            self.slots = slots;
         } else {
             drop(keys);
             self.free_room();
@@ -443,23 +523,22 @@ impl Store {
     /// Sorts the runs spilled while the keys were ascending, oldest
     /// first (the merge takes runs in input order).
     fn sort_unsorted(&mut self) -> io::Result<()> {
+        let mut slots = Vec::new();
         for file in std::mem::take(&mut self.unsorted) {
-            let mut keys = std::mem::take(&mut self.free);
-            let mut r = RunReader::new(file);
-            while let Some(e) = r.next()? {
-                keys.push(e);
+            slots.clear();
+            let mut r = SlotReader::new(file);
+            while let Some(s) = r.next()? {
+                slots.push(s);
             }
-            self.add_sorted(&mut keys)?;
-            keys.clear();
-            self.free = keys;
+            self.add_sorted(&mut slots)?;
         }
         Ok(())
     }
 
-    /// Sorts `keys` into a new run and merges full levels.
-    fn add_sorted(&mut self, keys: &mut Vec<KeyEntry>) -> io::Result<()> {
-        sort(keys, &mut self.room);
-        self.runs.push(Run::of(keys)?);
+    /// Sorts `slots` into a new run and merges full levels.
+    fn add_sorted(&mut self, slots: &mut Vec<Slot>) -> io::Result<()> {
+        sort(slots, &mut self.room);
+        self.runs.push(Run::of(slots)?);
         // Merge full levels, lowest first.
         loop {
             let n = self.runs.len();
@@ -473,24 +552,81 @@ impl Store {
             let group: Vec<Source<'_, File>> = self
                 .runs
                 .drain(n - self.fan_in..)
-                .map(|r| Source::Run(RunReader::new(r.file)))
+                .map(|r| Source::run(SlotReader::new(r.file)))
                 .collect();
-            let run = Run::write(level + 1, |w| {
-                merge(group, &mut |item| w.write(item))
-            })?;
+            let run =
+                Run::write(level + 1, |w| merge(group, &mut |s| w.write(s)))?;
             self.runs.push(run);
         }
     }
 }
 
-/// Merges sorted entries and reports the duplicates under `policy`.
+/// Where the payloads of a finished index are: the spilled ones in a
+/// file (mapped, where it can be), the last ones in memory.
+struct Payloads {
+    /// Payloads `[0, len)`.
+    file: Option<File>,
+    map: Option<memmap2::Mmap>,
+    len: u64,
+    /// Payloads from `len` on.
+    tail: Vec<u8>,
+}
+
+impl Payloads {
+    fn new(file: Option<File>, len: u64, tail: Vec<u8>) -> Payloads {
+        let map = file.as_ref().and_then(crate::source::map_temp);
+        Payloads { file, map, len, tail }
+    }
+
+    /// The entry of `slot`, read back.
+    fn entry(&self, slot: Slot) -> io::Result<KeyEntry> {
+        let mut b = [0u8; MAX_PAYLOAD_BYTES];
+        let bytes = if slot.pos >= self.len {
+            let at =
+                usize::try_from(slot.pos - self.len).map_err(|_| corrupt())?;
+            self.tail.get(at..).ok_or_else(corrupt)?
+        } else if let Some(map) = &self.map {
+            map.get(slot.pos as usize..).ok_or_else(corrupt)?
+        } else {
+            let file = self.file.as_ref().ok_or_else(corrupt)?;
+            let n = (self.len - slot.pos).min(b.len() as u64) as usize;
+            read_exact_at(file, &mut b[..n], slot.pos)?;
+            &b[..n]
+        };
+        decode_payload(bytes, slot.hash)
+    }
+}
+
+/// Fills `buf` from `file` at `pos`.
+fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, pos)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.seek_read(&mut buf[done..], pos + done as u64)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges sorted slots and reports the duplicates under `policy`.
 fn report_duplicates<R: Read>(
     runs: Vec<Source<'_, R>>,
+    payloads: &Payloads,
     policy: DuplicatePolicy,
     each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut group = Group::new(policy);
-    merge(runs, &mut |item| group.visit(item, each))?;
+    let mut group = Group::new(policy, payloads);
+    merge(runs, &mut |s| group.visit(s, each))?;
     group.end(each)
 }
 
@@ -503,20 +639,20 @@ fn report_duplicates<R: Read>(
 #[cfg(unix)]
 fn merge_parts(
     runs: &[Run],
-    held: &[KeyEntry],
+    held: &[Slot],
+    payloads: &Payloads,
     parts: usize,
     policy: DuplicatePolicy,
     each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
 ) -> io::Result<()> {
     // Part p takes the hashes whose top byte is in [cut(p), cut(p + 1)).
     let cut = |p: usize| p * MARKS / parts;
-    let top = |e: &KeyEntry| Item::Entry(e).range();
     let slices = |p: usize| -> Vec<Source<'_, RunSlice<'_>>> {
         let (lo, hi) = (cut(p), cut(p + 1));
         let mut s: Vec<_> = runs
             .iter()
             .map(|r| {
-                Source::Run(RunReader::new(RunSlice {
+                Source::run(SlotReader::new(RunSlice {
                     file: &r.file,
                     pos: r.marks[lo],
                     end: r.marks[hi],
@@ -524,8 +660,8 @@ fn merge_parts(
             })
             .collect();
         let (a, b) = (
-            held.partition_point(|e| top(e) < lo),
-            held.partition_point(|e| top(e) < hi),
+            held.partition_point(|s| s.range() < lo),
+            held.partition_point(|s| s.range() < hi),
         );
         s.push(Source::Memory(&held[a..b]));
         s
@@ -541,7 +677,7 @@ fn merge_parts(
                             io::Error::other("duplicate report stopped")
                         })
                     };
-                    report_duplicates(runs, policy, &mut send)
+                    report_duplicates(runs, payloads, policy, &mut send)
                 })
             })
             .collect();
@@ -567,8 +703,8 @@ fn merge_parts(
     })
 }
 
-/// Entries `[pos, end)` (bytes) of a run, read by position so that
-/// several threads can read one file.
+/// Bytes `[pos, end)` of a run, read by position so that several threads
+/// can read one file.
 #[cfg(unix)]
 struct RunSlice<'f> {
     file: &'f File,
@@ -590,30 +726,36 @@ impl Read for RunSlice<'_> {
     }
 }
 
-/// Entries of one key hash, seen in (file, line) order: under `first` and
+/// Slots of one key hash, seen in arrival order: under `first` and
 /// `reject` each after the first is a duplicate at once; under `last`
-/// every entry but the latest is, known only when the key ends, so they
+/// every slot but the latest is, known only when the key ends, so they
 /// wait — on disk past a few thousand, so one key repeated millions of
 /// times (a wrong key in a schema) does not grow memory. A key seen once
-/// (nearly every key) costs one comparison and one copy.
-struct Group {
+/// (nearly every key) costs one comparison and one copy; payloads are
+/// read only for keys that repeat.
+struct Group<'p> {
     policy: DuplicatePolicy,
-    /// The first entry of the current key, once there is one.
-    head: Option<Head>,
-    /// Under `last`, once the current key repeats: its latest entry.
-    latest: Option<KeyEntry>,
-    held: Vec<KeyEntry>,
+    payloads: &'p Payloads,
+    /// The first slot of the current key, once there is one.
+    head: Option<Slot>,
+    /// Its entry, once read.
+    head_entry: Option<KeyEntry>,
+    /// Under `last`, once the current key repeats: its latest slot.
+    latest: Option<Slot>,
+    held: Vec<Slot>,
     spilled: Option<BufWriter<File>>,
 }
 
-/// Entries of one key held in memory under `last` before spilling.
+/// Slots of one key held in memory under `last` before spilling.
 const GROUP_HELD: usize = 4096;
 
-impl Group {
-    fn new(policy: DuplicatePolicy) -> Group {
+impl<'p> Group<'p> {
+    fn new(policy: DuplicatePolicy, payloads: &'p Payloads) -> Group<'p> {
         Group {
             policy,
+            payloads,
             head: None,
+            head_entry: None,
             latest: None,
             held: Vec::new(),
             spilled: None,
@@ -623,27 +765,29 @@ impl Group {
     #[inline]
     fn visit(
         &mut self,
-        item: Item<'_>,
+        slot: Slot,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
-        let hash = item.hash();
-        let head = match &self.head {
-            Some(head) if head.hash == hash => head.entry()?,
+        let head = match self.head {
+            Some(head) if head.hash == slot.hash => head,
             _ => {
                 if self.latest.is_some() {
                     self.end(each)?;
                 }
-                return self
-                    .head
-                    .get_or_insert_with(Head::default)
-                    .set(item, hash);
+                self.head = Some(slot);
+                self.head_entry = None;
+                return Ok(());
             }
         };
-        let e = item.entry()?;
         if self.policy != DuplicatePolicy::Last {
-            return each(Duplicate { entry: e, kept: head });
+            let kept = match self.head_entry {
+                Some(e) => e,
+                None => *self.head_entry.insert(self.payloads.entry(head)?),
+            };
+            let entry = self.payloads.entry(slot)?;
+            return each(Duplicate { entry, kept });
         }
-        let before = self.latest.replace(e).unwrap_or(head);
+        let before = self.latest.replace(slot).unwrap_or(head);
         self.held.push(before);
         if self.held.len() >= GROUP_HELD {
             let w = match &mut self.spilled {
@@ -654,157 +798,96 @@ impl Group {
                 )),
             };
             for h in self.held.drain(..) {
-                write_entry(w, &h)?;
+                w.write_all(&h.to_bytes())?;
             }
         }
         Ok(())
     }
 
-    /// The key is complete: the entries waiting under `last` are
+    /// The key is complete: the slots waiting under `last` are
     /// duplicates of the latest.
     fn end(
         &mut self,
         each: &mut dyn FnMut(Duplicate) -> io::Result<()>,
     ) -> io::Result<()> {
-        let Some(kept) = self.latest.take() else { return Ok(()) };
+        let Some(latest) = self.latest.take() else { return Ok(()) };
+        let kept = self.payloads.entry(latest)?;
         if let Some(w) = self.spilled.take() {
-            let mut f = w.into_inner().map_err(|e| e.into_error())?;
+            let mut f = into_file(w)?;
             f.seek(SeekFrom::Start(0))?;
-            let mut r = RunReader::new(f);
-            while let Some(entry) = r.next()? {
-                each(Duplicate { entry, kept })?;
+            let mut r = SlotReader::new(f);
+            while let Some(s) = r.next()? {
+                each(Duplicate { entry: self.payloads.entry(s)?, kept })?;
             }
         }
-        for entry in self.held.drain(..) {
-            each(Duplicate { entry, kept })?;
+        for s in std::mem::take(&mut self.held) {
+            each(Duplicate { entry: self.payloads.entry(s)?, kept })?;
         }
         Ok(())
     }
 }
 
-/// An entry as a merge passes it on: the bytes [`write_entry`] made of
-/// it, as read back from a run, or the entry itself, from memory. Only
-/// its hash is read unless it turns out to be a duplicate.
-#[derive(Clone, Copy)]
-enum Item<'a> {
-    Raw(&'a [u8]),
-    Entry(&'a KeyEntry),
-}
-
-impl Item<'_> {
-    /// The hash as one number: its order is the entries' order.
-    fn hash(self) -> u128 {
-        let [a, b] = match self {
-            Item::Raw(b) => raw_hash(b),
-            Item::Entry(e) => e.hash,
-        };
-        (a as u128) << 64 | b as u128
-    }
-
-    /// The hash range (of [`MARKS`]) the entry falls in: its top byte.
-    fn range(self) -> usize {
-        (self.hash() >> 120) as usize
-    }
-
-    fn entry(self) -> io::Result<KeyEntry> {
-        match self {
-            Item::Raw(b) => decode_entry(b),
-            Item::Entry(e) => Ok(*e),
-        }
-    }
-}
-
-/// A copy of the first entry of a key, as [`write_entry`] writes it;
-/// decoded only if the key repeats.
-struct Head {
-    hash: u128,
-    raw: [u8; MAX_ENTRY_BYTES],
-    len: usize,
-}
-
-impl Default for Head {
-    fn default() -> Head {
-        Head { hash: 0, raw: [0; MAX_ENTRY_BYTES], len: 0 }
-    }
-}
-
-impl Head {
-    fn set(&mut self, item: Item<'_>, hash: u128) -> io::Result<()> {
-        self.hash = hash;
-        self.len = match item {
-            Item::Raw(b) => {
-                self.raw[..b.len()].copy_from_slice(b);
-                b.len()
-            }
-            Item::Entry(e) => write_entry(&mut &mut self.raw[..], e)?,
-        };
-        Ok(())
-    }
-
-    fn entry(&self) -> io::Result<KeyEntry> {
-        decode_entry(&self.raw[..self.len])
-    }
-}
-
-/// Sorted entries: a run being read back, or sorted keys in memory.
+/// Sorted slots: a run being read back, or sorted slots in memory.
 enum Source<'a, R> {
-    Run(RunReader<R>),
-    Memory(&'a [KeyEntry]),
+    Run { reader: SlotReader<R>, head: Option<Slot> },
+    Memory(&'a [Slot]),
 }
 
 impl<R: Read> Source<'_, R> {
-    /// The entry the source is at, `None` once it is exhausted (or
-    /// before [`Source::start`]).
-    fn head(&self) -> Option<Item<'_>> {
+    fn run(reader: SlotReader<R>) -> Self {
+        Source::Run { reader, head: None }
+    }
+
+    /// The slot the source is at, `None` once it is exhausted (or before
+    /// [`Source::start`]).
+    fn head(&self) -> Option<Slot> {
         match self {
-            Source::Run(r) => r.head().map(Item::Raw),
-            Source::Memory(m) => m.first().map(Item::Entry),
+            Source::Run { head, .. } => *head,
+            Source::Memory(m) => m.first().copied(),
         }
     }
 
-    /// Reads the first entry.
+    /// Reads the first slot.
     fn start(&mut self) -> io::Result<()> {
         match self {
-            Source::Run(r) => r.load(),
-            Source::Memory(_) => Ok(()),
+            Source::Run { reader, head } => *head = reader.next()?,
+            Source::Memory(_) => {}
         }
+        Ok(())
     }
 
-    /// Moves past the entry the source is at (which must exist).
+    /// Moves past the slot the source is at (which must exist).
     fn advance(&mut self) -> io::Result<()> {
         match self {
-            Source::Run(r) => r.advance(),
-            Source::Memory(m) => {
-                *m = &m[1..];
-                Ok(())
-            }
+            Source::Run { reader, head } => *head = reader.next()?,
+            Source::Memory(m) => *m = &m[1..],
         }
+        Ok(())
     }
 }
 
-/// Merges sorted sources, calling `each` for every entry in key order;
-/// entries of equal hashes come in the order of their sources.
+/// Merges sorted sources, calling `each` for every slot in order (by
+/// hash, then arrival).
 ///
-/// A tournament of losers picks the next entry: each node of a binary
+/// A tournament of losers picks the next slot: each node of a binary
 /// tree over the sources holds the source that lost the match there, so
 /// moving the winner on replays only its path to the root, one
 /// comparison a level (a binary heap takes two).
 fn merge<R: Read>(
     mut sources: Vec<Source<'_, R>>,
-    each: &mut dyn FnMut(Item<'_>) -> io::Result<()>,
+    each: &mut dyn FnMut(Slot) -> io::Result<()>,
 ) -> io::Result<()> {
     for s in &mut sources {
         s.start()?;
     }
     let size = sources.len().next_power_of_two();
-    // A source's rank: exhausted sources last, then by hash, then by
-    // source (sources are in input order).
+    // A source's rank: exhausted sources last, then by slot.
     let rank = |sources: &[Source<'_, R>], i: usize| match sources
         .get(i)
         .and_then(|s| s.head())
     {
-        Some(item) => (false, item.hash(), i),
-        None => (true, 0, i),
+        Some(slot) => (false, slot),
+        None => (true, Slot::default()),
     };
     let mut ranks: Vec<_> = (0..size).map(|i| rank(&sources, i)).collect();
     // losers[node] for nodes 1..size (node n has children 2n and 2n + 1,
@@ -822,10 +905,8 @@ fn merge<R: Read>(
     losers[0] = if size == 1 { 0 } else { winners[1] };
     loop {
         let w = losers[0];
-        let Some(item) = sources.get(w).and_then(|s| s.head()) else {
-            return Ok(());
-        };
-        each(item)?;
+        let (false, slot) = ranks[w] else { return Ok(()) };
+        each(slot)?;
         sources[w].advance()?;
         ranks[w] = rank(&sources, w);
         let mut winner = w;
@@ -840,15 +921,12 @@ fn merge<R: Read>(
     }
 }
 
-/// Writes `e` as its hash (two little-endian words), its file, line and
-/// byte as varints (seven bits a byte, low bits first) and its key text
-/// after one byte of length: about 40 bytes for a 13-byte key, where
-/// the fixed-width record took 68. Returns the bytes written.
-fn write_entry(w: &mut impl Write, e: &KeyEntry) -> io::Result<usize> {
-    let mut b = [0u8; MAX_ENTRY_BYTES];
-    b[0..8].copy_from_slice(&e.hash[0].to_le_bytes());
-    b[8..16].copy_from_slice(&e.hash[1].to_le_bytes());
-    let mut n = 16;
+/// Writes the payload of `e`: its file, line and byte as varints (seven
+/// bits a byte, low bits first) and its key text after one byte of
+/// length, about 25 bytes for a 13-byte key. Returns the bytes written.
+fn write_payload(w: &mut impl Write, e: &KeyEntry) -> io::Result<usize> {
+    let mut b = [0u8; MAX_PAYLOAD_BYTES];
+    let mut n = 0;
     for mut v in [e.file as u64, e.line, e.byte] {
         while v >= 0x80 {
             b[n] = v as u8 | 0x80;
@@ -866,132 +944,81 @@ fn write_entry(w: &mut impl Write, e: &KeyEntry) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Where the parts of the entry [`write_entry`] wrote at the start of
-/// `b` are: its file, line and byte, where its text starts and how long
-/// it is; `None` when the bytes are not an entry (or are cut off).
-fn parse_entry(b: &[u8]) -> Option<([u64; 3], usize, usize)> {
-    let mut at = 16;
+/// The entry of hash `hash` whose payload [`write_payload`] wrote at the
+/// start of `b`.
+fn decode_payload(b: &[u8], hash: [u64; 2]) -> io::Result<KeyEntry> {
+    let mut at = 0;
     let mut numbers = [0u64; 3];
     for v in &mut numbers {
         for shift in (0..70).step_by(7) {
-            let x = *b.get(at)?;
+            let x = *b.get(at).ok_or_else(corrupt)?;
             at += 1;
-            *v |= ((x & 0x7F) as u64).checked_shl(shift)?;
+            *v |=
+                ((x & 0x7F) as u64).checked_shl(shift).ok_or_else(corrupt)?;
             if x < 0x80 {
                 break;
             }
             if shift == 63 {
-                return None;
+                return Err(corrupt());
             }
         }
     }
-    let len = *b.get(at)? as usize;
-    (len <= 31 && at + 1 + len <= b.len()).then_some((numbers, at + 1, len))
-}
-
-/// The length of the entry at the start of `b`.
-fn entry_len(b: &[u8]) -> io::Result<usize> {
-    match parse_entry(b) {
-        Some((_, text, len)) => Ok(text + len),
-        None => Err(corrupt()),
-    }
-}
-
-/// The entry [`write_entry`] wrote at the start of `b`.
-fn decode_entry(b: &[u8]) -> io::Result<KeyEntry> {
-    let ([file, line, byte], at, len) = parse_entry(b).ok_or_else(corrupt)?;
-    let mut text = [0u8; 31];
-    text[..len].copy_from_slice(&b[at..at + len]);
+    let len = *b.get(at).ok_or_else(corrupt)? as usize;
+    let text = b.get(at + 1..at + 1 + len).filter(|_| len <= 31);
+    let text = text.ok_or_else(corrupt)?;
+    let mut t = [0u8; 31];
+    t[..len].copy_from_slice(text);
+    let [file, line, byte] = numbers;
     Ok(KeyEntry {
-        hash: raw_hash(b),
+        hash,
         file: u32::try_from(file).map_err(|_| corrupt())?,
         line,
         byte,
-        text,
+        text: t,
         text_len: len as u8,
     })
-}
-
-/// The hash of an entry [`write_entry`] wrote (whose length
-/// [`parse_entry`] has checked).
-fn raw_hash(b: &[u8]) -> [u64; 2] {
-    [0, 8].map(|i| u64::from_le_bytes(b[i..i + 8].try_into().expect("8")))
 }
 
 fn corrupt() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "corrupt key spill file")
 }
 
-/// Reads back the entries of a run (or of any [`write_entry`] output).
-struct RunReader<R> {
+/// Reads back the slots of a run.
+struct SlotReader<R> {
     r: R,
     buf: Box<[u8]>,
-    /// Where the current entry starts, and its length (0 at the end).
+    /// The unread bytes are `buf[pos..end]`.
     pos: usize,
-    len: usize,
     end: usize,
-    eof: bool,
-    started: bool,
 }
 
-impl<R: Read> RunReader<R> {
-    /// A reader of `r`, which reads nothing before [`RunReader::load`]
-    /// or [`RunReader::next`].
-    fn new(r: R) -> RunReader<R> {
-        RunReader {
+impl<R: Read> SlotReader<R> {
+    fn new(r: R) -> SlotReader<R> {
+        SlotReader {
             r,
             buf: vec![0; 64 * 1024].into_boxed_slice(),
             pos: 0,
-            len: 0,
             end: 0,
-            eof: false,
-            started: false,
         }
     }
 
-    /// The bytes of the current entry, `None` at the end.
-    fn head(&self) -> Option<&[u8]> {
-        (self.len > 0).then(|| &self.buf[self.pos..self.pos + self.len])
-    }
-
-    /// Finds the entry at the read position.
+    /// The next slot; `None` at the end.
     ///
     /// # Errors
-    /// Reading failed, or the bytes are not an entry (a cut-off last one
-    /// included).
-    fn load(&mut self) -> io::Result<()> {
-        self.started = true;
-        if self.end - self.pos < MAX_ENTRY_BYTES && !self.eof {
+    /// Reading failed, or the input ends inside a slot.
+    fn next(&mut self) -> io::Result<Option<Slot>> {
+        if self.end - self.pos < SLOT_BYTES {
             self.refill()?;
+            if self.end == self.pos {
+                return Ok(None);
+            }
+            if self.end - self.pos < SLOT_BYTES {
+                return Err(corrupt());
+            }
         }
-        self.len = match self.pos == self.end {
-            true => 0,
-            false => entry_len(&self.buf[self.pos..self.end])?,
-        };
-        Ok(())
-    }
-
-    /// Moves to the next entry.
-    ///
-    /// # Errors
-    /// As [`RunReader::load`].
-    fn advance(&mut self) -> io::Result<()> {
-        self.pos += self.len;
-        self.load()
-    }
-
-    /// The next entry, decoded; `None` at the end.
-    ///
-    /// # Errors
-    /// As [`RunReader::load`].
-    fn next(&mut self) -> io::Result<Option<KeyEntry>> {
-        if !self.started {
-            self.load()?;
-        }
-        let Some(raw) = self.head() else { return Ok(None) };
-        let e = decode_entry(raw)?;
-        self.advance()?;
-        Ok(Some(e))
+        let b = &self.buf[self.pos..self.pos + SLOT_BYTES];
+        self.pos += SLOT_BYTES;
+        Ok(Some(Slot::from_bytes(b.try_into().expect("slot"))))
     }
 
     /// Moves what is left to the front and reads until the buffer is
@@ -1002,10 +1029,7 @@ impl<R: Read> RunReader<R> {
         self.pos = 0;
         while self.end < self.buf.len() {
             match self.r.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
+                Ok(0) => break,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -1032,39 +1056,36 @@ mod tests {
 
     #[test]
     fn bucket_sort_matches_a_comparison_sort() {
-        // Enough entries for the bucket path; hashes from a fixed
-        // sequence, with runs of equal top bits, equal first words and
-        // whole repeats (ordered by line).
+        // Enough slots for the bucket path; hashes from a fixed sequence,
+        // with runs of equal top bits, equal first words and whole
+        // repeats (ordered by position).
         let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut keys = Vec::new();
-        for line in 0..200_000u64 {
+        let mut slots = Vec::new();
+        for i in 0..200_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let h = match line % 7 {
+            let h = match i % 7 {
                 0 => x & 0xFFFF_0000_0000_00FF,
                 1 => 42 << 48,
                 _ => x,
             };
-            let mut e = k(h, 200_000 - line);
-            e.hash[1] = x % 3;
-            keys.push(e);
+            slots.push(Slot { hash: [h, x % 3], pos: 200_000 - i });
         }
-        let orders = |v: &[KeyEntry]| v.iter().map(order).collect::<Vec<_>>();
         // One room for sorts of several sizes, as spills use it: its
         // leftovers from a longer or shorter sort must not leak in.
         let mut room = SortRoom::default();
         for n in [200_000, 70_000, 150_000, 1000, 65_535, 65_536] {
-            let mut part = keys[keys.len() - n..].to_vec();
+            let mut part = slots[slots.len() - n..].to_vec();
             let mut want = part.clone();
-            want.sort_by_key(order);
+            want.sort();
             sort(&mut part, &mut room);
-            assert_eq!(orders(&part), orders(&want), "{n} entries");
+            assert_eq!(part, want, "{n} slots");
         }
     }
 
     #[test]
-    fn entries_come_back_as_written() {
+    fn payloads_and_slots_come_back_as_written() {
         let mut e = k(u64::MAX, 1);
         (e.line, e.byte) = (u64::MAX, u64::MAX);
         e.hash[1] = 1 << 63;
@@ -1074,33 +1095,62 @@ mod tests {
         let mut short = k(0, 0);
         short.text[..3].copy_from_slice(b"abc");
         short.text_len = 3;
-        let mut bytes = Vec::new();
-        for e in [e, short, k(5, 127), k(6, 128), k(7, 1 << 35)] {
-            write_entry(&mut bytes, &e).unwrap();
+        let entries = [e, short, k(5, 127), k(6, 128), k(7, 1 << 35)];
+        let (mut bytes, mut slots) = (Vec::new(), Vec::new());
+        let end = slots_of(&entries, 1000, &mut bytes, &mut slots).unwrap();
+        assert_eq!(end, 1000 + bytes.len() as u64);
+        // Payloads read back from a file and from memory.
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&bytes).unwrap();
+        // Mapped, and read by position.
+        let len = bytes.len() as u64;
+        let mapped =
+            Payloads::new(Some(file.try_clone().unwrap()), len, vec![]);
+        assert_eq!(mapped.map.is_some(), cfg!(unix));
+        let from_file =
+            Payloads { file: Some(file), map: None, len, tail: vec![] };
+        // The file holds payloads from 0; these start at 1000.
+        let mut from_file_slots = slots.clone();
+        for s in &mut from_file_slots {
+            s.pos -= 1000;
         }
-        // A reader buffer much shorter than the input crosses refills.
-        let mut r = RunReader::new(&bytes[..]);
-        r.buf = vec![0; MAX_ENTRY_BYTES + 3].into_boxed_slice();
+        let from_memory = Payloads::new(None, 1000, bytes);
+        let view =
+            |e: &KeyEntry| (e.hash, e.file, e.line, e.byte, e.text().to_vec());
+        let want: Vec<_> = entries.iter().map(view).collect();
+        for (payloads, slots) in [
+            (&from_memory, &slots),
+            (&mapped, &from_file_slots),
+            (&from_file, &from_file_slots),
+        ] {
+            let back: Vec<_> = slots
+                .iter()
+                .map(|&s| view(&payloads.entry(s).unwrap()))
+                .collect();
+            assert_eq!(back, want);
+        }
+        // A payload cut off is an error.
+        let tail = &from_memory.tail;
+        let cut = Payloads::new(None, 0, tail[..tail.len() - 1].to_vec());
+        let last = Slot { pos: slots[4].pos - 1000, ..slots[4] };
+        assert_eq!(
+            cut.entry(last).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        // Slots: a reader buffer much shorter than the run crosses
+        // refills; a cut-off last slot is an error, not an end.
+        let run = Run::of(&slots).unwrap();
+        let mut raw = Vec::new();
+        let mut f = run.file;
+        f.read_to_end(&mut raw).unwrap();
+        let mut r = SlotReader::new(&raw[..]);
+        r.buf = vec![0; SLOT_BYTES + 7].into_boxed_slice();
         let mut back = Vec::new();
-        while let Some(e) = r.next().unwrap() {
-            back.push((e.hash, e.file, e.line, e.byte, e.text().to_vec()));
+        while let Some(s) = r.next().unwrap() {
+            back.push(s);
         }
-        let want = vec![
-            (
-                [u64::MAX, 1 << 63],
-                u32::MAX,
-                u64::MAX,
-                u64::MAX,
-                vec![b'x'; 31],
-            ),
-            ([0, 0], 0, 0, 0, b"abc".to_vec()),
-            ([5, 0], 0, 127, 1270, vec![]),
-            ([6, 0], 0, 128, 1280, vec![]),
-            ([7, 0], 0, 1 << 35, 10 << 35, vec![]),
-        ];
-        assert_eq!(back, want);
-        // A cut-off last entry is an error, not an end.
-        let mut r = RunReader::new(&bytes[..bytes.len() - 1]);
+        assert_eq!(back, slots);
+        let mut r = SlotReader::new(&raw[..raw.len() - 1]);
         let mut got = Ok(None);
         for _ in 0..5 {
             got = r.next();
