@@ -18,6 +18,7 @@ pub use datetime::{
 };
 pub use number::{Decimal, Fraction, Sign, decimal, float8, integer};
 pub use quick::{DateShape, Quick};
+pub(crate) use text::ascii_str;
 pub use text::{
     Encoding, TextOptions, char_len, decode as decode_text, plain_ascii,
     truncate_chars,

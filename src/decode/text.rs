@@ -261,10 +261,11 @@ impl Swar {
     }
 }
 
-/// An ASCII slice as `&str` without validating it again.
+/// An ASCII slice as `&str` without validating it again: only for bytes
+/// the caller has seen to be ASCII.
 #[allow(unsafe_code)]
 #[inline]
-fn ascii_str(raw: &[u8]) -> &str {
+pub(crate) fn ascii_str(raw: &[u8]) -> &str {
     debug_assert!(raw.is_ascii());
     // SAFETY: the caller scanned every byte and found none ≥ 0x80, and
     // ASCII is valid UTF-8. Measured: `str::from_utf8` on these short

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::Chunk;
-use crate::decode::{FieldType, Quick, Reason, Trim, Value, plain_ascii};
+use crate::decode::{
+    FieldType, Quick, Reason, Trim, Value, ascii_str, plain_ascii,
+};
 use crate::record::{DelimitedRecords, Fields, Slicer};
 use crate::schema::{Field, Format, Layout, Terminator};
 use crate::split::{Ending, Framing, RecordRef, Records};
@@ -194,6 +196,11 @@ pub struct Plan {
     slicer: Slicer,
     terminator: Terminator,
     key_mask: Vec<bool>,
+    /// For each key field whose value, on a record of bytes 0x01-0x7F, is
+    /// its raw bytes trimmed (text, without checks, collapsing or case):
+    /// the longest such value (longer ones are decoded, to be cut or
+    /// rejected as declared).
+    plain_key: Vec<Option<usize>>,
     /// Every field, to be decoded: the steps for a sink with values.
     all: Vec<(usize, Quick)>,
     /// The steps for a sink without values: each field with its quick
@@ -240,6 +247,30 @@ impl Plan {
             Checks::new(all.filter(|&(_, q)| q != Quick::Valid).collect())
         };
         let (checked, checked_plain) = (steps(false), steps(true));
+        let plain_key = layout
+            .fields
+            .iter()
+            .zip(&key_mask)
+            .map(|(f, &k)| {
+                let d = &f.decoder;
+                // A NULL (required or not) is left to decoding.
+                let simple = k
+                    && d.pattern.is_none()
+                    && d.allowed.is_none()
+                    && d.min.is_none()
+                    && d.max.is_none()
+                    && !d.text.collapse_spaces
+                    && !d.text.upper;
+                match d.ty {
+                    _ if !simple => None,
+                    FieldType::Text => Some(usize::MAX),
+                    FieldType::Varchar(n) | FieldType::Char(n) => {
+                        Some(n as usize)
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         let all = (0..layout.fields.len()).map(|i| (i, Quick::Decode));
         Plan {
             all: all.collect(),
@@ -249,6 +280,7 @@ impl Plan {
             slicer: Slicer::new(&layout),
             terminator,
             key_mask,
+            plain_key,
             fast_delimiter,
             layout,
         }
@@ -509,11 +541,9 @@ fn process_impl<S: RowSink>(
         let order = if S::VALUES {
             &plan.all
         } else {
-            let checks = if plain.unwrap_or_else(|| plain_ascii(rec.bytes)) {
-                &plan.checked_plain
-            } else {
-                &plan.checked
-            };
+            let plain = plain.unwrap_or_else(|| plain_ascii(rec.bytes));
+            let checks =
+                if plain { &plan.checked_plain } else { &plan.checked };
             // One loop per kind, each compiled for its kind alone.
             let quick = checks.kinds.iter().all(|(kind, r)| {
                 let run = |k: u8| {
@@ -533,7 +563,19 @@ fn process_impl<S: RowSink>(
             let decoded = quick
                 && checks.decoded.iter().all(|&i| {
                     let raw = fields.get(rec.bytes, i);
-                    match layout.fields[i].decoder.decode(raw, text) {
+                    let decoder = &layout.fields[i].decoder;
+                    // A plain key's text is its bytes, trimmed: no need
+                    // to decode it.
+                    if let Some(max) = plan.plain_key[i].filter(|_| plain) {
+                        let v = decoder.trim.apply(raw);
+                        if v.len() <= max && !decoder.nulls.matches(v) {
+                            // ASCII: the record is plain.
+                            let s = ascii_str(v);
+                            key_bytes(&Value::Text(s), key, key_text);
+                            return true;
+                        }
+                    }
+                    match decoder.decode(raw, text) {
                         Ok(v) if has_key && plan.key_mask[i] => {
                             key_bytes(&v, key, key_text);
                             true
@@ -713,9 +755,9 @@ mod tests {
     use crate::schema::SchemaSet;
     use std::path::Path;
 
-    /// The key order `process_chunk` finds in `data` (records `id,name`,
-    /// key `id` of type `ty`).
-    fn order_of(ty: &str, data: &str) -> (KeyOrder, usize) {
+    /// What `process_chunk` makes of `data` (records `id,name`, key `id`
+    /// of type `ty`).
+    fn chunk_of(ty: &str, data: &str) -> ChunkResult<NoRows> {
         let toml = format!(
             "members = [\"x\"]\nformat = \"delimited\"\ndelimiter = \",\"\n\
              quoting = \"none\"\nkey = [\"id\"]\n\
@@ -732,9 +774,40 @@ mod tests {
             first_line: Some(1),
         };
         let name: Arc<str> = Arc::from("x");
-        let r =
-            process_chunk(&plan, &name, &name, 0, &chunk, NoRows, Vec::new());
+        process_chunk(&plan, &name, &name, 0, &chunk, NoRows, Vec::new())
+    }
+
+    /// The key order `process_chunk` finds in `data`, and the number of
+    /// keys (see [`chunk_of`]).
+    fn order_of(ty: &str, data: &str) -> (KeyOrder, usize) {
+        let r = chunk_of(ty, data);
         (r.key_order, r.keys.len())
+    }
+
+    #[test]
+    fn plain_text_keys_are_checked_as_decoding_does() {
+        // Trimmed, within the length; a key cannot be blank (NULL); too
+        // long is a reject, plain or not.
+        let data = " ab ,x\n   ,y\nabcd,z\nab\u{e9}d,w\nabc,v\n";
+        let r = chunk_of("varchar(3)", data);
+        assert_eq!((r.counts.valid, r.counts.rejected), (2, 3));
+        let texts: Vec<&[u8]> = r.keys.iter().map(|k| k.text()).collect();
+        assert_eq!(texts, [&b"ab"[..], b"abc"]);
+        let rejects: Vec<_> =
+            r.rejects.iter().map(|j| (j.line, j.reason)).collect();
+        assert_eq!(
+            rejects,
+            [
+                (2, Reason::Required),
+                (3, Reason::TooLong { len: 4, max: 3 }),
+                (4, Reason::TooLong { len: 4, max: 3 }),
+            ]
+        );
+        // The keys' canonical bytes are the decoded values'.
+        let mut want = Vec::new();
+        key_bytes(&Value::Text("ab"), &mut want, &mut Vec::new());
+        assert_eq!(r.key_order.first, want);
+        assert_eq!(r.key_order.last, b"abc\xFF");
     }
 
     #[test]
