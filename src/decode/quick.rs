@@ -7,7 +7,9 @@
 
 use std::ops::Range;
 
-use super::{Decoder, FieldType, Fraction, Overflow, Sign, Trim, swar};
+use super::{
+    Decoder, FieldType, Fraction, Overflow, Sign, Trim, plain_ascii, swar,
+};
 
 /// A field's quick validity test; see the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +20,9 @@ pub enum Quick {
     Valid,
     /// Valid when the raw value is shorter than this many bytes.
     Shorter(usize),
+    /// Valid when the raw value is shorter than this many bytes, all of
+    /// them 0x01-0x7F (text, on a record that has other bytes).
+    Ascii(usize),
     /// Valid when the trimmed value is 1 to `max` ASCII digits, or empty
     /// when `empty` (the empty value is NULL).
     Digits {
@@ -58,7 +63,8 @@ impl Quick {
     /// bytes 0x01-0x7F, which no text check can fault unless the field is
     /// required, has a pattern or allowed values, or is longer than its
     /// `varchar(n)`/`char(n)` (trimming and collapsing only shorten a
-    /// value, and ASCII has a byte per character).
+    /// value, and ASCII has a byte per character). Without `plain`, each
+    /// text value is looked at for such bytes ([`Quick::Ascii`]).
     pub fn of(d: &Decoder, plain: bool) -> Quick {
         if d.required
             || d.pattern.is_some()
@@ -74,14 +80,19 @@ impl Quick {
             |max: u16| Quick::Digits { trim, max: max.min(16) as u8, empty };
         // Overpunched numbers end in a sign letter; they always decode.
         let signs = d.sign != Sign::Overpunch;
+        // Text of bytes 0x01-0x7F is valid up to its length limit.
+        let text = |limit: Option<u32>| match (limit, plain) {
+            (None, true) => Quick::Valid,
+            (Some(n), true) => Quick::Shorter(n as usize + 1),
+            (None, false) => Quick::Ascii(usize::MAX),
+            (Some(n), false) => Quick::Ascii(n as usize + 1),
+        };
         match d.ty {
-            FieldType::Text if plain => Quick::Valid,
-            FieldType::Varchar(n) | FieldType::Char(n) if plain => {
-                match d.overflow {
-                    Overflow::Truncate => Quick::Valid,
-                    Overflow::Reject => Quick::Shorter(n as usize + 1),
-                }
-            }
+            FieldType::Text => text(None),
+            FieldType::Varchar(n) | FieldType::Char(n) => match d.overflow {
+                Overflow::Truncate => text(None),
+                Overflow::Reject => text(Some(n)),
+            },
             FieldType::Smallint if signs => digits(4),
             FieldType::Int if signs => digits(9),
             FieldType::Bigint if signs => digits(18),
@@ -120,6 +131,8 @@ impl Quick {
     pub const KIND_DECIMAL: u8 = 4;
     /// [`Quick::kind`] of [`Quick::Date`].
     pub const KIND_DATE: u8 = 5;
+    /// [`Quick::kind`] of [`Quick::Ascii`].
+    pub const KIND_ASCII: u8 = 6;
 
     /// The kind of test, as a small number: for grouping tests of a kind.
     pub fn kind(&self) -> u8 {
@@ -130,6 +143,7 @@ impl Quick {
             Quick::Digits { .. } => Quick::KIND_DIGITS,
             Quick::Decimal { .. } => Quick::KIND_DECIMAL,
             Quick::Date { .. } => Quick::KIND_DATE,
+            Quick::Ascii(_) => Quick::KIND_ASCII,
         }
     }
 
@@ -159,6 +173,9 @@ impl Quick {
     ) -> bool {
         let (trim, empty) = match (kind, *self) {
             (Quick::KIND_SHORTER, Quick::Shorter(n)) => return span.len() < n,
+            (Quick::KIND_ASCII, Quick::Ascii(n)) => {
+                return span.len() < n && plain_ascii(&buf[span]);
+            }
             (Quick::KIND_DIGITS, Quick::Digits { trim, empty, .. })
             | (Quick::KIND_DECIMAL, Quick::Decimal { trim, empty, .. })
             | (Quick::KIND_DATE, Quick::Date { trim, empty, .. }) => {
@@ -388,14 +405,16 @@ mod tests {
             ..Default::default()
         })]
 
-        /// Whatever a quick test accepts, decoding accepts.
+        /// Whatever a quick test accepts, decoding accepts (the tests
+        /// for plain records only on values of bytes 0x01-0x7F).
         #[test]
         fn never_accepts_what_decoding_rejects(
-            v in "[0-9./ +-]{0,18}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}|[0-9]{8}",
+            v in "[0-9./ +-]{0,18}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}|[0-9]{8}\
+                  |[a-c \u{0}\u{e9}\u{7f}]{0,6}",
         ) {
             let mut scratch = Vec::new();
             for d in decoders() {
-                for plain in [false, true] {
+                for plain in [false, plain_ascii(v.as_bytes())] {
                     let q = Quick::of(&d, plain);
                     if q.ok(v.as_bytes()) {
                         proptest::prop_assert!(
@@ -410,9 +429,18 @@ mod tests {
     }
 
     #[test]
-    fn text_is_skipped_only_on_plain_records() {
+    fn text_is_tested_by_record_or_by_field() {
         assert_eq!(Quick::of(&decoder("text"), true), Quick::Valid);
-        assert_eq!(Quick::of(&decoder("text"), false), Quick::Decode);
+        assert_eq!(
+            Quick::of(&decoder("text"), false),
+            Quick::Ascii(usize::MAX)
+        );
+        let v6 = Quick::of(&decoder("varchar(5)"), false);
+        assert_eq!(v6, Quick::Ascii(6));
+        assert!(v6.ok(b"abcde") && v6.ok(b""));
+        for v in [&b"abcdef"[..], b"ab\xE9", b"a\0b", "\u{e9}".as_bytes()] {
+            assert!(!v6.ok(v), "{v:?}");
+        }
         assert_eq!(Quick::of(&decoder("varchar(5)"), true), Quick::Shorter(6));
         let mut required = decoder("int");
         required.required = true;

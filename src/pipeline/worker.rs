@@ -557,6 +557,7 @@ fn process_impl<S: RowSink>(
                     Quick::KIND_DIGITS => run(Quick::KIND_DIGITS),
                     Quick::KIND_DECIMAL => run(Quick::KIND_DECIMAL),
                     Quick::KIND_DATE => run(Quick::KIND_DATE),
+                    Quick::KIND_ASCII => run(Quick::KIND_ASCII),
                     _ => false,
                 }
             });
