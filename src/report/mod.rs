@@ -10,6 +10,7 @@ pub use rejects::{RejectWriter, render_raw};
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -74,7 +75,9 @@ pub struct RejectGroup {
     pub reason: String,
     /// How many.
     pub count: u64,
-    /// The first one, rendered as a message with its position.
+    /// The first one, rendered as a message with its position: the
+    /// earliest in its member, whatever order the rejects arrived in
+    /// (duplicate keys are found in no particular order).
     pub first: String,
 }
 
@@ -261,21 +264,36 @@ type GroupKey = (String, Option<u16>, &'static str);
 /// Groups rejects by layout, field and reason as they arrive.
 #[derive(Default)]
 pub struct RejectGroups {
-    groups: BTreeMap<GroupKey, (u64, String, Option<String>)>,
+    groups: BTreeMap<GroupKey, Group>,
+}
+
+/// One group: its count, its first reject (where, and as a message) and
+/// the field's name.
+struct Group {
+    count: u64,
+    at: (Arc<str>, Arc<str>, u64, u64),
+    first: String,
+    field: Option<String>,
 }
 
 impl RejectGroups {
-    /// Counts `r` of `layout`.
+    /// Counts `r` of `layout`, keeping the earliest reject of a member
+    /// as the group's example.
     pub fn add(&mut self, r: &Reject, layout: &Layout) {
         let key = (layout.name.clone(), r.field, r.reason.code());
-        let e = self.groups.entry(key).or_insert_with(|| {
-            (
-                0,
-                reject_message(r, layout),
-                r.field.map(|i| layout.fields[i as usize].name.clone()),
-            )
+        let at = (r.input.clone(), r.member.clone(), r.line, r.byte);
+        let g = self.groups.entry(key).or_insert_with(|| Group {
+            count: 0,
+            at: at.clone(),
+            first: reject_message(r, layout),
+            field: r.field.map(|i| layout.fields[i as usize].name.clone()),
         });
-        e.0 += 1;
+        g.count += 1;
+        let (input, member, line, byte) = &g.at;
+        if (input, member) == (&at.0, &at.1) && (at.2, at.3) < (*line, *byte) {
+            g.first = reject_message(r, layout);
+            g.at = at;
+        }
     }
 
     /// The groups, largest first.
@@ -283,12 +301,12 @@ impl RejectGroups {
         let mut v: Vec<RejectGroup> = self
             .groups
             .into_iter()
-            .map(|((layout, _, reason), (count, first, field))| RejectGroup {
+            .map(|((layout, _, reason), g)| RejectGroup {
                 layout,
-                field,
+                field: g.field,
                 reason: reason.to_owned(),
-                count,
-                first,
+                count: g.count,
+                first: g.first,
             })
             .collect();
         v.sort_by(|a, b| b.count.cmp(&a.count).then(a.layout.cmp(&b.layout)));
@@ -339,5 +357,48 @@ impl Thresholds {
             ));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Reason;
+    use crate::schema::SchemaSet;
+    use std::path::Path;
+
+    #[test]
+    fn a_group_shows_the_earliest_reject_of_a_member() {
+        let toml = "members = [\"x\"]\nformat = \"delimited\"\n\
+                    delimiter = \",\"\nkey = [\"id\"]\n\
+                    [[field]]\nname = \"id\"\ntype = \"int\"\n";
+        let layout =
+            SchemaSet::layout_from_str(Path::new("t.toml"), toml).unwrap();
+        let (input, a, b): (Arc<str>, Arc<str>, Arc<str>) =
+            ("in.zip".into(), "a.txt".into(), "b.txt".into());
+        let dup = |member: &Arc<str>, line: u64| Reject {
+            input: input.clone(),
+            member: member.clone(),
+            line,
+            byte: line * 10,
+            field: Some(0),
+            raw: b"7"[..].into(),
+            raw_truncated: false,
+            reason: Reason::DuplicateKey { first_line: 1 },
+        };
+        // Found in hash order, not input order; then another member.
+        let mut groups = RejectGroups::default();
+        for (m, line) in [(&a, 40), (&a, 9), (&a, 12), (&b, 2), (&a, 30)] {
+            groups.add(&dup(m, line), &layout);
+        }
+        let g = groups.into_groups();
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].count, 5);
+        assert_eq!(g[0].first, reject_message(&dup(&a, 9), &layout));
+        assert!(
+            g[0].first.contains("a.txt: line 9, byte 90"),
+            "{}",
+            g[0].first
+        );
     }
 }
