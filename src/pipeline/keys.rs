@@ -436,7 +436,7 @@ impl KeyIndex {
         store.free_room();
         let runs = std::mem::take(&mut store.runs);
         let file = store.payloads.take().map(into_file).transpose()?;
-        let payloads = Payloads::new(file, store.payload_len, tail);
+        let payloads = Payloads { file, len: store.payload_len, tail };
         #[cfg(unix)]
         if self.parts > 1 && !runs.is_empty() {
             return merge_parts(
@@ -496,7 +496,7 @@ impl Store {
         let out = match &mut self.payloads {
             Some(w) => w,
             None => self.payloads.insert(BufWriter::with_capacity(
-                256 * 1024,
+                64 * 1024,
                 tempfile::tempfile()?,
             )),
         };
@@ -562,22 +562,18 @@ impl Store {
 }
 
 /// Where the payloads of a finished index are: the spilled ones in a
-/// file (mapped, where it can be), the last ones in memory.
+/// file, the last ones in memory. (Read by position: a mapping of the
+/// file would keep every page a repeat touched resident, so memory
+/// would grow with the repeats.)
 struct Payloads {
     /// Payloads `[0, len)`.
     file: Option<File>,
-    map: Option<memmap2::Mmap>,
     len: u64,
     /// Payloads from `len` on.
     tail: Vec<u8>,
 }
 
 impl Payloads {
-    fn new(file: Option<File>, len: u64, tail: Vec<u8>) -> Payloads {
-        let map = file.as_ref().and_then(crate::source::map_temp);
-        Payloads { file, map, len, tail }
-    }
-
     /// The entry of `slot`, read back.
     fn entry(&self, slot: Slot) -> io::Result<KeyEntry> {
         let mut b = [0u8; MAX_PAYLOAD_BYTES];
@@ -585,8 +581,6 @@ impl Payloads {
             let at =
                 usize::try_from(slot.pos - self.len).map_err(|_| corrupt())?;
             self.tail.get(at..).ok_or_else(corrupt)?
-        } else if let Some(map) = &self.map {
-            map.get(slot.pos as usize..).ok_or_else(corrupt)?
         } else {
             let file = self.file.as_ref().ok_or_else(corrupt)?;
             let n = (self.len - slot.pos).min(b.len() as u64) as usize;
@@ -1102,27 +1096,20 @@ mod tests {
         // Payloads read back from a file and from memory.
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&bytes).unwrap();
-        // Mapped, and read by position.
         let len = bytes.len() as u64;
-        let mapped =
-            Payloads::new(Some(file.try_clone().unwrap()), len, vec![]);
-        assert_eq!(mapped.map.is_some(), cfg!(unix));
-        let from_file =
-            Payloads { file: Some(file), map: None, len, tail: vec![] };
+        let from_file = Payloads { file: Some(file), len, tail: vec![] };
         // The file holds payloads from 0; these start at 1000.
         let mut from_file_slots = slots.clone();
         for s in &mut from_file_slots {
             s.pos -= 1000;
         }
-        let from_memory = Payloads::new(None, 1000, bytes);
+        let from_memory = Payloads { file: None, len: 1000, tail: bytes };
         let view =
             |e: &KeyEntry| (e.hash, e.file, e.line, e.byte, e.text().to_vec());
         let want: Vec<_> = entries.iter().map(view).collect();
-        for (payloads, slots) in [
-            (&from_memory, &slots),
-            (&mapped, &from_file_slots),
-            (&from_file, &from_file_slots),
-        ] {
+        for (payloads, slots) in
+            [(&from_memory, &slots), (&from_file, &from_file_slots)]
+        {
             let back: Vec<_> = slots
                 .iter()
                 .map(|&s| view(&payloads.entry(s).unwrap()))
@@ -1131,7 +1118,11 @@ mod tests {
         }
         // A payload cut off is an error.
         let tail = &from_memory.tail;
-        let cut = Payloads::new(None, 0, tail[..tail.len() - 1].to_vec());
+        let cut = Payloads {
+            file: None,
+            len: 0,
+            tail: tail[..tail.len() - 1].to_vec(),
+        };
         let last = Slot { pos: slots[4].pos - 1000, ..slots[4] };
         assert_eq!(
             cut.entry(last).unwrap_err().kind(),

@@ -62,19 +62,6 @@ impl MmapChoice {
     }
 }
 
-/// Maps a temporary file of fwload's own that is complete, for reading
-/// at random places; `None` where mapping is not available or fails (the
-/// caller then reads by position).
-pub fn map_temp(file: &File) -> Option<memmap2::Mmap> {
-    if !cfg!(unix) || file.metadata().ok()?.len() == 0 {
-        return None;
-    }
-    // SAFETY: the caller's file is an unnamed temporary file
-    // (`tempfile::tempfile`) that this process wrote and no longer
-    // writes; no other process has it open to change it.
-    unsafe { memmap2::Mmap::map(file) }.ok()
-}
-
 /// A read-only mapping of a whole file.
 #[derive(Debug)]
 pub struct MappedFile {

@@ -14,7 +14,7 @@ mod hash;
 mod mmap;
 
 pub use hash::{HashingReader, HashingSeeker, finish as sha256_hex};
-pub use mmap::{MappedFile, MmapChoice, map_temp};
+pub use mmap::{MappedFile, MmapChoice};
 
 use std::fmt;
 use std::fs::File;
