@@ -18,7 +18,6 @@ pub use datetime::{
 };
 pub use number::{Decimal, Fraction, Sign, decimal, float8, integer};
 pub use quick::{DateShape, Quick};
-pub(crate) use text::ascii_str;
 pub use text::{
     Encoding, TextOptions, char_len, decode as decode_text, plain_ascii,
     truncate_chars,
@@ -699,6 +698,32 @@ impl Decoder {
             pattern: None,
             allowed: None,
         }
+    }
+
+    /// The value of `raw` when decoding would only trim it: text of bytes
+    /// 0x01-0x7F, not NULL, within its length, without checks,
+    /// collapsing or case. `None` means: decode it. (Cheaper than
+    /// [`Decoder::decode`] for a value whose every check is known to pass
+    /// but that is needed, such as a key.)
+    #[inline]
+    pub fn plain_text<'a>(&self, raw: &'a [u8]) -> Option<&'a str> {
+        let limit = match self.ty {
+            FieldType::Text => usize::MAX,
+            FieldType::Varchar(n) | FieldType::Char(n) => n as usize,
+            _ => return None,
+        };
+        if self.pattern.is_some()
+            || self.allowed.is_some()
+            || self.min.is_some()
+            || self.max.is_some()
+            || self.text.collapse_spaces
+            || self.text.upper
+        {
+            return None;
+        }
+        let v = self.trim.apply(raw);
+        let plain = v.len() <= limit && text::plain_ascii(v);
+        (plain && !self.nulls.matches(v)).then(|| text::ascii_str(v))
     }
 
     /// Decodes one field.

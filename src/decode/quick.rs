@@ -315,7 +315,7 @@ impl DateShape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{DateFormat, DateKind};
+    use crate::decode::{DateFormat, DateKind, Value};
 
     impl Quick {
         fn ok(&self, v: &[u8]) -> bool {
@@ -423,6 +423,12 @@ mod tests {
                             d.ty
                         );
                     }
+                }
+                // A value taken as its trimmed bytes is what decoding
+                // gives.
+                if let Some(t) = d.plain_text(v.as_bytes()) {
+                    let decoded = d.decode(v.as_bytes(), &mut scratch);
+                    proptest::prop_assert_eq!(decoded, Ok(Value::Text(t)));
                 }
             }
         }

@@ -261,11 +261,10 @@ impl Swar {
     }
 }
 
-/// An ASCII slice as `&str` without validating it again: only for bytes
-/// the caller has seen to be ASCII.
+/// An ASCII slice as `&str` without validating it again.
 #[allow(unsafe_code)]
 #[inline]
-pub(crate) fn ascii_str(raw: &[u8]) -> &str {
+pub(super) fn ascii_str(raw: &[u8]) -> &str {
     debug_assert!(raw.is_ascii());
     // SAFETY: the caller scanned every byte and found none ≥ 0x80, and
     // ASCII is valid UTF-8. Measured: `str::from_utf8` on these short

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use super::Chunk;
-use crate::decode::{
-    FieldType, Quick, Reason, Trim, Value, ascii_str, plain_ascii,
-};
+use crate::decode::{FieldType, Quick, Reason, Trim, Value, plain_ascii};
 use crate::record::{DelimitedRecords, Fields, Slicer};
 use crate::schema::{Field, Format, Layout, Terminator};
 use crate::split::{Ending, Framing, RecordRef, Records};
@@ -196,11 +194,6 @@ pub struct Plan {
     slicer: Slicer,
     terminator: Terminator,
     key_mask: Vec<bool>,
-    /// For each key field whose value, on a record of bytes 0x01-0x7F, is
-    /// its raw bytes trimmed (text, without checks, collapsing or case):
-    /// the longest such value (longer ones are decoded, to be cut or
-    /// rejected as declared).
-    plain_key: Vec<Option<usize>>,
     /// Every field, to be decoded: the steps for a sink with values.
     all: Vec<(usize, Quick)>,
     /// The steps for a sink without values: each field with its quick
@@ -247,30 +240,6 @@ impl Plan {
             Checks::new(all.filter(|&(_, q)| q != Quick::Valid).collect())
         };
         let (checked, checked_plain) = (steps(false), steps(true));
-        let plain_key = layout
-            .fields
-            .iter()
-            .zip(&key_mask)
-            .map(|(f, &k)| {
-                let d = &f.decoder;
-                // A NULL (required or not) is left to decoding.
-                let simple = k
-                    && d.pattern.is_none()
-                    && d.allowed.is_none()
-                    && d.min.is_none()
-                    && d.max.is_none()
-                    && !d.text.collapse_spaces
-                    && !d.text.upper;
-                match d.ty {
-                    _ if !simple => None,
-                    FieldType::Text => Some(usize::MAX),
-                    FieldType::Varchar(n) | FieldType::Char(n) => {
-                        Some(n as usize)
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
         let all = (0..layout.fields.len()).map(|i| (i, Quick::Decode));
         Plan {
             all: all.collect(),
@@ -280,7 +249,6 @@ impl Plan {
             slicer: Slicer::new(&layout),
             terminator,
             key_mask,
-            plain_key,
             fast_delimiter,
             layout,
         }
@@ -565,16 +533,11 @@ fn process_impl<S: RowSink>(
                 && checks.decoded.iter().all(|&i| {
                     let raw = fields.get(rec.bytes, i);
                     let decoder = &layout.fields[i].decoder;
-                    // A plain key's text is its bytes, trimmed: no need
-                    // to decode it.
-                    if let Some(max) = plan.plain_key[i].filter(|_| plain) {
-                        let v = decoder.trim.apply(raw);
-                        if v.len() <= max && !decoder.nulls.matches(v) {
-                            // ASCII: the record is plain.
-                            let s = ascii_str(v);
-                            key_bytes(&Value::Text(s), key, key_text);
-                            return true;
-                        }
+                    // A key (the one field decoded here that is
+                    // usually text) is often its bytes, trimmed.
+                    if let Some(s) = decoder.plain_text(raw) {
+                        key_bytes(&Value::Text(s), key, key_text);
+                        return true;
                     }
                     match decoder.decode(raw, text) {
                         Ok(v) if has_key && plan.key_mask[i] => {
