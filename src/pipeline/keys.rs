@@ -177,7 +177,7 @@ impl Run {
         };
         fill(&mut w)?;
         let RunWriter { w, pos, mut marks } = w;
-        let mut file = w.into_inner().map_err(|e| e.into_error())?;
+        let mut file = into_file(w)?;
         marks.resize(MARKS + 1, pos);
         file.seek(SeekFrom::Start(0))?;
         Ok(Run { level, file, marks })
@@ -445,7 +445,7 @@ impl KeyIndex {
         }
         let mut sources: Vec<Source<'_, File>> = runs
             .into_iter()
-            .map(|r| Source::run(SlotReader::new(r.file)))
+            .map(|r| Source::Run(SlotReader::new(r.file)))
             .collect();
         sources.push(Source::Memory(&held));
         report_duplicates(sources, &payloads, policy, each)
@@ -552,7 +552,7 @@ impl Store {
             let group: Vec<Source<'_, File>> = self
                 .runs
                 .drain(n - self.fan_in..)
-                .map(|r| Source::run(SlotReader::new(r.file)))
+                .map(|r| Source::Run(SlotReader::new(r.file)))
                 .collect();
             let run =
                 Run::write(level + 1, |w| merge(group, &mut |s| w.write(s)))?;
@@ -591,24 +591,19 @@ impl Payloads {
     }
 }
 
-/// Fills `buf` from `file` at `pos`.
+/// Fills `buf` from `file` at `pos` (elsewhere than on unix, by seeking
+/// a handle of its own: the merge runs on one thread there).
 fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileExt;
         file.read_exact_at(buf, pos)
     }
-    #[cfg(windows)]
+    #[cfg(not(unix))]
     {
-        use std::os::windows::fs::FileExt;
-        let mut done = 0;
-        while done < buf.len() {
-            match file.seek_read(&mut buf[done..], pos + done as u64)? {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => done += n,
-            }
-        }
-        Ok(())
+        let mut f = file.try_clone()?;
+        f.seek(SeekFrom::Start(pos))?;
+        f.read_exact(buf)
     }
 }
 
@@ -646,7 +641,7 @@ fn merge_parts(
         let mut s: Vec<_> = runs
             .iter()
             .map(|r| {
-                Source::run(SlotReader::new(RunSlice {
+                Source::Run(SlotReader::new(RunSlice {
                     file: &r.file,
                     pos: r.marks[lo],
                     end: r.marks[hi],
@@ -823,40 +818,20 @@ impl<'p> Group<'p> {
 
 /// Sorted slots: a run being read back, or sorted slots in memory.
 enum Source<'a, R> {
-    Run { reader: SlotReader<R>, head: Option<Slot> },
+    Run(SlotReader<R>),
     Memory(&'a [Slot]),
 }
 
 impl<R: Read> Source<'_, R> {
-    fn run(reader: SlotReader<R>) -> Self {
-        Source::Run { reader, head: None }
-    }
-
-    /// The slot the source is at, `None` once it is exhausted (or before
-    /// [`Source::start`]).
-    fn head(&self) -> Option<Slot> {
+    /// The next slot, `None` once the source is exhausted.
+    fn next(&mut self) -> io::Result<Option<Slot>> {
         match self {
-            Source::Run { head, .. } => *head,
-            Source::Memory(m) => m.first().copied(),
+            Source::Run(r) => r.next(),
+            Source::Memory(m) => Ok(m.split_first().map(|(s, rest)| {
+                *m = rest;
+                *s
+            })),
         }
-    }
-
-    /// Reads the first slot.
-    fn start(&mut self) -> io::Result<()> {
-        match self {
-            Source::Run { reader, head } => *head = reader.next()?,
-            Source::Memory(_) => {}
-        }
-        Ok(())
-    }
-
-    /// Moves past the slot the source is at (which must exist).
-    fn advance(&mut self) -> io::Result<()> {
-        match self {
-            Source::Run { reader, head } => *head = reader.next()?,
-            Source::Memory(m) => *m = &m[1..],
-        }
-        Ok(())
     }
 }
 
@@ -871,19 +846,21 @@ fn merge<R: Read>(
     mut sources: Vec<Source<'_, R>>,
     each: &mut dyn FnMut(Slot) -> io::Result<()>,
 ) -> io::Result<()> {
-    for s in &mut sources {
-        s.start()?;
-    }
     let size = sources.len().next_power_of_two();
-    // A source's rank: exhausted sources last, then by slot.
-    let rank = |sources: &[Source<'_, R>], i: usize| match sources
-        .get(i)
-        .and_then(|s| s.head())
-    {
+    // A source's rank, from the slot it is at: exhausted sources (and
+    // the leaves past the last source) last, then by slot.
+    let rank = |head: Option<Slot>| match head {
         Some(slot) => (false, slot),
         None => (true, Slot::default()),
     };
-    let mut ranks: Vec<_> = (0..size).map(|i| rank(&sources, i)).collect();
+    let mut ranks = Vec::with_capacity(size);
+    for i in 0..size {
+        let head = match sources.get_mut(i) {
+            Some(s) => s.next()?,
+            None => None,
+        };
+        ranks.push(rank(head));
+    }
     // losers[node] for nodes 1..size (node n has children 2n and 2n + 1,
     // leaves are size..2 * size); losers[0] is the overall winner.
     let mut losers = vec![0usize; size];
@@ -901,8 +878,7 @@ fn merge<R: Read>(
         let w = losers[0];
         let (false, slot) = ranks[w] else { return Ok(()) };
         each(slot)?;
-        sources[w].advance()?;
-        ranks[w] = rank(&sources, w);
+        ranks[w] = rank(sources[w].next()?);
         let mut winner = w;
         let mut node = (w + size) / 2;
         while node > 0 {
