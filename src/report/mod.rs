@@ -281,18 +281,20 @@ impl RejectGroups {
     /// as the group's example.
     pub fn add(&mut self, r: &Reject, layout: &Layout) {
         let key = (layout.name.clone(), r.field, r.reason.code());
-        let at = (r.input.clone(), r.member.clone(), r.line, r.byte);
+        let at = || (r.input.clone(), r.member.clone(), r.line, r.byte);
         let g = self.groups.entry(key).or_insert_with(|| Group {
             count: 0,
-            at: at.clone(),
+            at: at(),
             first: reject_message(r, layout),
             field: r.field.map(|i| layout.fields[i as usize].name.clone()),
         });
         g.count += 1;
         let (input, member, line, byte) = &g.at;
-        if (input, member) == (&at.0, &at.1) && (at.2, at.3) < (*line, *byte) {
+        if (input, member) == (&r.input, &r.member)
+            && (r.line, r.byte) < (*line, *byte)
+        {
             g.first = reject_message(r, layout);
-            g.at = at;
+            g.at = at();
         }
     }
 
