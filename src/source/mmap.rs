@@ -92,15 +92,19 @@ impl MappedFile {
         self.map.is_empty()
     }
 
-    /// Tells the kernel the whole pages inside `range` will not be read
-    /// again soon, so they stop counting toward resident memory. Reading
-    /// them again later is still correct (they fault back in from the
-    /// file); this only keeps peak memory flat on large inputs.
+    /// Tells the kernel the pages from the one holding `range.start` to
+    /// the last whole one before `range.end` will not be read again soon,
+    /// so they stop counting toward resident memory: for a caller passing
+    /// through the file in order, which has passed the bytes before
+    /// `range.start` too (so the page a boundary falls in is released
+    /// with the range after it, not left behind). Reading them again
+    /// later is still correct (they fault back in from the file); this
+    /// only keeps peak memory flat on large inputs.
     pub fn release(&self, range: Range<usize>) -> io::Result<()> {
         #[cfg(unix)]
         {
             let page = page_size();
-            let start = range.start.div_ceil(page) * page;
+            let start = range.start / page * page;
             let end = (range.end.min(self.map.len()) / page) * page;
             if end > start {
                 // SAFETY: the mapping is a private read-only file mapping;
