@@ -529,13 +529,13 @@ impl Scan<'_> {
         // Positions are stored one past the byte.
         let past = at as u32 + 1;
         let mut m = hits;
-        // Sixteen writes whatever the count (most blocks have fewer
+        // Twelve writes whatever the count (most blocks have fewer
         // hits): no branch on how many there are.
-        for slot in &mut self.bounds[self.len..self.len + 16] {
+        for slot in &mut self.bounds[self.len..self.len + 12] {
             *slot = past.wrapping_add(m.trailing_zeros());
             m &= m.wrapping_sub(1);
         }
-        let mut j = self.len + 16;
+        let mut j = self.len + 12;
         while m != 0 {
             self.bounds[j] = past + m.trailing_zeros();
             m &= m - 1;
