@@ -305,10 +305,12 @@ impl DateShape {
         let two = |i: u8| at(i) * 10 + at(i + 1);
         let y = two(self.year) * 100 + two(self.year + 2);
         let (m, d) = (two(self.month), two(self.day));
+        // Every month has 28 days: its length is looked up only for a
+        // later day.
         y != 0
             && (1..=12).contains(&m)
-            && d != 0
-            && d <= super::datetime::days_in_month(y, m)
+            && ((1..=28).contains(&d)
+                || d > 28 && d <= super::datetime::days_in_month(y, m))
     }
 }
 
