@@ -13,6 +13,9 @@
 #                 520 MB uncompressed, 9 members)
 #     SMALL_ROWS  rows of the second, smaller archive used only for the
 #                 memory comparison (default ROWS/4)
+#     BIG_ROWS    rows of a bigger plain real_acct.txt, generated alone
+#                 from schemas/hcad/real_acct.toml, used only for the
+#                 memory comparison (default ROWS*4; 0 skips it)
 #     REPS        timed repetitions of each command; the median is
 #                 reported (default 5)
 #     WORK        work directory (default bench-data/, git-ignored)
@@ -32,9 +35,11 @@
 #                                     streamed)
 #     fwload validate -q --no-mmap ARCHIVE   the archive read with read(2)
 #
-# and the same two validate commands on the SMALL_ROWS archive, for peak
-# RSS (`/usr/bin/time -f %M`, KiB, median) at two input sizes. (Archives
-# are read, never mapped; --no-mmap changes only how plain files are read.)
+# and the same two validate commands on the SMALL_ROWS archive, and
+# validate on that archive's biggest member as a plain file (and on a
+# BIG_ROWS real_acct.txt), for peak RSS (`/usr/bin/time -f %M`, KiB,
+# median) at two (three) input sizes. (Archives are read, never mapped;
+# --no-mmap changes only how plain files are read.)
 #
 # Prints one line describing the machine (host, nproc, CPU model, memory,
 # kernel, date, load average), the build and the input, then a table: MB
@@ -53,6 +58,7 @@ export LC_ALL=C
 
 ROWS=${ROWS:-350000}
 SMALL_ROWS=${SMALL_ROWS:-$((ROWS / 4))}
+BIG_ROWS=${BIG_ROWS:-$((ROWS * 4))}
 REPS=${REPS:-5}
 WORK=${WORK:-bench-data}
 RESULTS=${RESULTS:-benches/results}
@@ -67,7 +73,7 @@ if [[ -z ${EPOCHREALTIME:-} ]]; then
     echo "needs bash 5 or later (EPOCHREALTIME)" >&2
     exit 2
 fi
-for tool in cat wc unzip /usr/bin/time awk sort; do
+for tool in cat wc unzip gzip /usr/bin/time awk sort; do
     command -v "$tool" >/dev/null || {
         echo "missing tool: $tool" >&2
         exit 2
@@ -143,6 +149,21 @@ read -r MEMBER_BYTES MEMBER < <(unzip -l "$ARCHIVE" |
 mkdir -p "$WORK/plain"
 PLAIN=$WORK/plain/$MEMBER
 unzip -p "$ARCHIVE" "$MEMBER" >"$PLAIN"
+mkdir -p "$WORK/plain-small"
+PLAIN_SMALL=$WORK/plain-small/$MEMBER
+unzip -p "$SMALL" "$MEMBER" >"$PLAIN_SMALL"
+PLAIN_SMALL_BYTES=$(stat -c %s "$PLAIN_SMALL")
+if ((BIG_ROWS > 0)); then
+    echo "generating $BIG_ROWS rows of real_acct.txt ..." >&2
+    mkdir -p "$WORK/plain-big"
+    PLAIN_BIG=$WORK/plain-big/real_acct.txt
+    rm -f "$PLAIN_BIG.gz"
+    "$FWLOAD" gen --schema "$SCHEMA/real_acct.toml" --rows "$BIG_ROWS" \
+        --seed "$SEED" --out "$PLAIN_BIG.gz" >/dev/null
+    gzip -dc "$PLAIN_BIG.gz" >"$PLAIN_BIG"
+    rm -f "$PLAIN_BIG.gz"
+    PLAIN_BIG_BYTES=$(stat -c %s "$PLAIN_BIG")
+fi
 
 cat_plain() { cat "$PLAIN" >/dev/null; }
 wc_plain() { wc -l "$PLAIN" >/dev/null; }
@@ -159,6 +180,12 @@ timed validate_zip_nommap "$FWLOAD" validate --schema "$SCHEMA" -q \
 timed validate_small "$FWLOAD" validate --schema "$SCHEMA" -q "$SMALL"
 timed validate_small_nommap "$FWLOAD" validate --schema "$SCHEMA" -q \
     --no-mmap "$SMALL"
+timed validate_plain_small "$FWLOAD" validate --schema "$SCHEMA" -q \
+    "$PLAIN_SMALL"
+if ((BIG_ROWS > 0)); then
+    timed validate_plain_big "$FWLOAD" validate --schema "$SCHEMA" -q \
+        "$PLAIN_BIG"
+fi
 
 # Figures.
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1e6 / s }'; }
@@ -180,6 +207,7 @@ R_vp_wc=$(ratio "$M_vp" "$M_wc")
 R_vz_unzip=$(ratio "$M_vz" "$M_unzip")
 R_vzn_unzip=$(ratio "$M_vzn" "$M_unzip")
 RSS_plain=$(median "$TIMES/validate_plain.rss")
+RSS_plain_small=$(median "$TIMES/validate_plain_small.rss")
 RSS_big=$(median "$TIMES/validate_zip.rss")
 RSS_small=$(median "$TIMES/validate_small.rss")
 RSS_big_n=$(median "$TIMES/validate_zip_nommap.rss")
@@ -231,8 +259,21 @@ report() {
         "$RSS_big" "x$(ratio "$RSS_big" "$RSS_small")"
     printf '  %-22s %24s %24s %8s\n' "archive (--no-mmap)" "$RSS_small_n" \
         "$RSS_big_n" "x$(ratio "$RSS_big_n" "$RSS_small_n")"
-    printf '  %-22s %24s %24s\n' "plain $MEMBER" "" "$RSS_plain"
     echo "  (input grows x$(ratio "$ARCHIVE_BYTES" "$SMALL_BYTES"))"
+    printf '  %-22s %24s %24s %8s\n' "plain $MEMBER (MB)" \
+        "$(mb "$PLAIN_SMALL_BYTES")" "$(mb "$MEMBER_BYTES")" \
+        "x$(ratio "$MEMBER_BYTES" "$PLAIN_SMALL_BYTES")"
+    printf '  %-22s %24s %24s %8s\n' "plain (mmap)" "$RSS_plain_small" \
+        "$RSS_plain" "x$(ratio "$RSS_plain" "$RSS_plain_small")"
+    if ((BIG_ROWS > 0)); then
+        local big
+        big=$(median "$TIMES/validate_plain_big.rss")
+        printf '  %-22s %24s %24s %8s\n' "plain $MEMBER (MB)" \
+            "$(mb "$MEMBER_BYTES")" "$(mb "$PLAIN_BIG_BYTES")" \
+            "x$(ratio "$PLAIN_BIG_BYTES" "$MEMBER_BYTES")"
+        printf '  %-22s %24s %24s %8s\n' "plain (mmap)" "$RSS_plain" \
+            "$big" "x$(ratio "$big" "$RSS_plain")"
+    fi
 }
 
 raw() {
@@ -246,7 +287,8 @@ raw() {
     done
     echo "gen.seconds                  $GEN_SECONDS"
     echo "bytes: member $MEMBER_BYTES, archive uncompressed $ARCHIVE_BYTES," \
-        "archive file $ARCHIVE_FILE_BYTES, small archive uncompressed $SMALL_BYTES"
+        "archive file $ARCHIVE_FILE_BYTES, small archive uncompressed $SMALL_BYTES," \
+        "small plain member $PLAIN_SMALL_BYTES"
     echo '```'
     echo
     echo "fwload gen --rows $ROWS output:"
