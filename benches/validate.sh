@@ -243,6 +243,13 @@ report() {
     row "wc -l $MEMBER" "$(mb "$MEMBER_BYTES")" "$S_wc" "$M_wc"
     row "fwload validate $MEMBER" "$(mb "$MEMBER_BYTES")" \
         "$S_validate_plain" "$M_vp" "validate/cat $R_vp_cat, validate/wc $R_vp_wc"
+    if ((BIG_ROWS > 0)); then
+        local s_big
+        s_big=$(median "$TIMES/validate_plain_big.time")
+        row "fwload validate $MEMBER ($BIG_ROWS rows)" \
+            "$(mb "$PLAIN_BIG_BYTES")" "$s_big" \
+            "$(mbps "$PLAIN_BIG_BYTES" "$s_big")"
+    fi
     row "unzip -p ${ARCHIVE##*/} > /dev/null" "$(mb "$ARCHIVE_BYTES")" \
         "$S_unzip" "$M_unzip"
     row "fwload validate ${ARCHIVE##*/}" "$(mb "$ARCHIVE_BYTES")" \
