@@ -131,8 +131,9 @@ struct Store {
     /// Slots spilled while the keys were ascending, in arrival order.
     unsorted: Vec<File>,
     fan_in: usize,
-    /// The payloads of every spilled key, in arrival order.
-    payloads: Option<BufWriter<File>>,
+    /// The payloads of every spilled key, in arrival order (written in
+    /// batches by [`slots_of`]).
+    payloads: Option<File>,
     /// Bytes written to `payloads`.
     payload_len: u64,
     /// The slots of a spill.
@@ -441,7 +442,7 @@ impl KeyIndex {
         sort(&mut held, &mut store.room);
         store.free_room();
         let runs = std::mem::take(&mut store.runs);
-        let file = store.payloads.take().map(into_file).transpose()?;
+        let file = store.payloads.take();
         let tail = std::mem::take(&mut self.buf);
         let payloads = Payloads { file, len: base, tail };
         #[cfg(unix)]
@@ -509,11 +510,8 @@ impl Store {
         ascending: bool,
     ) -> io::Result<Store> {
         let out = match &mut self.payloads {
-            Some(w) => w,
-            None => self.payloads.insert(BufWriter::with_capacity(
-                64 * 1024,
-                tempfile::tempfile()?,
-            )),
+            Some(f) => f,
+            None => self.payloads.insert(tempfile::tempfile()?),
         };
         let mut slots = std::mem::take(&mut self.slots);
         slots.clear();

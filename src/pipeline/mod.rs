@@ -189,7 +189,7 @@ where
         opts.max_record_bytes,
     )
     .without_hash();
-    let mut hasher = sha2::Sha256::new();
+    let mut in_order = whole.is_none().then(sha2::Sha256::new);
     let read_err = |e: ReadError, reader_line: u64| match e {
         ReadError::Io(e) => {
             PipelineError::Source(SourceError::from_read(&input, &member, e))
@@ -209,10 +209,8 @@ where
         && d.header
     {
         let piece = reader.take_header_piece().map_err(|e| read_err(e, 1))?;
-        if let Some((_, bytes)) = &piece
-            && whole.is_none()
-        {
-            hasher.update(bytes);
+        if let (Some((_, bytes)), Some(h)) = (&piece, &mut in_order) {
+            h.update(bytes);
         }
         let h = piece.map(|(h, _)| h);
         if let Some(h) = &h {
@@ -268,8 +266,8 @@ where
                 while let Some(mut r) = pending.remove(&next) {
                     next += 1;
                     let end = r.start_byte + r.len as u64;
-                    if whole.is_none() {
-                        hasher.update(&r.data);
+                    if let Some(h) = &mut in_order {
+                        h.update(&r.data);
                     }
                     r.number_lines(next_line);
                     next_line += r.lines;
@@ -280,7 +278,6 @@ where
                     {
                         failed = Some(e);
                         cancel.store(true, Ordering::Relaxed);
-                        window.stop();
                     }
                     if r.rows.reset() {
                         r.keys.clear();
@@ -345,6 +342,9 @@ where
     });
     let digest = outcome?;
     let (_, bytes) = reader.finish();
-    let sha256 = digest.unwrap_or_else(|| crate::source::sha256_hex(hasher));
+    let sha256 = match in_order {
+        Some(h) => crate::source::sha256_hex(h),
+        None => digest.expect("a member hashed beside is hashed to its end"),
+    };
     Ok(MemberRun { bytes, sha256, header, counts, rejects })
 }
