@@ -336,6 +336,28 @@ const WINDOW: usize = 32 * 1024;
 
 const BLOCK: usize = 64;
 
+/// How far ahead of a block the scan asks for memory: reading a file
+/// mapped from the page cache, the hardware's own prefetching stops at
+/// each 4 KiB page, and the scan stalled on half of its blocks' loads.
+const AHEAD: usize = 2048;
+
+/// Asks the CPU to bring the cache line of `p` in. A hint: it never
+/// faults, whatever the address, so `p` may be past the end of the
+/// bytes it points into.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of every x86-64 target; a prefetch reads
+    // nothing the program sees and does not fault on any address.
+    #[allow(unsafe_code)]
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 impl<'a> DelimitedRecords<'a> {
     /// Records of `buf` (whole records; the last may lack its LF) with
     /// `expected` fields each.
@@ -527,6 +549,7 @@ impl Scan<'_> {
     ) {
         let mut blocks = window.chunks_exact(BLOCK);
         for (k, block) in blocks.by_ref().enumerate() {
+            prefetch(block.as_ptr().wrapping_add(AHEAD));
             let block = block.try_into().expect("64 bytes");
             self.block(base + k * BLOCK, masks(block, delim));
         }
