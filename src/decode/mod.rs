@@ -16,7 +16,9 @@ mod text;
 pub use datetime::{
     DateFormat, DateKind, USECS_PER_DAY, civil, days, days_in_month, is_leap,
 };
-pub use number::{Decimal, Fraction, Sign, decimal, float8, integer};
+pub use number::{
+    Decimal, Fraction, Sign, decimal, float8, integer, push_digits,
+};
 pub use quick::{DateShape, Quick};
 pub use text::{
     Encoding, TextOptions, char_len, decode as decode_text, plain_ascii,
