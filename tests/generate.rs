@@ -255,6 +255,14 @@ fn faults_found_at_scale_in_the_archive_and_in_plain_files() {
         .expect("a fixtures table");
     let keys = fixtures["counts"]["valid"].as_u64().unwrap();
     assert!(keys > fwload::pipeline::RUN_ENTRIES as u64, "{keys} keys");
+    // The rejects file is the same, byte for byte, on one thread and
+    // other chunks: record rejects in input order, then each table's
+    // duplicate keys in the final merge's order.
+    let rejects = zip.with_extension("rejects.csv");
+    let first = std::fs::read(&rejects).unwrap();
+    let one = ["--threads", "1", "--chunk-size", "1000000"];
+    answer_key_matches("hcad", &zip, &key, &one);
+    assert!(std::fs::read(&rejects).unwrap() == first, "rejects differ");
     // The same members as plain files are mapped and cut without a
     // line count, each chunk's lines numbered from 0 and placed in
     // order: the faults are found at the same lines.

@@ -397,7 +397,8 @@ impl KeyIndex {
         Ok(())
     }
 
-    /// The duplicates under `policy`, in no particular order. `First` and
+    /// The duplicates under `policy`, by their keys' hashes (the same
+    /// order from one run to the next, however many threads). `First` and
     /// `Reject` keep the earliest record of a key, `Last` the latest.
     ///
     /// # Errors
@@ -633,9 +634,9 @@ fn report_duplicates<R: Read>(
 /// The final merge split over `parts` threads by ranges of the hash's
 /// first word: equal keys have equal hashes, so each part finds its
 /// duplicates alone. Every part reads its range of every run by position
-/// on a thread of its own; the calling thread reports what they find
-/// (they wait when [`PART_QUEUE`] duplicates are unreported, so memory
-/// stays bounded however many there are).
+/// on a thread of its own; the calling thread reports what they find,
+/// part by part (a part waits when [`PART_QUEUE`] of its duplicates are
+/// unreported, so memory stays bounded however many there are).
 #[cfg(unix)]
 fn merge_parts(
     runs: &[Run],
@@ -666,32 +667,37 @@ fn merge_parts(
         s.push(Source::Memory(&held[a..b]));
         s
     };
-    let (tx, rx) = crossbeam_channel::bounded::<Duplicate>(PART_QUEUE);
     std::thread::scope(|sc| {
-        let parts: Vec<_> = (0..parts)
+        let (parts, found): (Vec<_>, Vec<_>) = (0..parts)
             .map(|p| {
-                let (tx, runs) = (tx.clone(), slices(p));
-                sc.spawn(move || {
+                let (tx, rx) = crossbeam_channel::bounded(PART_QUEUE);
+                let runs = slices(p);
+                let part = sc.spawn(move || {
                     let mut send = |d: Duplicate| {
                         tx.send(d).map_err(|_| {
                             io::Error::other("duplicate report stopped")
                         })
                     };
                     report_duplicates(runs, payloads, policy, &mut send)
-                })
+                });
+                (part, rx)
             })
             .collect();
-        drop(tx);
-        // This thread reports what the parts find, as they find it.
+        // This thread reports what the parts find, a part after the
+        // other, so that the duplicates come in the same order from one
+        // run to the next (by hash, then arrival); a later part waits
+        // only once it found more than its queue holds.
         let mut reported = Ok(());
-        for d in &rx {
-            reported = each(d);
-            if reported.is_err() {
-                break;
+        'parts: for rx in &found {
+            for d in rx {
+                reported = each(d);
+                if reported.is_err() {
+                    break 'parts;
+                }
             }
         }
         // On an error the parts stop at their next report.
-        drop(rx);
+        drop(found);
         let mut joined = Ok(());
         for h in parts {
             let r = h.join().expect("key merge thread panicked");
@@ -1166,14 +1172,15 @@ mod tests {
 
     /// (line, kept line) of every duplicate `idx` finds, sorted.
     fn found(idx: KeyIndex, policy: DuplicatePolicy) -> Vec<(u64, u64)> {
-        let mut d: Vec<(u64, u64)> = idx
-            .finish(policy)
-            .unwrap()
-            .iter()
-            .map(|d| (d.entry.line, d.kept.line))
-            .collect();
+        let mut d = reported(idx, policy);
         d.sort();
         d
+    }
+
+    /// (line, kept line) of every duplicate `idx` finds, as reported.
+    fn reported(idx: KeyIndex, policy: DuplicatePolicy) -> Vec<(u64, u64)> {
+        let d = idx.finish(policy).unwrap();
+        d.iter().map(|d| (d.entry.line, d.kept.line)).collect()
     }
 
     #[test]
@@ -1223,13 +1230,23 @@ mod tests {
             DuplicatePolicy::First,
             DuplicatePolicy::Last,
         ] {
-            let one =
-                dups_of(KeyIndex::new(1500).with_parts(1), &hashes, policy);
+            let keys: Vec<KeyEntry> = hashes
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| k(h, i as u64 + 1))
+                .collect();
+            let index = |parts: usize| {
+                let mut idx = KeyIndex::new(1500).with_parts(parts);
+                idx.push(&keys, &KeyOrder::default()).unwrap();
+                idx
+            };
+            let one = reported(index(1), policy);
             assert!(one.len() > PART_QUEUE * 2, "{}", one.len());
+            // The same duplicates in the same order, however many parts
+            // found them (a report is the same from one run to the next).
             for parts in [2, 3, 16] {
-                let split = KeyIndex::new(1500).with_parts(parts);
                 assert_eq!(
-                    dups_of(split, &hashes, policy),
+                    reported(index(parts), policy),
                     one,
                     "{policy:?}, {parts} parts"
                 );

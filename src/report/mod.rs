@@ -77,7 +77,7 @@ pub struct RejectGroup {
     pub count: u64,
     /// The first one, rendered as a message with its position: the
     /// earliest in its member, whatever order the rejects arrived in
-    /// (duplicate keys are found in no particular order).
+    /// (duplicate keys are found in the order of their hashes).
     pub first: String,
 }
 
