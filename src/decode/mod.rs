@@ -17,7 +17,7 @@ pub use datetime::{
     DateFormat, DateKind, USECS_PER_DAY, civil, days, days_in_month, is_leap,
 };
 pub use number::{
-    Decimal, Fraction, Sign, decimal, float8, integer, push_digits,
+    Decimal, Fraction, Sign, decimal, float8, integer, push_integer,
 };
 pub use quick::{DateShape, Quick};
 pub use text::{

@@ -59,11 +59,9 @@ impl Decimal {
 
     /// Writes the value in PostgreSQL's text form (`-12.50`).
     pub fn write_text(&self, out: &mut Vec<u8>) {
-        if self.mantissa < 0 {
-            out.push(b'-');
-        }
-        let start = out.len();
-        push_digits(out, self.mantissa.unsigned_abs());
+        // The digits start past the sign.
+        let start = out.len() + usize::from(self.mantissa < 0);
+        push_integer(out, self.mantissa);
         let (len, scale) = (out.len() - start, self.scale as usize);
         if scale == 0 {
             return;
@@ -77,13 +75,16 @@ impl Decimal {
     }
 }
 
-/// Appends the decimal digits of `n`, without a sign or padding (a
+/// Appends `v` in decimal, with a `-` when negative and no padding (a
 /// record's key text is written this way, where `write!` cost 6% of
 /// validating a table keyed by integers).
-pub fn push_digits(out: &mut Vec<u8>, n: u128) {
+pub fn push_integer(out: &mut Vec<u8>, v: i128) {
+    if v < 0 {
+        out.push(b'-');
+    }
     let mut buf = [0u8; 39];
     let mut at = buf.len();
-    let mut rest = n;
+    let mut rest = v.unsigned_abs();
     // Wide division only for digits beyond a u64.
     while rest > u64::MAX as u128 {
         at -= 1;
@@ -572,10 +573,12 @@ mod tests {
         assert_eq!(text(0, 3), "x0.000");
         let max = 10i128.pow(38) - 1;
         assert_eq!(text(-max, 38), format!("x-0.{max}"));
-        for n in [0, 9, 10, u64::MAX as u128, u64::MAX as u128 + 1, u128::MAX]
+        let wide = u64::MAX as i128;
+        for n in
+            [0, 9, 10, -10, wide, wide + 1, -wide - 1, i128::MIN, i128::MAX]
         {
             let mut out = Vec::new();
-            push_digits(&mut out, n);
+            push_integer(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
         }
     }

@@ -249,7 +249,7 @@ fn number_in(w: &[u8; 16], n: usize, int: u8, frac: u8, point: bool) -> bool {
     let value = 0xFFFF & !((1u32 << (16 - n)) - 1);
     let other = !digits & value;
     if other == 0 {
-        return n <= int as usize;
+        return fits(n, None, int, frac);
     }
     // The one byte that is not a digit is a point, `after` digits from
     // the end.
@@ -257,9 +257,18 @@ fn number_in(w: &[u8; 16], n: usize, int: u8, frac: u8, point: bool) -> bool {
     point
         && other & (other - 1) == 0
         && other & points != 0
-        && n >= 2
-        && after <= frac as usize
-        && n - 1 - after <= int as usize
+        && fits(n, Some(after), int, frac)
+}
+
+/// Whether `n` bytes of digits, with a point `after` digits from the end
+/// when there is one, have at most `int` digits before the point and
+/// `frac` after it, and a digit somewhere.
+#[inline(always)]
+fn fits(n: usize, after: Option<usize>, int: u8, frac: u8) -> bool {
+    match after {
+        None => n <= int as usize,
+        Some(a) => n >= 2 && a <= frac as usize && n - 1 - a <= int as usize,
+    }
 }
 
 /// Whether the `n` bytes in [`swar::sixteen`]'s words are digits with at
@@ -280,12 +289,12 @@ fn decimal(head: u64, tail: u64, n: usize, int: u8, frac: u8) -> bool {
     // for any x86-64 would emulate.)
     let one = |x: u64| x & x.wrapping_sub(1) == 0;
     let after = match (ph, pt) {
-        (0, 0) => return n <= int as usize,
-        (_, 0) if one(ph) => 15 - ph.trailing_zeros() as usize / 8,
-        (0, _) if one(pt) => 7 - pt.trailing_zeros() as usize / 8,
+        (0, 0) => None,
+        (_, 0) if one(ph) => Some(15 - ph.trailing_zeros() as usize / 8),
+        (0, _) if one(pt) => Some(7 - pt.trailing_zeros() as usize / 8),
         _ => return false,
     };
-    n >= 2 && after <= frac as usize && n - 1 - after <= int as usize
+    fits(n, after, int, frac)
 }
 
 /// A date format whose numbers are the year, month and day at fixed

@@ -1161,13 +1161,14 @@ mod tests {
         hashes: &[u64],
         policy: DuplicatePolicy,
     ) -> Vec<(u64, u64)> {
-        let keys: Vec<KeyEntry> = hashes
-            .iter()
-            .enumerate()
-            .map(|(i, &h)| k(h, i as u64 + 1))
-            .collect();
-        idx.push(&keys, &KeyOrder::default()).unwrap();
+        idx.push(&keys_of(hashes), &KeyOrder::default()).unwrap();
         found(idx, policy)
+    }
+
+    /// A key of each hash, on lines 1, 2, …
+    fn keys_of(hashes: &[u64]) -> Vec<KeyEntry> {
+        let lines = 1..;
+        lines.zip(hashes).map(|(line, &h)| k(h, line)).collect()
     }
 
     /// (line, kept line) of every duplicate `idx` finds, sorted.
@@ -1230,11 +1231,7 @@ mod tests {
             DuplicatePolicy::First,
             DuplicatePolicy::Last,
         ] {
-            let keys: Vec<KeyEntry> = hashes
-                .iter()
-                .enumerate()
-                .map(|(i, &h)| k(h, i as u64 + 1))
-                .collect();
+            let keys = keys_of(&hashes);
             let index = |parts: usize| {
                 let mut idx = KeyIndex::new(1500).with_parts(parts);
                 idx.push(&keys, &KeyOrder::default()).unwrap();

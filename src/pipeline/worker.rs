@@ -650,10 +650,7 @@ pub fn key_bytes(v: &Value<'_>, key: &mut Vec<u8>, text: &mut Vec<u8>) {
         }
         Value::Int(i) => {
             key.extend_from_slice(&ordered(i));
-            if i < 0 {
-                text.push(b'-');
-            }
-            crate::decode::push_digits(text, i.unsigned_abs().into());
+            crate::decode::push_integer(text, i.into());
         }
         Value::Numeric(d) => {
             key.extend_from_slice(&d.mantissa.to_le_bytes());
