@@ -5,14 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::util::{Dir, decoded_rows, fwload, repo, stderr, stdout};
-
-fn run_gen(args: &[&str]) {
-    let mut a = vec!["gen"];
-    a.extend_from_slice(args);
-    let o = fwload(&a);
-    assert!(o.status.success(), "gen {args:?}: {}{}", stdout(&o), stderr(&o));
-}
+use crate::util::{Dir, decoded_rows, fwload, repo, run_gen, stderr};
 
 fn validate_json(
     schema: &str,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use fwload::schema::SchemaSet;
 
 use crate::pg::TestDb;
-use crate::util::{Dir, decoded_rows, fwload, repo, stderr, stdout};
+use crate::util::{Dir, decoded_rows, fwload, repo, run_gen, stderr, stdout};
 
 struct Outcome {
     code: i32,
@@ -40,13 +40,6 @@ fn load(db: &TestDb, d: &Dir, args: &[&str]) -> Outcome {
         err: stderr(&o),
         report,
     }
-}
-
-fn run_gen(args: &[&str]) {
-    let mut a = vec!["gen"];
-    a.extend_from_slice(args);
-    let o = fwload(&a);
-    assert!(o.status.success(), "gen {args:?}: {}", stderr(&o));
 }
 
 fn table<'a>(r: &'a serde_json::Value, layout: &str) -> &'a serde_json::Value {
@@ -697,30 +690,7 @@ fn failure_mid_merge_leaves_the_target_unchanged() {
     let (_, schema) = hcad();
     let d = Dir::new();
     let db = TestDb::new();
-    let base = d.join("a.zip");
-    let next = d.join("b.zip");
-    run_gen(&[
-        "--schema",
-        &schema,
-        "--rows",
-        "800",
-        "--out",
-        base.to_str().unwrap(),
-    ]);
-    run_gen(&[
-        "--schema",
-        &schema,
-        "--base",
-        base.to_str().unwrap(),
-        "--update",
-        "5%",
-        "--insert",
-        "5%",
-        "--delete",
-        "1%",
-        "--out",
-        next.to_str().unwrap(),
-    ]);
+    let (base, next) = crate::util::hcad_change_set(&d, 800, 1);
     assert_eq!(
         load(
             &db,

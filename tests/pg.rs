@@ -183,6 +183,40 @@ impl Cluster {
         Cluster { port, dir: d, data, keep: false }
     }
 
+    /// The URL of database `db` over TCP (TLS off).
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Restarts the server as a crash would: `pg_ctl restart -m
+    /// immediate`, so crash recovery runs (and empties UNLOGGED tables).
+    /// The server's output goes to the log: a restarted postmaster
+    /// inherits pg_ctl's pipes, and reading them would never end.
+    pub fn crash_restart(&self) {
+        let pg_ctl = pg_bin("pg_ctl").expect("pg_ctl");
+        let o = as_postgres(
+            &pg_ctl,
+            &[
+                "-D",
+                &self.data,
+                "-l",
+                &format!("{}/log", self.dir),
+                "-m",
+                "immediate",
+                "-w",
+                "restart",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "pg_ctl restart failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// A superuser connection over the cluster's Unix socket.
     pub fn local(&self) -> postgres::Client {
         let mut c = postgres::Config::new();

@@ -7,6 +7,7 @@ mod http_server;
 mod load;
 mod pg;
 mod pgcopy;
+mod reliability;
 mod roundtrip;
 mod run;
 mod schemas;

@@ -46,6 +46,31 @@ pub fn fwload(args: &[&str]) -> Output {
         .expect("run fwload")
 }
 
+/// Runs `fwload gen` with `args`; the test fails if it does.
+pub fn run_gen(args: &[&str]) {
+    let mut a = vec!["gen"];
+    a.extend_from_slice(args);
+    let o = fwload(&a);
+    assert!(o.status.success(), "gen {args:?}: {}{}", stdout(&o), stderr(&o));
+}
+
+/// An HCAD archive of `rows` accounts, `base.zip`, and a change set of
+/// it, `next.zip` (5% updated, 5% inserted, 1% deleted), both in `d`.
+pub fn hcad_change_set(d: &Dir, rows: usize, seed: u64) -> (PathBuf, PathBuf) {
+    let schema = repo("schemas/hcad");
+    let (base, next) = (d.join("base.zip"), d.join("next.zip"));
+    let (b, n) = (base.to_str().unwrap(), next.to_str().unwrap());
+    let (rows, seed) = (rows.to_string(), seed.to_string());
+    run_gen(&[
+        "--schema", &schema, "--rows", &rows, "--seed", &seed, "--out", b,
+    ]);
+    run_gen(&[
+        "--schema", &schema, "--base", b, "--update", "5%", "--insert", "5%",
+        "--delete", "1%", "--out", n,
+    ]);
+    (base, next)
+}
+
 /// Standard output as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

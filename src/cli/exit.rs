@@ -22,6 +22,11 @@ pub enum Exit {
     Fetch = 5,
     /// 6: another load of the same dataset holds the lock (`--no-wait`).
     Busy = 6,
+    /// 130 (128 + SIGINT): stopped by SIGINT (Ctrl-C); nothing was
+    /// committed.
+    Interrupt = 130,
+    /// 143 (128 + SIGTERM): stopped by SIGTERM; nothing was committed.
+    Terminate = 143,
 }
 
 /// An error with the exit code it maps to.

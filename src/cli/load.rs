@@ -4,11 +4,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
 use crate::load::{
-    Database, DeletePolicy, LoadError, LoadErrorKind, LoadOptions, LoadReport,
-    Mode, list_runs, load, rollback, show_run,
+    Database, DeletePolicy, Interrupt, LoadError, LoadErrorKind, LoadOptions,
+    LoadReport, Mode, list_runs, load, rollback, show_run,
 };
 use crate::report::Thresholds;
 
@@ -181,6 +183,7 @@ impl LoadTuning {
             progress: !self.quiet,
             stages: serde_json::Value::Null,
             work_mem: self.work_mem.0.clone(),
+            interrupt: stop_on_signals(),
         };
         if opts.delete != DeletePolicy::None && opts.mode != Mode::Merge {
             return Err(Failure::msg(
@@ -262,6 +265,30 @@ pub struct RollbackArgs {
     target_schema: String,
 }
 
+/// A stop request raised by the first SIGINT or SIGTERM: the load stops,
+/// rolls back and records the run as interrupted. A second signal ends
+/// the process at once (the server rolls back what was not committed).
+fn stop_on_signals() -> Interrupt {
+    let stop = Interrupt::new();
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
+        return stop;
+    };
+    let raise = stop.clone();
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if raise.raised().is_some() {
+                std::process::exit(128 + signal);
+            }
+            let name = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
+            eprintln!(
+                "fwload: {name}: stopping, nothing will be committed (again to exit at once)"
+            );
+            raise.raise(signal);
+        }
+    });
+    stop
+}
+
 /// The exit code of a load error.
 pub fn exit_of(e: &LoadError) -> Exit {
     match e.kind() {
@@ -269,6 +296,10 @@ pub fn exit_of(e: &LoadError) -> Exit {
         LoadErrorKind::Input(_) => Exit::Input,
         LoadErrorKind::Refused(_) => Exit::Data,
         LoadErrorKind::Busy(_) => Exit::Busy,
+        LoadErrorKind::Interrupted(signal) if *signal == SIGTERM => {
+            Exit::Terminate
+        }
+        LoadErrorKind::Interrupted(_) => Exit::Interrupt,
         _ => Exit::Database,
     }
 }
@@ -308,6 +339,9 @@ pub fn write_summary(
             t.stage_seconds + t.publish_seconds,
             if t.reused { "  (staging reused)" } else { "" }
         )?;
+        if let Some(why) = &t.restaged {
+            writeln!(w, "  staged again, not reused: {why}")?;
+        }
         if t.orphans > 0 {
             writeln!(
                 w,

@@ -15,8 +15,8 @@ use super::load::{DbArgs, LoadTuning, failure};
 use super::{CliResult, Exit, Failure, ReadArgs};
 use crate::fetch::{Source, Status, fetch_all_blocking};
 use crate::load::{
-    LoadOptions, NewRun, finish_run, last_success_inputs, load, migrate,
-    start_run,
+    LoadOptions, NewRun, finish_run, load, migrate, outcome_key, start_run,
+    unchanged_inputs,
 };
 use crate::pipeline::{ValidateOptions, validate};
 use crate::report::Progress;
@@ -67,6 +67,7 @@ fn record(
         target_schema: &opts.target_schema,
         mode: opts.mode.as_str(),
         schema_hash: &set.hash,
+        outcome_key: None,
         options: json!({}),
         stages: stages.clone(),
     };
@@ -144,11 +145,12 @@ pub(super) fn run(a: RunArgs) -> CliResult {
     // 2. unchanged since the last success?
     let mut db = opts.database.connect().map_err(failure)?;
     migrate(&mut db, &opts.meta).map_err(failure)?;
-    let previous = last_success_inputs(
+    let previous = unchanged_inputs(
         &mut db,
         &opts.meta,
-        &dataset,
-        &opts.target_schema,
+        &set,
+        (&dataset, &opts.target_schema),
+        &outcome_key(&set, opts.mode, opts.delete),
     )
     .map_err(failure)?;
     drop(db);

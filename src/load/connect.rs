@@ -275,6 +275,24 @@ impl Database {
         self.config.connect(tls).map_err(ctx)
     }
 
+    /// Asks the server to cancel the statement running on the connection
+    /// `token` belongs to.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub fn cancel(
+        &self,
+        token: &postgres::CancelToken,
+    ) -> Result<(), LoadError> {
+        let ctx = |e: postgres::Error| LoadError::connect(self, e);
+        if self.ssl == SslMode::Disable {
+            return token.cancel_query(postgres::NoTls).map_err(ctx);
+        }
+        let tls =
+            tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+        token.cancel_query(tls).map_err(ctx)
+    }
+
     fn tls_config(&self) -> Result<rustls::ClientConfig, LoadError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();

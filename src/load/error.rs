@@ -38,6 +38,8 @@ pub enum LoadErrorKind {
     Refused(String),
     /// Another load of the dataset holds the lock (`--no-wait`).
     Busy(String),
+    /// A signal (its number) stopped the load; nothing was committed.
+    Interrupted(i32),
 }
 
 impl LoadError {
@@ -88,6 +90,25 @@ impl LoadError {
 
     pub(crate) fn busy(m: impl Into<String>) -> LoadError {
         LoadError { kind: Box::new(LoadErrorKind::Busy(m.into())) }
+    }
+
+    pub(crate) fn interrupted(signal: i32) -> LoadError {
+        LoadError { kind: Box::new(LoadErrorKind::Interrupted(signal)) }
+    }
+
+    /// An error of writing a `COPY` stream: the driver's error when the
+    /// server or the connection failed (a database error, not the
+    /// input's), else a local write error.
+    pub(crate) fn copy(
+        context: impl Into<String>,
+        e: std::io::Error,
+    ) -> LoadError {
+        let context = context.into();
+        let text = e.to_string();
+        match e.into_inner().map(|x| x.downcast::<postgres::Error>()) {
+            Some(Ok(pg)) => LoadError::db(context, *pg),
+            _ => LoadError::input(format!("{context}: {text}")),
+        }
     }
 
     /// The server's SQLSTATE, for a database error.
@@ -160,6 +181,15 @@ impl fmt::Display for LoadError {
             LoadErrorKind::Db { context, source } => {
                 write!(f, "{context}: {}", describe(source))
             }
+            LoadErrorKind::Interrupted(signal) => write!(
+                f,
+                "interrupted by {}; nothing was committed",
+                match signal {
+                    2 => "SIGINT".to_owned(),
+                    15 => "SIGTERM".to_owned(),
+                    s => format!("signal {s}"),
+                }
+            ),
         }
     }
 }

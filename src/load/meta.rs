@@ -76,6 +76,34 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: the outcomes of the stages before a load (`fwload run`).
     "ALTER TABLE {m}.runs ADD COLUMN stages jsonb;",
+    // 3: staging tables named after an id of their own (unique per
+    // dataset, target schema and layout by construction); staged state
+    // that proves it is complete before --resume reuses it (the table's
+    // OID and rows, and a mark in an UNLOGGED table that crash recovery
+    // empties together with the staging tables); what decides a run's
+    // outcome, for the unchanged-input skip. Staging recorded before
+    // this proves nothing: it is dropped.
+    "CREATE TABLE {m}.staging_names (
+        id bigserial PRIMARY KEY,
+        dataset text NOT NULL,
+        target_schema text NOT NULL,
+        layout text NOT NULL,
+        UNIQUE (dataset, target_schema, layout)
+    );
+    CREATE UNLOGGED TABLE {m}.stage_marks (
+        staging_table oid PRIMARY KEY,
+        run_id bigint NOT NULL
+    );
+    ALTER TABLE {m}.staged ADD COLUMN staging_oid oid,
+        ADD COLUMN table_rows bigint, ADD COLUMN kind text,
+        ADD COLUMN schema_hash text;
+    DO $$ DECLARE t text; BEGIN
+        FOR t IN SELECT staging_table FROM {m}.staged LOOP
+            EXECUTE 'DROP TABLE IF EXISTS ' || t;
+        END LOOP;
+    END $$;
+    DELETE FROM {m}.staged;
+    ALTER TABLE {m}.runs ADD COLUMN outcome_key text;",
 ];
 
 /// Creates or upgrades the metadata schema `meta`. Concurrent callers
@@ -135,6 +163,9 @@ pub struct NewRun<'a> {
     pub mode: &'a str,
     /// sha256 of the schema files.
     pub schema_hash: &'a str,
+    /// What decides the outcome besides the inputs (see
+    /// [`super::skip::outcome_key`]); `None` for runs that load nothing.
+    pub outcome_key: Option<&'a str>,
     /// Options it runs with.
     pub options: serde_json::Value,
     /// Outcomes of earlier stages (`fwload run`), or null.
@@ -155,8 +186,8 @@ pub fn start_run(
     let row = db
         .query_one(
             &format!(
-                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages)
-                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7) RETURNING id"
+                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages, outcome_key)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8) RETURNING id"
             ),
             &[
                 &run.dataset,
@@ -166,6 +197,7 @@ pub fn start_run(
                 &run.schema_hash,
                 &Json(run.options.clone()),
                 &stages,
+                &run.outcome_key,
             ],
         )
         .map_err(|e| LoadError::db("recording the run", e))?;
@@ -260,27 +292,92 @@ pub fn record_files(
     Ok(())
 }
 
-/// The input digests of the dataset's last successful run into
-/// `target_schema`.
+/// Marks the dataset's runs into `target_schema` still recorded as
+/// `running` as `abandoned`. Called with the dataset's lock held, so none
+/// of them is alive: their process was killed, or lost its connection
+/// before it could record how it ended. Returns how many.
 ///
 /// # Errors
 /// A failed statement.
-pub fn last_success_inputs(
+pub fn abandon_dead_runs(
     db: &mut Client,
     meta: &str,
     dataset: &str,
     target_schema: &str,
-) -> Result<Vec<String>, LoadError> {
+) -> Result<u64, LoadError> {
+    db.execute(
+        &format!(
+            "UPDATE {}.runs SET status = 'abandoned', finished_at = now(),
+                 reason = 'the process ended without recording an outcome (killed, or its connection was lost); nothing it did was committed'
+             WHERE dataset = $1 AND target_schema = $2 AND status = 'running'",
+            quote_ident(meta)
+        ),
+        &[&dataset, &target_schema],
+    )
+    .map_err(|e| LoadError::db("marking abandoned runs", e))
+}
+
+/// Drops the staging tables of the dataset's runs that committed (left
+/// behind by a kill between the commit and the cleanup), and staged
+/// state recorded before staged tables could prove themselves. Staging
+/// of failed or abandoned runs stays for `--resume`.
+///
+/// # Errors
+/// A failed statement.
+pub fn drop_spent_staging(
+    db: &mut Client,
+    meta: &str,
+    dataset: &str,
+    target_schema: &str,
+) -> Result<(), LoadError> {
     let m = quote_ident(meta);
+    let ctx = |e| LoadError::db("dropping staging tables left behind", e);
     let rows = db
         .query(
             &format!(
-                "SELECT DISTINCT f.input_sha256 FROM {m}.run_files f
-                 WHERE f.run_id = (SELECT max(id) FROM {m}.runs
-                                   WHERE dataset = $1 AND target_schema = $2 AND status = 'succeeded')"
+                "SELECT s.layout, s.staging_table FROM {m}.staged s
+                 LEFT JOIN {m}.runs r ON r.id = s.run_id
+                 WHERE s.dataset = $1 AND s.target_schema = $2
+                   AND (r.status IS NULL OR r.status IN ('succeeded', 'dry_run') OR s.staging_oid IS NULL)"
             ),
             &[&dataset, &target_schema],
         )
-        .map_err(|e| LoadError::db("reading the last successful run", e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+        .map_err(ctx)?;
+    for r in rows {
+        let (layout, table): (String, String) = (r.get(0), r.get(1));
+        drop_staged(db, meta, (dataset, target_schema), &layout, &table)?;
+    }
+    Ok(())
+}
+
+/// Drops one staging table, its staged record and its mark.
+///
+/// # Errors
+/// A failed statement.
+pub fn drop_staged(
+    db: &mut Client,
+    meta: &str,
+    (dataset, target_schema): (&str, &str),
+    layout: &str,
+    table: &str,
+) -> Result<(), LoadError> {
+    let m = quote_ident(meta);
+    let ctx = |e| LoadError::db(format!("dropping staging table {table}"), e);
+    let mut tx = db.transaction().map_err(ctx)?;
+    tx.execute(
+        &format!(
+            "DELETE FROM {m}.stage_marks WHERE staging_table = to_regclass($1)"
+        ),
+        &[&table],
+    )
+    .map_err(ctx)?;
+    tx.batch_execute(&format!("DROP TABLE IF EXISTS {table}")).map_err(ctx)?;
+    tx.execute(
+        &format!(
+            "DELETE FROM {m}.staged WHERE dataset = $1 AND target_schema = $2 AND layout = $3"
+        ),
+        &[&dataset, &target_schema, &layout],
+    )
+    .map_err(ctx)?;
+    tx.commit().map_err(ctx)
 }

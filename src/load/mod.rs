@@ -26,23 +26,26 @@
 
 mod connect;
 mod error;
+mod interrupt;
 mod meta;
 mod publish;
 mod replace;
 mod runs;
+mod skip;
 mod stage;
 
 pub use connect::{Database, SslMode};
 pub use error::{LoadError, LoadErrorKind, describe};
+pub use interrupt::Interrupt;
 pub use meta::{
-    NewRun, RunFile, finish_run, last_success_inputs, latest_version, migrate,
-    start_run,
+    NewRun, RunFile, finish_run, latest_version, migrate, start_run,
 };
 pub use publish::{
     DeletePolicy, Mode, PublishOptions, TableOutcome, merge_sql,
 };
 pub use replace::rollback;
 pub use runs::{RunDetail, RunSummary, list_runs, show_run};
+pub use skip::{outcome_key, unchanged_inputs};
 pub use stage::{
     MemberRef, RejectSinks, Spool, StageContext, Staged, staging_columns,
     staging_ddl,
@@ -113,12 +116,26 @@ pub struct LoadOptions {
     /// `work_mem` and `maintenance_work_mem` for fwload's own sessions
     /// (a PostgreSQL size such as `256MB`); `None` keeps the server's.
     pub work_mem: Option<String>,
+    /// Raised to stop the load (SIGINT, SIGTERM): nothing is committed.
+    pub interrupt: Interrupt,
+}
+
+impl LoadOptions {
+    /// An interrupted load's error, when a stop was raised.
+    fn stopped(&self) -> Result<(), LoadError> {
+        match self.interrupt.raised() {
+            Some(signal) => Err(LoadError::interrupted(signal)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Connects and sets the session's memory for joins, sorts and index
 /// builds.
 fn connect(opts: &LoadOptions) -> Result<Client, LoadError> {
     let mut db = opts.database.connect()?;
+    opts.interrupt.watch(&opts.database, &db);
+    opts.stopped()?;
     if let Some(m) = &opts.work_mem {
         db.execute(
             "SELECT set_config('work_mem', $1, false), \
@@ -281,6 +298,40 @@ pub fn column_report(
     Ok(out)
 }
 
+/// Refuses inputs that feed no layout: a file given on the command line
+/// none of whose members matches a layout (a nested zip, a tar of links,
+/// a wrong archive), or inputs none of whose members match at all. As in
+/// `validate`, loading nothing is an error, never an "unchanged" success.
+fn nothing_to_load(
+    inputs: &[PathBuf],
+    files: &[PathBuf],
+    listed: &[(usize, Vec<Listed>)],
+) -> Result<(), LoadError> {
+    let seen = |v: &[Listed]| {
+        let names: Vec<&str> =
+            v.iter().take(5).map(|(n, _, _)| n.as_str()).collect();
+        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+    };
+    for (i, v) in listed {
+        if inputs.contains(&files[*i]) && v.iter().all(|m| m.2.is_none()) {
+            return Err(LoadError::schema(format!(
+                "{}: no member matches a layout of the schema, so nothing would be loaded (members seen: {})",
+                files[*i].display(),
+                seen(v)
+            )));
+        }
+    }
+    if listed.iter().all(|(_, v)| v.iter().all(|m| m.2.is_none())) {
+        let all: Vec<Listed> =
+            listed.iter().flat_map(|(_, v)| v.iter().cloned()).collect();
+        return Err(LoadError::schema(format!(
+            "no member of the inputs matches a layout of the schema, so nothing would be loaded (members seen: {})",
+            seen(&all)
+        )));
+    }
+    Ok(())
+}
+
 /// A member found in an input: name, declared size, layout index.
 type Listed = (String, Option<u64>, Option<usize>);
 
@@ -339,6 +390,7 @@ pub fn load(
         }
         listed.push((i, v));
     }
+    nothing_to_load(inputs, &files, &listed)?;
     let mut db = connect(opts)?;
     migrate(&mut db, &opts.meta)?;
     let key = lock_key(&dataset, &opts.target_schema);
@@ -352,14 +404,30 @@ pub fn load(
         }
     };
     lock(&mut db, &key, opts.no_wait, &show_wait)?;
+    // With the lock held, no other run of the dataset is alive: runs still
+    // `running` were killed, and staging of committed runs is left over.
+    meta::abandon_dead_runs(
+        &mut db,
+        &opts.meta,
+        &dataset,
+        &opts.target_schema,
+    )?;
+    meta::drop_spent_staging(
+        &mut db,
+        &opts.meta,
+        &dataset,
+        &opts.target_schema,
+    )?;
+    let outcome = outcome_key(set, opts.mode, opts.delete);
     let previous = if opts.force_reload {
-        Vec::new()
+        Default::default()
     } else {
-        meta::last_success_inputs(
+        unchanged_inputs(
             &mut db,
             &opts.meta,
-            &dataset,
-            &opts.target_schema,
+            set,
+            (&dataset, &opts.target_schema),
+            &outcome,
         )?
     };
     let mut total_bytes = 0u64;
@@ -418,6 +486,7 @@ pub fn load(
             target_schema: &opts.target_schema,
             mode: opts.mode.as_str(),
             schema_hash: &set.hash,
+            outcome_key: Some(&outcome),
             options: serde_json::to_value(RunOptions::of(opts))
                 .unwrap_or_default(),
             stages: opts.stages.clone(),
@@ -429,22 +498,41 @@ pub fn load(
                 mut report: LoadReport,
                 error: LoadError|
      -> LoadFailure {
+        // A statement cancelled by the stop fails with the server's
+        // "canceling statement": the stop is the reason.
+        let error = match opts.interrupt.raised() {
+            Some(signal) => LoadError::interrupted(signal),
+            None => error,
+        };
         let status = match error.kind() {
             LoadErrorKind::Refused(_) => "refused",
+            LoadErrorKind::Interrupted(_) => "interrupted",
             _ => "failed",
         };
         report.status = status.into();
         report.reason = Some(error.to_string());
         report.seconds = started.elapsed().as_secs_f64();
-        let _ = meta::finish_run(
-            db,
-            &opts.meta,
-            run,
-            status,
-            report.reason.as_deref(),
-            &report,
-        );
-        let _ = meta::record_files(db, &opts.meta, run, &report.files);
+        // The load's connection may be what failed: record the outcome on
+        // a new one then (when that fails too, the next run of the
+        // dataset marks this one abandoned).
+        let record = |db: &mut Client| {
+            meta::finish_run(
+                db,
+                &opts.meta,
+                run,
+                status,
+                report.reason.as_deref(),
+                &report,
+            )
+            .and_then(|()| {
+                meta::record_files(db, &opts.meta, run, &report.files)
+            })
+        };
+        if record(db).is_err()
+            && let Ok(mut fresh) = opts.database.connect()
+        {
+            let _ = record(&mut fresh);
+        }
         LoadFailure { error, report: Some(Box::new(report)) }
     };
     if work.is_empty() {
@@ -522,6 +610,8 @@ pub fn load(
         dataset: &dataset,
         target_schema: &opts.target_schema,
         run,
+        schema_hash: &set.hash,
+        interrupt: &opts.interrupt,
         // The inputs were hashed above; each stage reads one member.
         source: SourceOptions { skip_archive_hash: true, ..opts.source },
         pipeline: PipelineOptions {
@@ -765,19 +855,32 @@ fn stage_and_publish(
                     };
                     let plan = &plans[w.layout];
                     let reused = if opts.resume {
-                        stage::reusable(&mut db, cx, &plan.layout, &w.members)
+                        stage::reusable(
+                            &mut db,
+                            cx,
+                            &plan.layout,
+                            &w.members,
+                            kind(w.layout),
+                        )
                     } else {
-                        Ok(None)
+                        Ok(Err(stage::NotReused::Different))
                     };
                     let staged = reused.and_then(|r| match r {
-                        Some(s) => Ok(s),
-                        None => stage_one(
+                        Ok(s) => Ok(s),
+                        Err(why) => stage_one(
                             &mut db,
                             cx,
                             plan,
                             &w.members,
                             kind(w.layout),
-                        ),
+                        )
+                        .map(|s| Staged {
+                            restaged: match why {
+                                stage::NotReused::Unproven(w) => Some(w),
+                                stage::NotReused::Different => None,
+                            },
+                            ..s
+                        }),
                     });
                     if staged.is_err() {
                         stop.store(true, Ordering::Relaxed);
@@ -847,7 +950,7 @@ fn stage_one(
 ) -> Result<Staged, LoadError> {
     let ctx = |e| LoadError::db(format!("staging {}", plan.layout.name), e);
     let mut tx = db.transaction().map_err(ctx)?;
-    let dest = stage::Destination::staging(cx, &plan.layout, kind);
+    let dest = stage::Destination::staging(&mut tx, cx, &plan.layout, kind)?;
     let staged = stage::stage(&mut tx, cx, plan, members, &dest)?;
     tx.commit().map_err(ctx)?;
     Ok(staged)
@@ -924,6 +1027,7 @@ fn publish_all(
             staged: s.rows,
             stage_seconds: s.seconds,
             reused: s.reused,
+            restaged: s.restaged.clone(),
             ..Default::default()
         };
         let orphans_before = spool_rows(&spool);
@@ -952,6 +1056,7 @@ fn publish_all(
     check_thresholds(opts, &staged)?;
     spool.flush_to(&mut tx, cx.meta)?;
     let counts = serde_json::to_value(&out).unwrap_or_default();
+    opts.stopped()?;
     tx.execute(
         &meta::finish_sql(cx.meta),
         &[
@@ -966,6 +1071,7 @@ fn publish_all(
         tx.rollback()
             .map_err(|e| LoadError::db("rolling back the dry run", e))?;
     } else {
+        opts.stopped()?;
         tx.commit().map_err(|e| LoadError::db("committing", e))?;
     }
     Ok(out)
@@ -1065,7 +1171,8 @@ fn create_target(
     Ok(())
 }
 
-/// Drops staging tables and their records after a finished run.
+/// Drops staging tables and their records after a finished run (best
+/// effort: what is left is dropped by the dataset's next run).
 fn drop_staging(
     db: &mut Client,
     meta: &str,
@@ -1074,10 +1181,12 @@ fn drop_staging(
     staged: &[Staged],
 ) {
     for s in staged {
-        let _ = db.batch_execute(&format!("DROP TABLE IF EXISTS {}", s.table));
-        let _ = db.execute(
-            &format!("DELETE FROM {}.staged WHERE dataset = $1 AND target_schema = $2 AND layout = $3", quote_ident(meta)),
-            &[&dataset, &target_schema, &s.layout],
+        let _ = meta::drop_staged(
+            db,
+            meta,
+            (dataset, target_schema),
+            &s.layout,
+            &s.table,
         );
     }
 }

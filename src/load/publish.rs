@@ -58,6 +58,17 @@ pub enum DeletePolicy {
     Soft,
 }
 
+impl DeletePolicy {
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletePolicy::None => "none",
+            DeletePolicy::Hard => "hard",
+            DeletePolicy::Soft => "soft",
+        }
+    }
+}
+
 /// The outcome for one table.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TableOutcome {
@@ -89,6 +100,10 @@ pub struct TableOutcome {
     pub publish_seconds: f64,
     /// Staging reused from a failed run.
     pub reused: bool,
+    /// Why `--resume` staged the table again instead of reusing a failed
+    /// run's staging (it could not prove it complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restaged: Option<String>,
 }
 
 /// Options of the publish step.
@@ -483,7 +498,7 @@ pub enum Naming<'a> {
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a
 /// character boundary (PostgreSQL cuts identifiers to 63 bytes so).
-fn clip(s: &str, max: usize) -> &str {
+pub(crate) fn clip(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;

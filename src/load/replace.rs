@@ -192,6 +192,9 @@ fn finish(
     if dry_run {
         tx.rollback().map_err(|e| LoadError::db("rolling back the dry run", e))
     } else {
+        if let Some(signal) = cx.interrupt.raised() {
+            return Err(LoadError::interrupted(signal));
+        }
         tx.commit().map_err(|e| LoadError::db("committing", e))
     }
 }

@@ -5,6 +5,7 @@
 
 use std::io::{Seek, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 
-use super::publish::{Naming, key_and_indexes};
+use super::publish::{Naming, clip, key_and_indexes};
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
     ChunkResult, Counts, KeyIndex, PipelineError, PipelineOptions, Plan,
@@ -57,8 +58,15 @@ pub struct Staged {
     /// cannot tell whether their row should go).
     pub unkeyed_rejects: u64,
 
+    /// Rows in the table as its stage committed them (valid rows and the
+    /// keys of rejected records), the proof of a complete stage.
+    #[serde(default)]
+    pub table_rows: u64,
     /// Whether a previous run's staging was reused (`--resume`).
     pub reused: bool,
+    /// Why a previous run's staging was not reused (`--resume`).
+    #[serde(skip)]
+    pub restaged: Option<String>,
     /// Seconds spent staging.
     pub seconds: f64,
 }
@@ -179,24 +187,47 @@ impl Spool {
     }
 }
 
-/// The staging table's name for a layout: in the metadata schema, named
-/// after the dataset, target schema and table.
-pub fn staging_name(
-    meta: &str,
-    dataset: &str,
-    target_schema: &str,
+/// The staging table of a layout: in the metadata schema, named
+/// `stg_<id>_<table>` after an id `{meta}.staging_names` holds for the
+/// (dataset, target schema, layout), so two datasets or target schemas
+/// never share one, whatever their names (the id's digits end at the
+/// first `_`, so the name is unique by construction). The table part is
+/// cut on a character boundary to fit PostgreSQL's 63 bytes.
+///
+/// # Errors
+/// A database error.
+pub fn staging_table<C: GenericClient>(
+    db: &mut C,
+    cx: &StageContext<'_>,
     layout: &Layout,
-) -> String {
-    let mut n = format!(
-        "stg_{dataset}_{target_schema}_{}",
-        layout.table.replace('.', "_")
-    );
-    if n.len() > 63 {
-        let h = xxhash_rust::xxh3::xxh3_64(n.as_bytes());
-        n.truncate(46);
-        n.push_str(&format!("_{h:016x}"));
-    }
-    format!("{}.{}", quote_ident(meta), quote_ident(&n))
+) -> Result<String, LoadError> {
+    let m = quote_ident(cx.meta);
+    let id: i64 = db
+        .query_one(
+            &format!(
+                "INSERT INTO {m}.staging_names (dataset, target_schema, layout)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (dataset, target_schema, layout)
+                 DO UPDATE SET layout = excluded.layout RETURNING id"
+            ),
+            &[&cx.dataset, &cx.target_schema, &layout.name],
+        )
+        .map_err(|e| {
+            LoadError::db(
+                format!("naming the staging table of {}", layout.name),
+                e,
+            )
+        })?
+        .get(0);
+    Ok(format!("{m}.{}", quote_ident(&staging_name(id, &layout.table))))
+}
+
+/// `stg_<id>_<table>` in at most 63 bytes, `.` of a qualified table
+/// written `_`.
+fn staging_name(id: i64, table: &str) -> String {
+    let head = format!("stg_{id}_");
+    let table = table.replace('.', "_");
+    format!("{head}{}", clip(&table, 63 - head.len()))
 }
 
 /// The column list of a staging table, in COPY order.
@@ -223,6 +254,17 @@ pub enum TableKind {
         /// Add `deleted_at`.
         soft_delete: bool,
     },
+}
+
+impl TableKind {
+    /// The kind as recorded with staged state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Staging => "staging",
+            TableKind::Target { soft_delete: false } => "target",
+            TableKind::Target { soft_delete: true } => "target, soft delete",
+        }
+    }
 }
 
 /// `CREATE TABLE` for a stage's table: fwload's own columns, then the
@@ -290,6 +332,11 @@ pub struct StageContext<'a> {
     pub target_schema: &'a str,
     /// The run.
     pub run: i64,
+    /// sha256 of the schema files (staged state is reused only under the
+    /// same schema).
+    pub schema_hash: &'a str,
+    /// A stop request: reading stops at the next chunk.
+    pub interrupt: &'a super::Interrupt,
     /// Input reading.
     pub source: SourceOptions,
     /// Chunking.
@@ -302,7 +349,23 @@ pub struct StageContext<'a> {
     pub progress: &'a Progress,
 }
 
-/// A previous run's staging of the same inputs, when still usable.
+/// Why a previous run's staging of a layout is not reused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotReused {
+    /// Nothing was staged, or from other inputs, another schema or
+    /// another kind of table.
+    Different,
+    /// The staging table exists but cannot prove it holds every row its
+    /// stage committed: emptied by the server's crash recovery (staging
+    /// tables are UNLOGGED), truncated, or replaced.
+    Unproven(String),
+}
+
+/// A previous run's staging of the same inputs, when it proves it is
+/// complete: the same inputs, schema and kind of table; the very table the
+/// stage created (its OID); the stage's mark, kept in an UNLOGGED table
+/// that crash recovery empties together with the staging tables; and as
+/// many rows as the stage committed. Existence alone proves nothing.
 ///
 /// # Errors
 /// A failed statement.
@@ -311,31 +374,61 @@ pub fn reusable(
     cx: &StageContext<'_>,
     layout: &Layout,
     members: &[MemberRef],
-) -> Result<Option<Staged>, LoadError> {
+    kind: TableKind,
+) -> Result<Result<Staged, NotReused>, LoadError> {
     let m = quote_ident(cx.meta);
+    let ctx = |e| LoadError::db("reading staged state", e);
     let row = db
         .query_opt(
             &format!(
-                "SELECT inputs, counts, to_regclass(staging_table) IS NOT NULL FROM {m}.staged
-                 WHERE dataset = $1 AND target_schema = $2 AND layout = $3"
+                "SELECT s.inputs, s.counts, s.table_rows, s.kind, s.schema_hash,
+                        s.staging_table,
+                        to_regclass(s.staging_table) IS NOT DISTINCT FROM s.staging_oid::regclass,
+                        EXISTS (SELECT 1 FROM {m}.stage_marks k
+                                WHERE k.staging_table = s.staging_oid AND k.run_id = s.run_id)
+                 FROM {m}.staged s
+                 WHERE s.dataset = $1 AND s.target_schema = $2 AND s.layout = $3
+                   AND s.staging_oid IS NOT NULL"
             ),
             &[&cx.dataset, &cx.target_schema, &layout.name],
         )
-        .map_err(|e| LoadError::db("reading staged state", e))?;
-    let Some(row) = row else { return Ok(None) };
+        .map_err(ctx)?;
+    let Some(row) = row else { return Ok(Err(NotReused::Different)) };
     let Json(inputs): Json<Vec<MemberRef>> = row.get(0);
     let Json(staged): Json<Staged> = row.get(1);
-    let exists: bool = row.get(2);
-    let same = |a: &[MemberRef], b: &[MemberRef]| {
-        a.len() == b.len()
-            && a.iter().zip(b).all(|(x, y)| {
-                x.input_sha256 == y.input_sha256
-                    && x.member == y.member
-                    && x.file == y.file
-            })
-    };
-    Ok((exists && same(&inputs, members))
-        .then_some(Staged { reused: true, ..staged }))
+    let rows: i64 = row.get(2);
+    let (was, hash): (String, String) = (row.get(3), row.get(4));
+    let table: String = row.get(5);
+    let (same_table, marked): (bool, bool) = (row.get(6), row.get(7));
+    let same = inputs.len() == members.len()
+        && inputs.iter().zip(members).all(|(x, y)| {
+            x.input_sha256 == y.input_sha256
+                && x.member == y.member
+                && x.file == y.file
+        });
+    if !same || was != kind.as_str() || hash != cx.schema_hash {
+        return Ok(Err(NotReused::Different));
+    }
+    if !same_table {
+        return Ok(Err(NotReused::Unproven(format!(
+            "{table} is gone or was replaced"
+        ))));
+    }
+    if !marked {
+        return Ok(Err(NotReused::Unproven(format!(
+            "the mark of {table} is gone: the server restarted after a crash and emptied it"
+        ))));
+    }
+    let have: i64 = db
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .map_err(ctx)?
+        .get(0);
+    if have != rows {
+        return Ok(Err(NotReused::Unproven(format!(
+            "{table} holds {have} rows, its stage committed {rows}"
+        ))));
+    }
+    Ok(Ok(Staged { reused: true, ..staged }))
 }
 
 /// The table a stage fills. It is (re)created by the stage, in the stage's
@@ -358,13 +451,16 @@ pub struct Destination {
 
 impl Destination {
     /// The layout's staging table.
-    pub fn staging(
+    ///
+    /// # Errors
+    /// A database error naming it.
+    pub fn staging<C: GenericClient>(
+        db: &mut C,
         cx: &StageContext<'_>,
         layout: &Layout,
         kind: TableKind,
-    ) -> Destination {
-        let table =
-            staging_name(cx.meta, cx.dataset, cx.target_schema, layout);
+    ) -> Result<Destination, LoadError> {
+        let table = staging_table(db, cx, layout)?;
         let create = format!(
             "DROP TABLE IF EXISTS {table}; {}",
             staging_ddl(layout, &table, kind)
@@ -375,7 +471,7 @@ impl Destination {
                 key_and_indexes(layout, &table, cx.references, Naming::Chosen)
             }
         };
-        Destination { table, kind, create, build, staging: true }
+        Ok(Destination { table, kind, create, build, staging: true })
     }
 }
 
@@ -409,6 +505,10 @@ pub fn stage<C: GenericClient>(
     // Rejected records' keys protect target rows from a snapshot's
     // deletes; a table that becomes a new target has none to protect.
     let skip_rejected_keys = dest.kind != TableKind::Staging;
+    // Rows the table holds once staged: those the COPY wrote less the
+    // duplicates removed (the proof of a complete stage, for --resume).
+    let copied: u64;
+    let mut removed = 0u64;
     {
         let mut w = db
             .copy_in(&format!(
@@ -417,7 +517,7 @@ pub fn stage<C: GenericClient>(
             ))
             .map_err(ctx("starting COPY into staging for"))?;
         let io = |e: std::io::Error| {
-            LoadError::input(format!("staging {}: {e}", layout.name))
+            LoadError::copy(format!("staging {}", layout.name), e)
         };
         w.write_all(pgcopy::HEADER).map_err(io)?;
         for m in members {
@@ -434,10 +534,19 @@ pub fn stage<C: GenericClient>(
                         .message(&format!("{} → {}", info.name, layout.table));
                     let cap =
                         cx.pipeline.chunk_size + cx.pipeline.chunk_size / 2;
+                    // Which sink failed decides the error: the COPY stream
+                    // (the server's or the connection's), a stop request,
+                    // or the rejects outputs.
+                    let copy_failed = AtomicBool::new(false);
                     let mut consume =
                         |r: &mut ChunkResult<CopyRows>| -> std::io::Result<()> {
+                            if cx.interrupt.raised().is_some() {
+                                return Err(std::io::ErrorKind::Interrupted.into());
+                            }
                             cx.progress.inc(r.len as u64);
-                            w.write_all(&r.rows.buf)?;
+                            w.write_all(&r.rows.buf).inspect_err(|_| {
+                                copy_failed.store(true, Ordering::Relaxed);
+                            })?;
                             for rej in &r.rejects {
                                 cx.rejects
                                     .write_reject(rej, layout, &mut spool)?;
@@ -463,10 +572,24 @@ pub fn stage<C: GenericClient>(
                         PipelineError::Header(_) => {
                             LoadError::schema(e.to_string())
                         }
-                        PipelineError::Sink(io) => LoadError::input(format!(
-                            "staging {}:{}: {io}",
-                            info.input, info.name
-                        )),
+                        PipelineError::Sink(io) => {
+                            if let Some(signal) = cx.interrupt.raised() {
+                                LoadError::interrupted(signal)
+                            } else if copy_failed.load(Ordering::Relaxed) {
+                                LoadError::copy(
+                                    format!(
+                                        "staging {}:{}",
+                                        info.input, info.name
+                                    ),
+                                    io,
+                                )
+                            } else {
+                                LoadError::input(format!(
+                                    "staging {}:{}: {io}",
+                                    info.input, info.name
+                                ))
+                            }
+                        }
                         other => LoadError::input(other.to_string()),
                     })?;
                     outcome = Some(MemberReport {
@@ -491,7 +614,7 @@ pub fn stage<C: GenericClient>(
             reports.push(report);
         }
         w.write_all(pgcopy::TRAILER).map_err(io)?;
-        w.finish().map_err(ctx("finishing COPY into staging for"))?;
+        copied = w.finish().map_err(ctx("finishing COPY into staging for"))?;
     }
     // Duplicate keys: the policy decides which records stay.
     // Duplicate keys: the policy decides which records stay; the others
@@ -506,10 +629,12 @@ pub fn stage<C: GenericClient>(
     let mut failed = None;
     let flush = |db: &mut C,
                  files: &mut Vec<i32>,
-                 lines: &mut Vec<i64>|
+                 lines: &mut Vec<i64>,
+                 removed: &mut u64|
      -> Result<(), LoadError> {
         if !files.is_empty() {
-            db.execute(&delete, &[&*files, &*lines])
+            *removed += db
+                .execute(&delete, &[&*files, &*lines])
                 .map_err(ctx("removing duplicate keys from staging for"))?;
             files.clear();
             lines.clear();
@@ -523,7 +648,7 @@ pub fn stage<C: GenericClient>(
             cx.rejects.write_reject(r, layout, &mut spool)
         })?;
         if files.len() >= 8192
-            && let Err(e) = flush(db, &mut files, &mut lines)
+            && let Err(e) = flush(db, &mut files, &mut lines, &mut removed)
         {
             failed = Some(e);
             return Err(std::io::Error::other("stopped"));
@@ -535,7 +660,7 @@ pub fn stage<C: GenericClient>(
     if let Some(e) = failed {
         return Err(e);
     }
-    flush(db, &mut files, &mut lines)?;
+    flush(db, &mut files, &mut lines, &mut removed)?;
     for sql in &dest.build {
         db.batch_execute(sql)
             .map_err(ctx("building the key and indexes of"))?;
@@ -567,30 +692,68 @@ pub fn stage<C: GenericClient>(
         counts,
         rows: counts.valid,
         unkeyed_rejects: unkeyed,
+        table_rows: copied - removed,
         reused: false,
+        restaged: None,
         seconds: started.elapsed().as_secs_f64(),
     };
     if !dest.staging {
         return Ok(staged);
     }
+    record_staged(db, cx, members, dest, &staged)?;
+    Ok(staged)
+}
+
+/// Records a committed stage in `{meta}.staged`, in the stage's own
+/// transaction, with what proves it complete later: the table's OID, its
+/// rows, and a mark in the UNLOGGED `{meta}.stage_marks` that the
+/// server's crash recovery empties together with the staging table.
+fn record_staged<C: GenericClient>(
+    db: &mut C,
+    cx: &StageContext<'_>,
+    members: &[MemberRef],
+    dest: &Destination,
+    staged: &Staged,
+) -> Result<(), LoadError> {
     let m = quote_ident(cx.meta);
+    let ctx = |e| {
+        LoadError::db(
+            format!("recording the staged state of {}", staged.layout),
+            e,
+        )
+    };
     db.execute(
         &format!(
-            "INSERT INTO {m}.staged (dataset, target_schema, layout, staging_table, run_id, inputs, counts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO {m}.staged (dataset, target_schema, layout, staging_table, run_id, inputs, counts,
+                                     staging_oid, table_rows, kind, schema_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $4::text::regclass::oid, $8, $9, $10)
              ON CONFLICT (dataset, target_schema, layout) DO UPDATE SET staging_table = excluded.staging_table,
-                 run_id = excluded.run_id, inputs = excluded.inputs, counts = excluded.counts, staged_at = now()"
+                 run_id = excluded.run_id, inputs = excluded.inputs, counts = excluded.counts, staged_at = now(),
+                 staging_oid = excluded.staging_oid, table_rows = excluded.table_rows,
+                 kind = excluded.kind, schema_hash = excluded.schema_hash;
+             "
         ),
         &[
             &cx.dataset,
             &cx.target_schema,
-            &layout.name,
-            &table,
+            &staged.layout,
+            &dest.table,
             &cx.run,
             &Json(serde_json::to_value(members).unwrap_or_default()),
-            &Json(serde_json::to_value(&staged).unwrap_or_default()),
+            &Json(serde_json::to_value(staged).unwrap_or_default()),
+            &(staged.table_rows as i64),
+            &dest.kind.as_str(),
+            &cx.schema_hash,
         ],
     )
-    .map_err(ctx("recording the staged state of"))?;
-    Ok(staged)
+    .map_err(ctx)?;
+    db.execute(
+        &format!(
+            "INSERT INTO {m}.stage_marks (staging_table, run_id) VALUES ($1::text::regclass::oid, $2)
+             ON CONFLICT (staging_table) DO UPDATE SET run_id = excluded.run_id"
+        ),
+        &[&dest.table, &cx.run],
+    )
+    .map_err(ctx)?;
+    Ok(())
 }

@@ -1,0 +1,99 @@
+//! The unchanged-input skip: an input identical to one the dataset's last
+//! effective run loaded, under everything else that decides the outcome
+//! unchanged, would change nothing, so it is not read again.
+//!
+//! What decides the outcome is the run's *outcome key* (the schema files'
+//! sha256, the mode and the delete policy) and the targets' state. The
+//! skip compares against the newest succeeded run of the dataset and
+//! target schema, whatever its kind: a later load of other inputs, a load
+//! under another key, or a rollback (recorded as a run with no key) ends
+//! it. Failed, refused, dry and abandoned runs changed nothing and are
+//! passed over. An input is skipped only while every target it fed still
+//! exists: a target dropped by hand is loaded again.
+
+use std::collections::{HashMap, HashSet};
+
+use postgres::Client;
+
+use super::{DeletePolicy, LoadError, Mode, target_name};
+use crate::schema::{SchemaSet, quote_ident};
+
+/// What decides a load's outcome besides its inputs and the targets'
+/// state.
+pub fn outcome_key(
+    set: &SchemaSet,
+    mode: Mode,
+    delete: DeletePolicy,
+) -> String {
+    format!(
+        "schema {}; mode {}; delete {}",
+        set.hash,
+        mode.as_str(),
+        delete.as_str()
+    )
+}
+
+/// The sha256 digests of inputs that need not be read again: loaded (or
+/// skipped as unchanged) by the newest succeeded run of `dataset` into
+/// `target_schema`, when that run had outcome key `key` and every target
+/// its members fed still exists.
+///
+/// # Errors
+/// A failed statement.
+pub fn unchanged_inputs(
+    db: &mut Client,
+    meta: &str,
+    set: &SchemaSet,
+    (dataset, target_schema): (&str, &str),
+    key: &str,
+) -> Result<HashSet<String>, LoadError> {
+    let m = quote_ident(meta);
+    let ctx = |e| LoadError::db("reading the last successful run", e);
+    let rows = db
+        .query(
+            &format!(
+                "WITH last AS (
+                     SELECT id, outcome_key FROM {m}.runs
+                     WHERE dataset = $1 AND target_schema = $2 AND status = 'succeeded'
+                     ORDER BY id DESC LIMIT 1)
+                 SELECT f.input_sha256, f.layout
+                 FROM last JOIN {m}.run_files f ON f.run_id = last.id
+                 WHERE last.outcome_key = $3"
+            ),
+            &[&dataset, &target_schema, &key],
+        )
+        .map_err(ctx)?;
+    let mut fed: HashMap<String, Vec<String>> = HashMap::new();
+    for r in &rows {
+        let layouts = fed.entry(r.get(0)).or_default();
+        if let Some(l) = r.get::<_, Option<String>>(1) {
+            layouts.push(l);
+        }
+    }
+    let mut out = HashSet::new();
+    for (sha, layouts) in fed {
+        let mut all_there = true;
+        for name in &layouts {
+            let Some(layout) = set.layouts.iter().find(|l| &l.name == name)
+            else {
+                all_there = false;
+                break;
+            };
+            let exists: bool = db
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&target_name(target_schema, layout)],
+                )
+                .map_err(ctx)?
+                .get(0);
+            if !exists {
+                all_there = false;
+                break;
+            }
+        }
+        if all_there {
+            out.insert(sha);
+        }
+    }
+    Ok(out)
+}
