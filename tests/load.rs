@@ -873,7 +873,16 @@ fn modes_append_fill_replace_and_rollback() {
     // replace: new tables swapped in, the previous generation kept.
     let before_replace = db.checksum("child", "id, seq");
     d.write("in/child.txt", "id\tseq\tv\n1\t1\tnew\n");
+    // It removes 3 of the 4 rows: past --max-delete-ratio.
     let o = load(&db, &d, &["--schema", &s, "--mode", "replace", &input]);
+    assert_eq!(o.code, 1, "{}{}", o.out, o.err);
+    assert!(o.err.contains("would delete 3 of 4 rows"), "{}", o.err);
+    assert_eq!(db.checksum("child", "id, seq"), before_replace);
+    let o = load(
+        &db,
+        &d,
+        &["--schema", &s, "--mode", "replace", "--force", &input],
+    );
     assert_eq!(o.code, 0, "{}{}", o.out, o.err);
     assert_eq!(
         db.one::<i64>(&format!("SELECT count(*) FROM {}.child", db.schema)),

@@ -457,3 +457,177 @@ fn r19_connection_lost_while_staging_exits_4() {
     let (code, out) = finish(child);
     assert_eq!(code, 4, "{out}");
 }
+
+/// Waits for `child` at most `secs`; kills it and fails the test if it
+/// runs longer (a hang).
+fn finish_within(mut child: Child, secs: u64) -> (i32, String) {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let (_, out) = finish(child);
+            panic!("fwload still running after {secs}s: {out}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    finish(child)
+}
+
+/// Issue 19, item 8: three rollbacks swapped back, forward and back, and
+/// none was recorded. A rollback is a run, idempotent, that ends the
+/// unchanged-input skip, and refuses to undo later runs unless forced.
+#[test]
+fn r19_rollback_is_a_recorded_idempotent_run() {
+    let d = Dir::new();
+    let (base, next) = hcad_change_set(&d, 300, 8);
+    let db = TestDb::new();
+    let t = Target::of(&db);
+    let rollback = |extra: &[&str]| {
+        let mut a = vec![
+            "rollback",
+            "--database-url",
+            &t.url,
+            "--meta-schema",
+            &t.meta,
+            "--dataset",
+            "hcad",
+            "--target-schema",
+            &t.schema,
+        ];
+        a.extend_from_slice(extra);
+        let o = fwload(&a);
+        (
+            o.status.code().unwrap_or(-1),
+            format!("{}{}", stdout(&o), stderr(&o)),
+        )
+    };
+    let replace = ["--mode", "replace"];
+    assert_eq!(
+        t.load(&[&replace[..], &["--create", path(&base)]].concat()).0,
+        0
+    );
+    let first = t.sums();
+    let (code, out) = t.load(&[&replace[..], &[path(&next)]].concat());
+    assert_eq!(code, 0, "{out}");
+    let second = t.sums();
+    assert_ne!(first, second);
+
+    let (code, out) = rollback(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("recorded as run"), "{out}");
+    assert_eq!(t.sums(), first);
+    let recorded = t.one::<i64>(&format!(
+        "SELECT count(*) FROM {}.runs WHERE mode = 'rollback' AND status = 'succeeded'",
+        t.meta
+    ));
+    assert_eq!(recorded, 1);
+    // Again: nothing to do, not a swap forward.
+    let (code, out) = rollback(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to roll back"), "{out}");
+    assert_eq!(t.sums(), first);
+    // The same file again is not "unchanged": the rollback undid it.
+    let (code, out) = t.load(&[&replace[..], &[path(&next)]].concat());
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("unchanged since"), "{out}");
+    assert_eq!(t.sums(), second);
+    // A merge after the replace would be undone too: refused unless
+    // forced.
+    let (code, out) = t.load(&["--force-reload", path(&base)]);
+    assert_eq!(code, 0, "{out}");
+    let merged = t.sums();
+    let (code, out) = rollback(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rolling back would undo it too"), "{out}");
+    assert_eq!(t.sums(), merged);
+    let (code, out) = rollback(&["--force"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(t.sums(), first);
+}
+
+/// Issue 19, item 9: a replace with a 10-account archive over a table of
+/// hundreds was reported as "deleted" and exited 0, dry run or not.
+#[test]
+fn r19_replace_has_a_delete_guard() {
+    let d = Dir::new();
+    let (base, _) = hcad_change_set(&d, 300, 9);
+    let tiny = d.join("tiny.zip");
+    run_gen(&[
+        "--schema",
+        &repo("schemas/hcad"),
+        "--rows",
+        "10",
+        "--seed",
+        "1",
+        "--out",
+        path(&tiny),
+    ]);
+    let db = TestDb::new();
+    let t = Target::of(&db);
+    assert_eq!(t.load(&["--mode", "replace", "--create", path(&base)]).0, 0);
+    let before = t.sums();
+    for dry in [true, false] {
+        let mut a = vec!["--mode", "replace", path(&tiny)];
+        if dry {
+            a.push("--dry-run");
+        }
+        let (code, out) = t.load(&a);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("more than --max-delete-ratio"), "{out}");
+        assert_eq!(t.sums(), before);
+    }
+    let (code, out) =
+        t.load(&["--mode", "replace", "--max-delete-ratio", "1", path(&tiny)]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        t.one::<i64>(&format!("SELECT count(*) FROM {}.real_acct", t.schema)),
+        10
+    );
+}
+
+/// Issue 19, item 7: a replace swap stood 28 s in the lock queue behind a
+/// reader, holding up every new reader of the tables. It now waits at
+/// most `--lock-timeout` at a time, lets go in between, and gives up
+/// after a few tries with nothing changed.
+#[test]
+fn r19_replace_swap_waits_for_locks_briefly() {
+    let d = Dir::new();
+    let (base, next) = hcad_change_set(&d, 300, 7);
+    let db = TestDb::new();
+    let t = Target::of(&db);
+    assert_eq!(t.load(&["--mode", "replace", "--create", path(&base)]).0, 0);
+    let before = t.sums();
+    let table = format!("{}.real_acct", t.schema);
+    let waiting = format!(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = '{table}'::regclass"
+    );
+    let args = ["--mode", "replace", "--lock-timeout", "0.3", path(&next)];
+
+    // A reader that never lets go: the load gives up, nothing changed.
+    let mut reader = t.client();
+    reader
+        .batch_execute(&format!("BEGIN; SELECT count(*) FROM {table}"))
+        .unwrap();
+    let child = t.spawn(&args);
+    wait_for("the load to queue for its lock", || t.one::<i64>(&waiting) > 0);
+    // While it waits, a new reader is held up for at most the timeout.
+    let mut other = t.client();
+    other.batch_execute("SET statement_timeout = '5s'").unwrap();
+    let t0 = Instant::now();
+    other
+        .batch_execute(&format!("SELECT count(*) FROM {table}"))
+        .expect("a new reader must not wait behind the load's lock");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let (code, out) = finish_within(child, 60);
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("could not lock"), "{out}");
+    assert_eq!(t.sums(), before);
+
+    // A reader that lets go after a while: the swap goes through.
+    let child = t.spawn(&args);
+    wait_for("the load to queue for its lock", || t.one::<i64>(&waiting) > 0);
+    reader.batch_execute("COMMIT").unwrap();
+    let (code, out) = finish_within(child, 60);
+    assert_eq!(code, 0, "{out}");
+    assert_ne!(t.sums(), before);
+}

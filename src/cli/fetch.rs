@@ -389,7 +389,7 @@ impl FetchProgress for Bars {
 }
 
 /// Parses `--timeout`: positive seconds, fractions allowed.
-fn parse_timeout(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_timeout(text: &str) -> Result<Duration, String> {
     match text.trim().parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => {
             Ok(Duration::from_secs_f64(s))

@@ -2,15 +2,17 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use super::fetch::parse_timeout;
 use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
 use crate::load::{
     Database, DeletePolicy, Interrupt, LoadError, LoadErrorKind, LoadOptions,
-    LoadReport, Mode, list_runs, load, rollback, show_run,
+    LoadReport, Mode, Rollback, list_runs, load, rollback, show_run,
 };
 use crate::report::Thresholds;
 
@@ -118,6 +120,11 @@ pub struct LoadTuning {
     /// Fail at once (exit 6) when another load of the dataset is running.
     #[arg(long)]
     pub no_wait: bool,
+    /// Longest wait for the target tables' locks when `--mode replace`
+    /// swaps them in (tried 5 times, letting go in between, so readers
+    /// are never held up for longer); exit 6 when they stay in use.
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_timeout)]
+    pub lock_timeout: Duration,
     /// Tables staged at once, each on its own connection.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub jobs: usize,
@@ -176,6 +183,7 @@ impl LoadTuning {
             resume: self.resume,
             create: self.create,
             no_wait: self.no_wait,
+            lock_timeout: self.lock_timeout,
             jobs: self.jobs,
             source,
             pipeline,
@@ -263,6 +271,13 @@ pub struct RollbackArgs {
     /// Schema of the target tables.
     #[arg(long, default_value = "public", value_name = "NAME")]
     target_schema: String,
+    /// Roll back even though later runs changed the tables (their
+    /// changes are undone too).
+    #[arg(long)]
+    force: bool,
+    /// Longest wait for the tables' locks, per try (see `load`).
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_timeout)]
+    lock_timeout: Duration,
 }
 
 /// A stop request raised by the first SIGINT or SIGTERM: the load stops,
@@ -516,12 +531,29 @@ pub(super) fn runs(a: RunsArgs) -> CliResult {
 
 pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {
     let mut db = a.db.resolve()?.connect().map_err(failure)?;
-    let swapped =
-        rollback(&mut db, &a.db.meta_schema, &a.dataset, &a.target_schema)
-            .map_err(failure)?;
+    let done = rollback(
+        &mut db,
+        &a.db.meta_schema,
+        (&a.dataset, &a.target_schema),
+        a.force,
+        a.lock_timeout,
+    )
+    .map_err(failure)?;
     let mut out = std::io::stdout().lock();
-    for t in swapped {
-        writeln!(out, "{t}: back to the previous generation")?;
+    match done {
+        Rollback::Done { run, undone, tables } => {
+            for t in tables {
+                writeln!(
+                    out,
+                    "{t}: back to the generation before run {undone}"
+                )?;
+            }
+            writeln!(out, "recorded as run {run}")?;
+        }
+        Rollback::AlreadyDone { undone, by } => writeln!(
+            out,
+            "nothing to roll back: run {undone} was already rolled back by run {by}"
+        )?,
     }
     Ok(Exit::Ok)
 }

@@ -104,6 +104,9 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     DELETE FROM {m}.staged;
     ALTER TABLE {m}.runs ADD COLUMN outcome_key text;",
+    // 4: which rollback run undid a generation, so a second rollback
+    // does nothing instead of swapping forward again.
+    "ALTER TABLE {m}.generations ADD COLUMN rolled_back_by bigint;",
 ];
 
 /// Creates or upgrades the metadata schema `meta`. Concurrent callers

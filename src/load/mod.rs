@@ -43,7 +43,7 @@ pub use meta::{
 pub use publish::{
     DeletePolicy, Mode, PublishOptions, TableOutcome, merge_sql,
 };
-pub use replace::rollback;
+pub use replace::{Rollback, rollback};
 pub use runs::{RunDetail, RunSummary, list_runs, show_run};
 pub use skip::{outcome_key, unchanged_inputs};
 pub use stage::{
@@ -100,6 +100,8 @@ pub struct LoadOptions {
     pub create: bool,
     /// Fail at once when another load holds the lock.
     pub no_wait: bool,
+    /// Longest wait, per try, for the locks of a replace swap.
+    pub lock_timeout: std::time::Duration,
     /// Staging connections.
     pub jobs: usize,
     /// Input reading.
@@ -192,12 +194,12 @@ impl From<LoadError> for LoadFailure {
 }
 
 /// The advisory lock key of a dataset.
-fn lock_key(dataset: &str, target_schema: &str) -> String {
+pub(super) fn lock_key(dataset: &str, target_schema: &str) -> String {
     format!("fwload:{dataset}:{target_schema}")
 }
 
 /// Takes the dataset's advisory lock on `db` (held until it closes).
-fn lock(
+pub(super) fn lock(
     db: &mut Client,
     key: &str,
     no_wait: bool,

@@ -136,7 +136,7 @@ fn cols(layout: &Layout) -> Vec<String> {
     layout.fields.iter().map(|f| quote_ident(&f.name)).collect()
 }
 
-fn key_match(layout: &Layout, a: &str, b: &str) -> String {
+pub(super) fn key_match(layout: &Layout, a: &str, b: &str) -> String {
     layout
         .key_names()
         .iter()
@@ -463,24 +463,48 @@ pub fn publish_table(
             tx.execute(&format!("DELETE FROM {target} t WHERE {missing}"), &[])
                 .map_err(ctx("deleting from"))?
         };
-        let ratio = if before == 0 { 0.0 } else { n as f64 / before as f64 };
-        if !opts.force && ratio > opts.max_delete_ratio {
-            return Err(LoadError::refused(format!(
-                "would delete {n} of {before} rows ({:.2}%) from {target}, more than --max-delete-ratio {}; nothing was changed (use --force to allow)",
-                ratio * 100.0,
-                opts.max_delete_ratio
-            )));
-        }
-        if n > 0 && !opts.force {
-            let unkeyed = p.staged.unkeyed_rejects;
-            if unkeyed > 0 {
-                return Err(LoadError::refused(format!(
-                    "{unkeyed} records of {} were rejected before their key could be read, so deleting rows missing from the snapshot could delete theirs; nothing was changed (fix the input, or use --force)",
-                    layout.name
-                )));
-            }
-        }
+        delete_guard(
+            n,
+            before,
+            p.staged.unkeyed_rejects,
+            (target, &layout.name),
+            opts,
+        )?;
         out.deleted = n;
+    }
+    Ok(())
+}
+
+/// Refuses deleting `n` of a table's `before` rows when that is more
+/// than `--max-delete-ratio` of it, or when some records were rejected
+/// before their key could be read (their rows would be deleted as
+/// missing), unless `--force`. Both modes delete: merge the rows missing
+/// from a snapshot, replace the rows whose key is gone from the new table.
+///
+/// # Errors
+/// The refusal.
+pub fn delete_guard(
+    n: u64,
+    before: u64,
+    unkeyed_rejects: u64,
+    (target, layout): (&str, &str),
+    opts: &PublishOptions,
+) -> Result<(), LoadError> {
+    if opts.force || n == 0 {
+        return Ok(());
+    }
+    let ratio = if before == 0 { 0.0 } else { n as f64 / before as f64 };
+    if ratio > opts.max_delete_ratio {
+        return Err(LoadError::refused(format!(
+            "would delete {n} of {before} rows ({:.2}%) from {target}, more than --max-delete-ratio {}; nothing was changed (use --force to allow)",
+            ratio * 100.0,
+            opts.max_delete_ratio
+        )));
+    }
+    if unkeyed_rejects > 0 {
+        return Err(LoadError::refused(format!(
+            "{unkeyed_rejects} records of {layout} were rejected before their key could be read, so deleting rows missing from the snapshot could delete theirs; nothing was changed (fix the input, or use --force)"
+        )));
     }
     Ok(())
 }
