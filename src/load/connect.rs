@@ -166,15 +166,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// fwload writes to the database it is given and never guesses one (a
+/// default would put its tables in whatever database the user's name
+/// happens to match).
+fn no_database(why: &str) -> LoadError {
+    LoadError::config(format!(
+        "no database named ({why}); name one with --database-url postgres://USER@HOST:PORT/DATABASE, DATABASE_URL or PGDATABASE"
+    ))
+}
+
 impl Database {
     /// Resolves the target: `url` (from `--database-url`), else
     /// `DATABASE_URL`, else the `PG*` variables (`PGHOST`, `PGPORT`,
     /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`,
-    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT`).
+    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT`). The database must be named.
     ///
     /// # Errors
     /// A connection string that does not parse (the message never shows
-    /// the password).
+    /// the password), or no database named.
     pub fn resolve(url: Option<&str>) -> Result<Database, LoadError> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let from_url = url.map(str::to_owned).or_else(|| env("DATABASE_URL"));
@@ -187,6 +196,9 @@ impl Database {
                             "cannot parse the database URL: {e}"
                         ))
                     })?;
+                if config.get_dbname().is_none() {
+                    return Err(no_database("the database URL names none"));
+                }
                 (
                     config,
                     mode.or_else(|| env("PGSSLMODE")),
@@ -218,7 +230,12 @@ impl Database {
                     .or_else(|| env("USER"))
                     .unwrap_or_else(|| "postgres".into());
                 c.user(&user);
-                c.dbname(env("PGDATABASE").as_deref().unwrap_or(&user));
+                let Some(dbname) = env("PGDATABASE") else {
+                    return Err(no_database(
+                        "neither --database-url, DATABASE_URL nor PGDATABASE is set",
+                    ));
+                };
+                c.dbname(&dbname);
                 if let Some(p) = env("PGPASSWORD") {
                     c.password(p);
                 }
@@ -480,5 +497,16 @@ mod tests {
             Database::resolve(Some("postgres://x@h/db?sslmode=bogus"))
                 .is_err()
         );
+    }
+
+    /// Issue 19: with no database named, fwload created its metadata in
+    /// whatever database the user's name matched.
+    #[test]
+    fn a_database_must_be_named() {
+        for url in ["postgres://alice@db.example:5432", "host=h user=u"] {
+            let e = Database::resolve(Some(url)).unwrap_err().to_string();
+            assert!(e.contains("no database named"), "{url}: {e}");
+        }
+        assert!(Database::resolve(Some("host=h dbname=tax")).is_ok());
     }
 }

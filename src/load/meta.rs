@@ -257,7 +257,8 @@ pub struct RunFile {
     pub status: String,
 }
 
-/// Records the files of a run.
+/// Records the files of a run, in one statement (a directory of ten
+/// thousand files is one round trip, not ten thousand).
 ///
 /// # Errors
 /// A failed statement.
@@ -267,31 +268,50 @@ pub fn record_files(
     run: i64,
     files: &[RunFile],
 ) -> Result<(), LoadError> {
-    let m = quote_ident(meta);
-    let stmt = format!(
-        "INSERT INTO {m}.run_files (run_id, input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (run_id, input, member) DO UPDATE SET member_size = excluded.member_size,
-             member_sha256 = excluded.member_sha256, rows = excluded.rows, status = excluded.status"
-    );
-    for f in files {
-        db.execute(
-            &stmt,
-            &[
-                &run,
-                &f.input,
-                &f.input_size,
-                &f.input_sha256,
-                &f.member,
-                &f.member_size,
-                &f.member_sha256,
-                &f.layout,
-                &f.rows,
-                &f.status,
-            ],
-        )
-        .map_err(|e| LoadError::db("recording the run's files", e))?;
+    if files.is_empty() {
+        return Ok(());
     }
+    // The last record of an input's member wins, as one upsert per file
+    // would have it (an upsert cannot touch one row twice).
+    let mut last: std::collections::HashMap<(&str, &str), usize> =
+        std::collections::HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        last.insert((&f.input, &f.member), i);
+    }
+    let files: Vec<&RunFile> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| last[&(f.input.as_str(), f.member.as_str())] == *i)
+        .map(|(_, f)| f)
+        .collect();
+    let m = quote_ident(meta);
+    let col = |f: fn(&RunFile) -> Option<String>| -> Vec<Option<String>> {
+        files.iter().map(|x| f(x)).collect()
+    };
+    let num = |f: fn(&RunFile) -> Option<i64>| -> Vec<Option<i64>> {
+        files.iter().map(|x| f(x)).collect()
+    };
+    db.execute(
+        &format!(
+            "INSERT INTO {m}.run_files (run_id, input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status)
+             SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
+             ON CONFLICT (run_id, input, member) DO UPDATE SET member_size = excluded.member_size,
+                 member_sha256 = excluded.member_sha256, rows = excluded.rows, status = excluded.status"
+        ),
+        &[
+            &run,
+            &col(|f| Some(f.input.clone())),
+            &num(|f| Some(f.input_size)),
+            &col(|f| Some(f.input_sha256.clone())),
+            &col(|f| Some(f.member.clone())),
+            &num(|f| f.member_size),
+            &col(|f| f.member_sha256.clone()),
+            &col(|f| f.layout.clone()),
+            &num(|f| f.rows),
+            &col(|f| Some(f.status.clone())),
+        ],
+    )
+    .map_err(|e| LoadError::db("recording the run's files", e))?;
     Ok(())
 }
 
