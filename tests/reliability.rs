@@ -16,10 +16,10 @@ use crate::util::{
 const TABLES: [&str; 4] = ["real_acct", "owners", "building_res", "fixtures"];
 
 /// Where a load goes: URL, target and metadata schemas.
-struct Target {
-    url: String,
-    schema: String,
-    meta: String,
+pub struct Target {
+    pub url: String,
+    pub schema: String,
+    pub meta: String,
 }
 
 impl Target {
@@ -31,7 +31,7 @@ impl Target {
         }
     }
 
-    fn args(&self, rest: &[&str]) -> Vec<String> {
+    pub fn args(&self, rest: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = [
             "load",
             "-q",
@@ -51,7 +51,7 @@ impl Target {
         a
     }
 
-    fn load(&self, rest: &[&str]) -> (i32, String) {
+    pub fn load(&self, rest: &[&str]) -> (i32, String) {
         let a = self.args(rest);
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         let o = fwload(&refs);
@@ -61,7 +61,7 @@ impl Target {
         )
     }
 
-    fn spawn(&self, rest: &[&str]) -> Child {
+    pub fn spawn(&self, rest: &[&str]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_fwload"))
             .args(self.args(rest))
             .stdout(Stdio::piped())
@@ -70,12 +70,12 @@ impl Target {
             .expect("run fwload")
     }
 
-    fn client(&self) -> postgres::Client {
+    pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).expect("server")
     }
 
     /// Checksums of the targets' rows, in a fixed order.
-    fn sums(&self) -> Vec<String> {
+    pub fn sums(&self) -> Vec<String> {
         let mut c = self.client();
         TABLES
             .iter()
@@ -93,7 +93,10 @@ impl Target {
             .collect()
     }
 
-    fn one<T: for<'a> postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+    pub fn one<T: for<'a> postgres::types::FromSql<'a>>(
+        &self,
+        sql: &str,
+    ) -> T {
         self.client()
             .query_one(sql, &[])
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -128,12 +131,12 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn finish(child: Child) -> (i32, String) {
+pub fn finish(child: Child) -> (i32, String) {
     let o = child.wait_with_output().unwrap();
     (o.status.code().unwrap_or(-1), format!("{}{}", stdout(&o), stderr(&o)))
 }
 
-fn path(p: &Path) -> &str {
+pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
@@ -460,7 +463,7 @@ fn r19_connection_lost_while_staging_exits_4() {
 
 /// Waits for `child` at most `secs`; kills it and fails the test if it
 /// runs longer (a hang).
-fn finish_within(mut child: Child, secs: u64) -> (i32, String) {
+pub fn finish_within(mut child: Child, secs: u64) -> (i32, String) {
     let t0 = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if t0.elapsed() > Duration::from_secs(secs) {
@@ -630,4 +633,22 @@ fn r19_replace_swap_waits_for_locks_briefly() {
     let (code, out) = finish_within(child, 60);
     assert_eq!(code, 0, "{out}");
     assert_ne!(t.sums(), before);
+}
+
+/// Issue 19, item 10: `load` with no connection settings created
+/// fwload's metadata schema in the database named like the user.
+#[test]
+fn r19_load_refuses_to_guess_the_database() {
+    let d = Dir::new();
+    let (base, _) = hcad_change_set(&d, 20, 10);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fwload"));
+    cmd.args(["load", "-q", "--schema", &repo("schemas/hcad"), path(&base)]);
+    for (k, _) in std::env::vars() {
+        if k == "DATABASE_URL" || k.starts_with("PG") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no database named"), "{}", stderr(&o));
 }

@@ -1,6 +1,7 @@
 //! Integration tests, built as one binary with a module per area.
 
 mod bad_input;
+mod crash;
 mod fetch;
 mod generate;
 mod http_server;

@@ -1,0 +1,187 @@
+//! The crash test: fwload killed with SIGKILL, and the server crashed
+//! with `pg_ctl restart -m immediate`, at random moments of change-set
+//! loads into a throwaway cluster. After each, every target must equal
+//! exactly its state before or after the load (checksums of ordered
+//! rows), and a plain rerun or a `--resume` (alternately) must reach the
+//! after state. Loads alternate direction (the change set, then the
+//! original snapshot with `--delete hard` back again), so each step starts
+//! from the last one's end.
+//!
+//! Seeded: `FWLOAD_CRASH_SEED` replays a run (the seed is printed, and
+//! named in every failure). `FWLOAD_CRASH_KILLS`,
+//! `FWLOAD_CRASH_SERVER_CRASHES` and `FWLOAD_CRASH_ROWS` (accounts) size
+//! it; the defaults keep the suite quick.
+
+use std::time::Instant;
+
+use crate::pg::Cluster;
+use crate::reliability::{Target, finish_within, path};
+use crate::util::{Dir, hcad_change_set};
+
+/// splitmix64: a small, fixed generator, so a seed replays on any
+/// platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?}")))
+        .unwrap_or(default)
+}
+
+/// Checksums of every table in the target schema, by name.
+fn state(t: &Target) -> Vec<(String, String)> {
+    let mut c = t.client();
+    let tables: Vec<String> = c
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY 1",
+            &[&t.schema],
+        )
+        .expect("list tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tables
+        .into_iter()
+        .map(|name| {
+            let sum: String = c
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), 'empty') FROM {}.{name} t",
+                        t.schema
+                    ),
+                    &[],
+                )
+                .expect("checksum")
+                .get(0);
+            (name, sum)
+        })
+        .collect()
+}
+
+/// A change-set load's arguments: hard deletes under a guard loose
+/// enough for the way back.
+fn run<'a>(extra: &[&'a str], input: &'a str) -> Vec<&'a str> {
+    let mut a = vec!["--delete", "hard", "--max-delete-ratio", "0.5"];
+    a.extend_from_slice(extra);
+    a.push(input);
+    a
+}
+
+#[test]
+fn crash_test_targets_end_before_or_after() {
+    let seed = knob(
+        "FWLOAD_CRASH_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let kills = knob("FWLOAD_CRASH_KILLS", 6);
+    let crashes = knob("FWLOAD_CRASH_SERVER_CRASHES", 2);
+    let rows = knob("FWLOAD_CRASH_ROWS", 3000);
+    eprintln!("crash test: seed {seed} (FWLOAD_CRASH_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    let d = Dir::new();
+    let (base, next) = hcad_change_set(&d, rows as usize, seed);
+    let cluster = Cluster::start("", None, &[]);
+    let t = Target {
+        url: cluster.url("postgres"),
+        schema: "crash".into(),
+        meta: "crash_meta".into(),
+    };
+    let (code, out) = t.load(&run(&["--create"], path(&base)));
+    assert_eq!(code, 0, "seed {seed}: {out}");
+    let at_base = state(&t);
+    let t0 = Instant::now();
+    let (code, out) = t.load(&run(&[], path(&next)));
+    assert_eq!(code, 0, "seed {seed}: {out}");
+    let span = t0.elapsed();
+    let at_next = state(&t);
+    assert_ne!(
+        at_base, at_next,
+        "seed {seed}: the change set changed nothing"
+    );
+
+    // (input, the state loading it ends in), the current one first.
+    let mut sides = [(path(&next), at_next), (path(&base), at_base)];
+    let (mut kills_left, mut crashes_left) = (kills, crashes);
+    let (mut mid_run, mut ended_before, mut ended_after) = (0, 0, 0);
+    let mut step = 0u64;
+    while kills_left + crashes_left > 0 {
+        let server = rng.next() % (kills_left + crashes_left) < crashes_left;
+        if server {
+            crashes_left -= 1;
+        } else {
+            kills_left -= 1;
+        }
+        sides.swap(0, 1);
+        let (input, want) = (sides[0].0, sides[0].1.clone());
+        let before = sides[1].1.clone();
+        let delay = span.mul_f64(rng.unit() * 1.2);
+        let what = if server { "server crash" } else { "kill -9" };
+        let mut child = t.spawn(&run(&[], input));
+        std::thread::sleep(delay);
+        let running = child.try_wait().unwrap().is_none();
+        if server {
+            cluster.crash_restart();
+        } else {
+            let _ = child.kill();
+        }
+        let (code, out) = finish_within(child, 180);
+        if running {
+            mid_run += 1;
+        }
+        let now = state(&t);
+        let ctx = format!(
+            "seed {seed}, step {step} ({what} after {delay:?}, load exit {code}): {out}"
+        );
+        if now == before {
+            ended_before += 1;
+        } else if now == want {
+            ended_after += 1;
+        } else {
+            panic!(
+                "the targets are in neither the before nor the after state; {ctx}"
+            );
+        }
+        let resume: &[&str] = if step % 2 == 1 { &["--resume"] } else { &[] };
+        let (code, out) = t.load(&run(resume, input));
+        assert_eq!(
+            code,
+            0,
+            "rerun (resume {}) failed: {out}; {ctx}",
+            step % 2
+        );
+        assert!(
+            state(&t) == want,
+            "rerun (resume {}) did not reach the after state: {out}; {ctx}",
+            step % 2
+        );
+        step += 1;
+    }
+    eprintln!(
+        "crash test: seed {seed}, {rows} accounts, a clean load {span:?}: {kills} kills and {crashes} server crashes, {mid_run} of them while fwload ran; the targets were left in the before state {ended_before} times, in the after state {ended_after} times, never in between; every rerun (plain and --resume) reached the after state"
+    );
+    let alive: i64 = t.one(&format!(
+        "SELECT count(*) FROM {}.runs WHERE status = 'running'",
+        t.meta
+    ));
+    assert_eq!(alive, 0, "seed {seed}: runs left looking alive");
+}
