@@ -497,3 +497,139 @@ fn digests_are_those_of_the_bytes() {
         }
     }
 }
+
+/// A member's data as a zip holds it: method, CRC-32, uncompressed size
+/// and the stored bytes.
+struct Packed {
+    method: u16,
+    crc: u32,
+    size: u32,
+    data: Vec<u8>,
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(data);
+    c.sum()
+}
+
+fn stored(data: &[u8]) -> Packed {
+    Packed {
+        method: 0,
+        crc: crc32(data),
+        size: data.len() as u32,
+        data: data.to_vec(),
+    }
+}
+
+fn deflated(data: &[u8]) -> Packed {
+    let mut e = flate2::write::DeflateEncoder::new(
+        Vec::new(),
+        flate2::Compression::best(),
+    );
+    e.write_all(data).unwrap();
+    Packed {
+        method: 8,
+        crc: crc32(data),
+        size: data.len() as u32,
+        data: e.finish().unwrap(),
+    }
+}
+
+/// A local file header with its data, written byte by byte.
+fn local_entry(name: &str, extra: &[u8], p: &Packed) -> Vec<u8> {
+    let mut v = b"PK\x03\x04".to_vec();
+    for x in [20u16, 0, p.method, 0, 0x21] {
+        v.extend(x.to_le_bytes());
+    }
+    for x in [p.crc, p.data.len() as u32, p.size] {
+        v.extend(x.to_le_bytes());
+    }
+    v.extend((name.len() as u16).to_le_bytes());
+    v.extend((extra.len() as u16).to_le_bytes());
+    v.extend(name.as_bytes());
+    v.extend(extra);
+    v.extend(&p.data);
+    v
+}
+
+/// Appends a central directory listing `entries` (name, offset of the
+/// local header it points at, data) and its end record to `body`: the
+/// entries may point wherever a test wants, several at one header.
+fn with_central(
+    mut body: Vec<u8>,
+    entries: &[(&str, usize, &Packed)],
+) -> Vec<u8> {
+    let start = body.len();
+    for (name, offset, p) in entries {
+        body.extend(b"PK\x01\x02");
+        for x in [20u16, 20, 0, p.method, 0, 0x21] {
+            body.extend(x.to_le_bytes());
+        }
+        for x in [p.crc, p.data.len() as u32, p.size] {
+            body.extend(x.to_le_bytes());
+        }
+        for x in [name.len() as u16, 0, 0, 0, 0] {
+            body.extend(x.to_le_bytes());
+        }
+        body.extend(0u32.to_le_bytes());
+        body.extend((*offset as u32).to_le_bytes());
+        body.extend(name.as_bytes());
+    }
+    let size = body.len() - start;
+    body.extend(b"PK\x05\x06");
+    for x in [0u16, 0, entries.len() as u16, entries.len() as u16] {
+        body.extend(x.to_le_bytes());
+    }
+    body.extend((size as u32).to_le_bytes());
+    body.extend((start as u32).to_le_bytes());
+    body.extend(0u16.to_le_bytes());
+    body
+}
+
+#[test]
+fn zip_entries_sharing_one_local_header_are_refused() {
+    // The bomb a tester sent: many central directory entries pointing at
+    // one member, each inflating it again.
+    let (d, schema) = setup();
+    let p = deflated(GOOD.as_bytes());
+    let body = local_entry("a.txt", &[], &p);
+    let z = with_central(
+        body,
+        &[("a.txt", 0, &p), ("b.txt", 0, &p), ("c.txt", 0, &p)],
+    );
+    let f = d.write("overlap.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("overlap.zip: members a.txt and b.txt overlap"),
+        "{err}"
+    );
+    // Listing the members (as load and inspect do) refuses it too.
+    let o = fwload(&["inspect", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("members a.txt and b.txt overlap"));
+}
+
+#[test]
+fn zip_member_inside_another_members_header_is_refused() {
+    // b.txt's local header and data lie inside a.dat's extra field: the
+    // central directory alone cannot tell (a.dat's one byte of data would
+    // end before b.txt starts), the local headers can.
+    let (d, schema) = setup();
+    let b = stored(GOOD.as_bytes());
+    let inner = local_entry("b.txt", &[], &b);
+    let mut extra = 0xcafeu16.to_le_bytes().to_vec();
+    extra.extend((inner.len() as u16).to_le_bytes());
+    extra.extend(&inner);
+    let a = stored(b"x");
+    let body = local_entry("a.dat", &extra, &a);
+    let z = with_central(body, &[("a.dat", 0, &a), ("b.txt", 39, &b)]);
+    let f = d.write("inner.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("inner.zip: members a.dat and b.txt overlap"),
+        "{err}"
+    );
+}

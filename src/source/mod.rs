@@ -170,6 +170,14 @@ pub enum SourceErrorKind {
     Limit(String),
     /// The input file is empty.
     Empty,
+    /// Two zip entries share bytes of the archive: one member's data read
+    /// again as another's, as a zip bomb does.
+    Overlap {
+        /// The entry whose bytes reach into the other's.
+        first: String,
+        /// The entry starting inside them.
+        second: String,
+    },
 }
 
 impl SourceError {
@@ -260,6 +268,10 @@ impl fmt::Display for SourceError {
             }
             SourceErrorKind::Limit(m) => f.write_str(m),
             SourceErrorKind::Empty => f.write_str("input is empty (0 bytes)"),
+            SourceErrorKind::Overlap { first, second } => write!(
+                f,
+                "members {first} and {second} overlap: they share bytes of the archive, which only a crafted zip (a decompression bomb?) does; refusing the archive"
+            ),
         }
     }
 }
@@ -655,6 +667,92 @@ fn read_tar<E: From<SourceError>>(
     Ok(())
 }
 
+/// The smallest local file header: 30 bytes before the member's name and
+/// extra field (APPNOTE.TXT 4.3.7), so an entry's bytes span at least
+/// `30 + compressed size` from its header.
+const LOCAL_HEADER_MIN: u64 = 30;
+
+/// One file entry of a zip's central directory.
+struct ZipEntry {
+    /// Index in the central directory.
+    index: usize,
+    /// Offset of the entry's local header in the archive.
+    header_start: u64,
+    name: String,
+    size: u64,
+    compressed_size: u64,
+}
+
+/// The file entries of a zip (directories left out), in the order their
+/// local headers lie in the archive, refused when a name leaves the
+/// archive or when two entries' bytes overlap as far as the central
+/// directory tells: a local header and its data are at least
+/// [`LOCAL_HEADER_MIN`] bytes plus the compressed size long.
+/// [`read_zip`] checks the exact extents as it reaches each entry.
+fn zip_entries<R: Read + Seek>(
+    name: &str,
+    zip: &zip::ZipArchive<R>,
+) -> Result<Vec<ZipEntry>, SourceError> {
+    let mut entries = Vec::with_capacity(zip.len());
+    for index in 0..zip.len() {
+        let e = zip.by_index_data(index).map_err(|e| {
+            SourceError::new(
+                name,
+                None,
+                SourceErrorKind::Corrupt(format!(
+                    "damaged central directory: {e}"
+                )),
+            )
+        })?;
+        let member = String::from_utf8_lossy(e.name_raw()).into_owned();
+        if !safe_member_name(&member) || e.enclosed_name().is_none() {
+            return Err(SourceError::new(
+                name,
+                Some(&member),
+                SourceErrorKind::UnsafeName,
+            ));
+        }
+        if e.is_dir() {
+            continue;
+        }
+        entries.push(ZipEntry {
+            index,
+            header_start: e.header_start(),
+            name: member,
+            size: e.size(),
+            compressed_size: e.compressed_size(),
+        });
+    }
+    entries.sort_by_key(|e| (e.header_start, e.index));
+    let mut reach: Option<(u64, usize)> = None;
+    for (i, e) in entries.iter().enumerate() {
+        if let Some((end, j)) = reach
+            && e.header_start < end
+        {
+            return Err(overlap(name, &entries[j], e));
+        }
+        let end = e
+            .header_start
+            .saturating_add(LOCAL_HEADER_MIN)
+            .saturating_add(e.compressed_size);
+        if reach.is_none_or(|(r, _)| end > r) {
+            reach = Some((end, i));
+        }
+    }
+    Ok(entries)
+}
+
+fn overlap(name: &str, first: &ZipEntry, second: &ZipEntry) -> SourceError {
+    SourceError::new(
+        name,
+        None,
+        SourceErrorKind::Overlap {
+            first: first.name.clone(),
+            second: second.name.clone(),
+        },
+    )
+}
+
 fn read_zip<R: Read + Seek, E: From<SourceError>>(
     name: &str,
     input: &Arc<str>,
@@ -663,71 +761,89 @@ fn read_zip<R: Read + Seek, E: From<SourceError>>(
     want: &dyn Fn(&str) -> bool,
     visit: &mut Visit<'_, E>,
 ) -> Result<String, E> {
-    let corrupt =
-        |m: String| SourceError::new(name, None, SourceErrorKind::Corrupt(m));
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
-        corrupt(format!("not a readable zip archive ({e}); is it truncated?"))
+        SourceError::new(
+            name,
+            None,
+            SourceErrorKind::Corrupt(format!(
+                "not a readable zip archive ({e}); is it truncated?"
+            )),
+        )
     })?;
-    // Visit members in the order their data lies in the file, so the
-    // archive is read (and hashed) front to back.
-    let mut order = Vec::with_capacity(zip.len());
-    for i in 0..zip.len() {
-        let e = zip
-            .by_index_data(i)
-            .map_err(|e| corrupt(format!("damaged central directory: {e}")))?;
-        let member = String::from_utf8_lossy(e.name_raw()).into_owned();
-        if !safe_member_name(&member) || e.enclosed_name().is_none() {
-            return Err(SourceError::new(
-                name,
-                Some(&member),
-                SourceErrorKind::UnsafeName,
-            )
-            .into());
+    // Members are visited in the order their data lies in the file, so
+    // the archive is read (and hashed) front to back.
+    let entries = zip_entries(name, &zip)?;
+    let cannot_open = |member: &str, e: zip::result::ZipError| {
+        SourceError::new(
+            name,
+            Some(member),
+            SourceErrorKind::Corrupt(format!("cannot open member: {e}")),
+        )
+    };
+    // The furthest end of an entry's data so far, and that entry. Each
+    // local header is read (those of skipped members too, which lie on
+    // the way), so the exact extents are compared, not just the
+    // central directory's lower bounds.
+    let mut reach: Option<(u64, usize)> = None;
+    for (i, e) in entries.iter().enumerate() {
+        if let Some((end, j)) = reach
+            && e.header_start < end
+        {
+            return Err(overlap(name, &entries[j], e).into());
         }
-        if e.is_dir() {
-            continue;
-        }
-        order.push((
-            e.header_start(),
-            i,
-            member,
-            e.size(),
-            e.compressed_size(),
-        ));
-    }
-    order.sort();
-    for (_, i, member, size, csize) in order {
-        if !want(&member) {
-            continue;
-        }
-        let info = MemberInfo {
-            input: input.clone(),
-            name: member.clone(),
-            declared_size: Some(size),
-            compressed_size: Some(csize),
+        let data_start = |start: Option<u64>| {
+            start.unwrap_or(e.header_start + LOCAL_HEADER_MIN)
         };
-        let file = zip.by_index(i).map_err(|e| {
-            SourceError::new(
-                name,
-                Some(&member),
-                SourceErrorKind::Corrupt(format!("cannot open member: {e}")),
-            )
-        })?;
-        let mut g = Guard {
-            inner: file,
-            count: 0,
-            declared: Some(size),
-            compressed: Arc::new(AtomicU64::new(csize)),
-            limits: opts.limits,
+        let start = if want(&e.name) {
+            let file =
+                zip.by_index(e.index).map_err(|x| cannot_open(&e.name, x))?;
+            let start = data_start(file.data_start());
+            visit_zip_member(name, input, e, file, opts, visit)?;
+            start
+        } else {
+            let file = zip
+                .by_index_raw(e.index)
+                .map_err(|x| cannot_open(&e.name, x))?;
+            data_start(file.data_start())
         };
-        visit(&info, Body::Stream(&mut g))?;
-        io::copy(&mut g, &mut io::sink())
-            .map_err(|e| SourceError::from_read(name, &member, e))?;
+        let end = start.saturating_add(e.compressed_size);
+        if reach.is_none_or(|(r, _)| end > r) {
+            reach = Some((end, i));
+        }
     }
     let reader = zip.into_inner();
     Ok(reader
         .finish()
         .map_err(|e| SourceError::new(name, None, SourceErrorKind::Io(e)))?)
+}
+
+/// Hands one zip member to `visit` through the guard, and reads what it
+/// leaves so its size and CRC are checked.
+fn visit_zip_member<E: From<SourceError>>(
+    name: &str,
+    input: &Arc<str>,
+    e: &ZipEntry,
+    file: impl Read,
+    opts: &SourceOptions,
+    visit: &mut Visit<'_, E>,
+) -> Result<(), E> {
+    let info = MemberInfo {
+        input: input.clone(),
+        name: e.name.clone(),
+        declared_size: Some(e.size),
+        compressed_size: Some(e.compressed_size),
+    };
+    let mut g = Guard {
+        inner: file,
+        count: 0,
+        declared: Some(e.size),
+        compressed: Arc::new(AtomicU64::new(e.compressed_size)),
+        limits: opts.limits,
+    };
+    visit(&info, Body::Stream(&mut g))?;
+    io::copy(&mut g, &mut io::sink())
+        .map_err(|x| SourceError::from_read(name, &e.name, x))?;
+    Ok(())
 }
 
 /// Lists an input's members without reading their data (tar and gzip
@@ -756,22 +872,15 @@ pub fn list_members(
             )
         })?;
         let input: Arc<str> = Arc::from(name.as_str());
-        for i in 0..zip.len() {
-            let e = zip.by_index_data(i).map_err(|e| {
-                SourceError::new(
-                    &name,
-                    None,
-                    SourceErrorKind::Corrupt(e.to_string()),
-                )
-            })?;
-            if e.is_dir() {
-                continue;
-            }
+        let mut entries = zip_entries(&name, &zip)?;
+        // Central directory order, as listed before.
+        entries.sort_by_key(|e| e.index);
+        for e in entries {
             out.push(MemberInfo {
                 input: input.clone(),
-                name: String::from_utf8_lossy(e.name_raw()).into_owned(),
-                declared_size: Some(e.size()),
-                compressed_size: Some(e.compressed_size()),
+                name: e.name,
+                declared_size: Some(e.size),
+                compressed_size: Some(e.compressed_size),
             });
         }
         return Ok((out, kind));
