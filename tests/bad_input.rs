@@ -633,3 +633,95 @@ fn zip_member_inside_another_members_header_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn zip_members_together_beyond_the_ratio_are_refused() {
+    // Each member stays under the size from which one member's ratio is
+    // checked (64 MiB); together they expand 68 MiB from about 70 KB.
+    let (d, schema) = setup();
+    let p = deflated(&vec![0u8; 4 << 20]);
+    let mut body = Vec::new();
+    let mut entries = Vec::new();
+    let names: Vec<String> =
+        (1..=17).map(|i| format!("part{i:02}.txt")).collect();
+    for n in &names {
+        entries.push((n.as_str(), body.len(), &p));
+        body.extend(local_entry(n, &[], &p));
+    }
+    let z = with_central(body, &entries);
+    let f = d.write("parts.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("parts.zip:part17.txt: "), "{err}");
+    assert!(err.contains("members together"), "{err}");
+    assert!(err.contains("a decompression bomb?"), "{err}");
+    // The limit is --max-ratio's: raised, the archive is read (and its
+    // members of NUL bytes then fail the header check).
+    let (code, _, err, _) =
+        validate(&d, &schema, f.to_str().unwrap(), &["--max-ratio", "100000"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("header does not match"), "{err}");
+}
+
+#[test]
+fn input_bytes_limit() {
+    let (d, schema) = setup();
+    // A zip is refused from what its members declare, before reading any.
+    let z = zip_bytes(&[
+        ("real_acct.txt", GOOD.as_bytes()),
+        ("real_acct_2.txt", GOOD.as_bytes()),
+    ]);
+    let f = d.write("two.zip", &z);
+    let limit = (GOOD.len() + 10).to_string();
+    let (code, _, err, _) = validate(
+        &d,
+        &schema,
+        f.to_str().unwrap(),
+        &["--max-input-bytes", &limit],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "two.zip:real_acct_2.txt: the members together declare {} bytes, beyond the {limit} byte limit of an input (--max-input-bytes)",
+            2 * GOOD.len()
+        )),
+        "{err}"
+    );
+    // A gzip stream declares nothing: it stops as it passes the limit.
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(GOOD.repeat(10).as_bytes()).unwrap();
+    let f = d.write("real_acct.txt.gz", gz.finish().unwrap());
+    let (code, _, err, _) = validate(
+        &d,
+        &schema,
+        f.to_str().unwrap(),
+        &["--max-input-bytes", "1000"],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("real_acct.txt.gz:real_acct.txt: the input decompresses beyond the 1000 byte limit of an input (--max-input-bytes)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generated_archives_pass_the_limits() {
+    let d = Dir::new();
+    let schema = crate::util::repo("schemas/hcad");
+    let out = d.join("gen.zip");
+    crate::util::run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "2000",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (code, _, err, rep) =
+        validate(&d, &schema, out.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(rep["members"].as_array().unwrap().len() > 1, "{rep}");
+}

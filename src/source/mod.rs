@@ -32,8 +32,12 @@ use flate2::read::MultiGzDecoder;
 pub struct Limits {
     /// Largest decompressed member, in bytes.
     pub max_member_bytes: u64,
+    /// Largest total of an input's decompressed members, in bytes.
+    pub max_input_bytes: u64,
     /// Largest decompressed/compressed ratio, checked once a member has
-    /// produced `ratio_floor` bytes (small members may compress very well).
+    /// produced `ratio_floor` bytes (small members may compress very well),
+    /// and for an input's members together against the input's size once
+    /// they have produced that much.
     pub max_ratio: u64,
     /// See `max_ratio`.
     pub ratio_floor: u64,
@@ -45,6 +49,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_member_bytes: 256 << 30,
+            max_input_bytes: 1 << 40,
             max_ratio: 500,
             ratio_floor: 64 << 20,
             max_record_bytes: 16 << 20,
@@ -313,6 +318,10 @@ struct Guard<R> {
     /// Compressed bytes consumed so far (shared with a counting reader
     /// below the decompressor), for the ratio check.
     compressed: Arc<AtomicU64>,
+    /// Decompressed bytes of the input's members read before this one.
+    earlier: u64,
+    /// The input file's size in bytes.
+    input_size: u64,
     limits: Limits,
 }
 
@@ -353,7 +362,35 @@ impl<R: Read> Read for Guard<R> {
             ));
             return Err(io::Error::other(e));
         }
+        self.check_input()?;
         Ok(n)
+    }
+}
+
+impl<R> Guard<R> {
+    /// The input's limits, over its members so far: total bytes, and
+    /// their ratio to the input's size once past the ratio floor.
+    fn check_input(&self) -> io::Result<()> {
+        let total = self.earlier + self.count;
+        let limits = &self.limits;
+        let e = if total > limits.max_input_bytes {
+            GuardError::Limit(format!(
+                "the input decompresses beyond the {} byte limit of an input (--max-input-bytes)",
+                limits.max_input_bytes
+            ))
+        } else if total > limits.ratio_floor
+            && total / self.input_size.max(1) > limits.max_ratio
+        {
+            GuardError::Limit(format!(
+                "the input's members together expand {}:1 from its {} bytes, beyond the {}:1 limit (a decompression bomb?); raise --max-ratio if it is genuine",
+                total / self.input_size.max(1),
+                self.input_size,
+                limits.max_ratio
+            ))
+        } else {
+            return Ok(());
+        };
+        Err(io::Error::other(e))
     }
 }
 
@@ -523,6 +560,8 @@ pub fn read_input<E: From<SourceError>>(
                     count: 0,
                     declared: Some(size),
                     compressed: Arc::new(AtomicU64::new(size)),
+                    earlier: 0,
+                    input_size: size,
                     limits: opts.limits,
                 };
                 let d = visit(&info, Body::Stream(&mut g))?;
@@ -566,6 +605,8 @@ pub fn read_input<E: From<SourceError>>(
                     count: 0,
                     declared: None,
                     compressed,
+                    earlier: 0,
+                    input_size: size,
                     limits: opts.limits,
                 };
                 if want(&info.name) {
@@ -594,6 +635,8 @@ pub fn read_input<E: From<SourceError>>(
                     count: 0,
                     declared: None,
                     compressed: compressed.clone(),
+                    earlier: 0,
+                    input_size: size,
                     limits: opts.limits,
                 };
                 read_tar(&name, &input, total, want, visit)?;
@@ -606,7 +649,7 @@ pub fn read_input<E: From<SourceError>>(
             // grow with the archive.
             let file = BufReader::with_capacity(256 * 1024, file);
             read_zip(
-                &name,
+                (&name, size),
                 &input,
                 if opts.skip_archive_hash {
                     HashingSeeker::unhashed(file, size)
@@ -754,7 +797,7 @@ fn overlap(name: &str, first: &ZipEntry, second: &ZipEntry) -> SourceError {
 }
 
 fn read_zip<R: Read + Seek, E: From<SourceError>>(
-    name: &str,
+    (name, size): (&str, u64),
     input: &Arc<str>,
     reader: HashingSeeker<R>,
     opts: &SourceOptions,
@@ -773,6 +816,7 @@ fn read_zip<R: Read + Seek, E: From<SourceError>>(
     // Members are visited in the order their data lies in the file, so
     // the archive is read (and hashed) front to back.
     let entries = zip_entries(name, &zip)?;
+    check_declared(name, size, &entries, &opts.limits)?;
     let cannot_open = |member: &str, e: zip::result::ZipError| {
         SourceError::new(
             name,
@@ -785,6 +829,7 @@ fn read_zip<R: Read + Seek, E: From<SourceError>>(
     // the way), so the exact extents are compared, not just the
     // central directory's lower bounds.
     let mut reach: Option<(u64, usize)> = None;
+    let mut earlier = 0;
     for (i, e) in entries.iter().enumerate() {
         if let Some((end, j)) = reach
             && e.header_start < end
@@ -798,7 +843,9 @@ fn read_zip<R: Read + Seek, E: From<SourceError>>(
             let file =
                 zip.by_index(e.index).map_err(|x| cannot_open(&e.name, x))?;
             let start = data_start(file.data_start());
-            visit_zip_member(name, input, e, file, opts, visit)?;
+            let member = ZipMember { entry: e, earlier, input_size: size };
+            earlier +=
+                visit_zip_member(name, input, member, file, opts, visit)?;
             start
         } else {
             let file = zip
@@ -817,16 +864,26 @@ fn read_zip<R: Read + Seek, E: From<SourceError>>(
         .map_err(|e| SourceError::new(name, None, SourceErrorKind::Io(e)))?)
 }
 
+/// A zip entry being read, with what the input's limits need.
+struct ZipMember<'a> {
+    entry: &'a ZipEntry,
+    /// Decompressed bytes of the members read before it.
+    earlier: u64,
+    /// The archive's size in bytes.
+    input_size: u64,
+}
+
 /// Hands one zip member to `visit` through the guard, and reads what it
-/// leaves so its size and CRC are checked.
+/// leaves so its size and CRC are checked. Returns its size in bytes.
 fn visit_zip_member<E: From<SourceError>>(
     name: &str,
     input: &Arc<str>,
-    e: &ZipEntry,
+    member: ZipMember<'_>,
     file: impl Read,
     opts: &SourceOptions,
     visit: &mut Visit<'_, E>,
-) -> Result<(), E> {
+) -> Result<u64, E> {
+    let e = member.entry;
     let info = MemberInfo {
         input: input.clone(),
         name: e.name.clone(),
@@ -838,11 +895,54 @@ fn visit_zip_member<E: From<SourceError>>(
         count: 0,
         declared: Some(e.size),
         compressed: Arc::new(AtomicU64::new(e.compressed_size)),
+        earlier: member.earlier,
+        input_size: member.input_size,
         limits: opts.limits,
     };
     visit(&info, Body::Stream(&mut g))?;
     io::copy(&mut g, &mut io::sink())
         .map_err(|x| SourceError::from_read(name, &e.name, x))?;
+    Ok(g.count)
+}
+
+/// Refuses a zip whose members declare more than the input's limits
+/// allow, before any is read: a member is held to its declared size as
+/// it is read, so what they declare bounds what they hold. The member
+/// at which the running total crosses a limit is named.
+fn check_declared(
+    name: &str,
+    size: u64,
+    entries: &[ZipEntry],
+    limits: &Limits,
+) -> Result<(), SourceError> {
+    let mut total = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        total = total.saturating_add(e.size);
+        let declare = if i == 0 {
+            format!("the member declares {total} bytes")
+        } else {
+            format!("the members together declare {total} bytes")
+        };
+        let ratio = total / size.max(1);
+        let msg = if total > limits.max_input_bytes {
+            format!(
+                "{declare}, beyond the {} byte limit of an input (--max-input-bytes)",
+                limits.max_input_bytes
+            )
+        } else if total > limits.ratio_floor && ratio > limits.max_ratio {
+            format!(
+                "{declare}, {ratio}:1 of the {size} byte archive, beyond the {}:1 limit (a decompression bomb?); raise --max-ratio if it is genuine",
+                limits.max_ratio
+            )
+        } else {
+            continue;
+        };
+        return Err(SourceError::new(
+            name,
+            Some(&e.name),
+            SourceErrorKind::Limit(msg),
+        ));
+    }
     Ok(())
 }
 
@@ -859,9 +959,9 @@ pub fn list_members(
     let name = path.display().to_string();
     let mut out = Vec::new();
     if kind == InputKind::Zip {
-        let file = File::open(path).map_err(|e| {
-            SourceError::new(&name, None, SourceErrorKind::Io(e))
-        })?;
+        let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
+        let file = File::open(path).map_err(io_err)?;
+        let size = file.metadata().map_err(io_err)?.len();
         let zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
             SourceError::new(
                 &name,
@@ -873,6 +973,7 @@ pub fn list_members(
         })?;
         let input: Arc<str> = Arc::from(name.as_str());
         let mut entries = zip_entries(&name, &zip)?;
+        check_declared(&name, size, &entries, &opts.limits)?;
         // Central directory order, as listed before.
         entries.sort_by_key(|e| e.index);
         for e in entries {
@@ -916,5 +1017,33 @@ mod tests {
         assert!(!safe_member_name("a/../../evil.txt"));
         assert!(!safe_member_name("/etc/passwd"));
         assert!(!safe_member_name("..\\evil.txt"));
+    }
+
+    #[test]
+    fn guard_holds_the_input_to_its_limits() {
+        let limits = Limits {
+            max_input_bytes: 1000,
+            max_ratio: 10,
+            ratio_floor: 100,
+            ..Limits::default()
+        };
+        let guard = |earlier, input_size| Guard {
+            inner: io::Cursor::new(vec![0u8; 200]),
+            count: 0,
+            declared: None,
+            compressed: Arc::new(AtomicU64::new(200)),
+            earlier,
+            input_size,
+            limits,
+        };
+        let read = |mut g: Guard<io::Cursor<Vec<u8>>>| {
+            io::copy(&mut g, &mut io::sink()).map_err(|e| e.to_string())
+        };
+        // 200 bytes after 700 others, from a 100-byte input: 9:1.
+        assert_eq!(read(guard(700, 100)), Ok(200));
+        let e = read(guard(900, 100)).unwrap_err();
+        assert!(e.contains("beyond the 1000 byte limit of an input"), "{e}");
+        let e = read(guard(700, 50)).unwrap_err();
+        assert!(e.contains("together expand 18:1 from its 50 bytes"), "{e}");
     }
 }
