@@ -725,3 +725,76 @@ fn generated_archives_pass_the_limits() {
     assert_eq!(code, 0, "{err}");
     assert!(rep["members"].as_array().unwrap().len() > 1, "{rep}");
 }
+
+/// Makes a FIFO at `path` and a thread that opens it for writing and
+/// writes `data` once a reader opens it. Returns a function that releases
+/// the thread (opening the FIFO for reading itself, so a writer still
+/// waiting for a reader goes on) and waits for it.
+fn fifo_with_writer(
+    path: &std::path::Path,
+    data: &'static [u8],
+) -> impl FnOnce() {
+    let o = std::process::Command::new("mkfifo").arg(path).output().unwrap();
+    assert!(o.status.success(), "mkfifo: {}", stderr(&o));
+    let p = path.to_owned();
+    let writer = std::thread::spawn(move || {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
+            let _ = f.write_all(data);
+        }
+    });
+    let p = path.to_owned();
+    move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p)
+            .unwrap();
+        writer.join().unwrap();
+    }
+}
+
+#[test]
+fn fifo_input_is_refused_not_waited_on() {
+    let (d, schema) = setup();
+    let fifo = d.join("real_acct.txt");
+    let release = fifo_with_writer(&fifo, GOOD.as_bytes());
+    let o = crate::util::fwload_within(
+        &["validate", "-q", "--schema", &schema, fifo.to_str().unwrap()],
+        20,
+    );
+    release();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: is a FIFO (named pipe), not a regular file",
+            fifo.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn fifo_in_an_input_directory_is_refused() {
+    let (d, schema) = setup();
+    d.write("in/a_real_acct.txt", GOOD);
+    let fifo = d.join("in/b_real_acct.txt");
+    let release = fifo_with_writer(&fifo, GOOD.as_bytes());
+    let dir = d.join("in");
+    let o = crate::util::fwload_within(
+        &["validate", "-q", "--schema", &schema, dir.to_str().unwrap()],
+        20,
+    );
+    release();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: is a FIFO (named pipe), not a regular file, found in input directory {}",
+            fifo.display(),
+            dir.display()
+        )),
+        "{err}"
+    );
+}

@@ -175,6 +175,14 @@ pub enum SourceErrorKind {
     Limit(String),
     /// The input file is empty.
     Empty,
+    /// The input is not a regular file: a FIFO, socket or device, which
+    /// cannot be read more than once and may never end.
+    NotRegular {
+        /// What it is (`FIFO (named pipe)`, `socket`, …).
+        what: &'static str,
+        /// The input directory it was found in, when it was found there.
+        dir: Option<String>,
+    },
     /// Two zip entries share bytes of the archive: one member's data read
     /// again as another's, as a zip bomb does.
     Overlap {
@@ -273,6 +281,13 @@ impl fmt::Display for SourceError {
             }
             SourceErrorKind::Limit(m) => f.write_str(m),
             SourceErrorKind::Empty => f.write_str("input is empty (0 bytes)"),
+            SourceErrorKind::NotRegular { what, dir } => {
+                write!(f, "is a {what}, not a regular file")?;
+                if let Some(d) = dir {
+                    write!(f, ", found in input directory {d}")?;
+                }
+                f.write_str("; fwload reads an input more than once, so copy it to a file first")
+            }
             SourceErrorKind::Overlap { first, second } => write!(
                 f,
                 "members {first} and {second} overlap: they share bytes of the archive, which only a crafted zip (a decompression bomb?) does; refusing the archive"
@@ -408,11 +423,57 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Refuses an input that is not a regular file (nor a directory, which
+/// [`expand_inputs`] walks): a FIFO, socket or device. An input is read
+/// more than once (its first bytes tell its kind, then its members are
+/// read; load hashes it first), which a pipe cannot give, and opening a
+/// FIFO waits for a writer. `dir` is the input directory it was found
+/// in. A path that cannot be examined is left to fail when opened.
+fn check_regular(path: &Path, dir: Option<&Path>) -> Result<(), SourceError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let ty = meta.file_type();
+    if ty.is_file() || ty.is_dir() {
+        return Ok(());
+    }
+    Err(SourceError::new(
+        &path.display().to_string(),
+        None,
+        SourceErrorKind::NotRegular {
+            what: special_file(ty),
+            dir: dir.map(|d| d.display().to_string()),
+        },
+    ))
+}
+
+#[cfg(unix)]
+fn special_file(ty: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_fifo() {
+        "FIFO (named pipe)"
+    } else if ty.is_socket() {
+        "socket"
+    } else if ty.is_char_device() {
+        "character device"
+    } else if ty.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file(_: std::fs::FileType) -> &'static str {
+    "special file"
+}
+
 /// Expands directories into the files below them (sorted, recursively);
 /// other paths are kept as given.
 ///
 /// # Errors
-/// A directory that cannot be listed.
+/// A directory that cannot be listed, or a path given or found that is
+/// not a regular file (a FIFO, socket or device).
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
         let err = |e| {
@@ -431,6 +492,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
             if p.is_dir() {
                 walk(&p, out)?;
             } else {
+                check_regular(&p, Some(dir))?;
                 out.push(p);
             }
         }
@@ -441,6 +503,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
         if p.is_dir() {
             walk(p, &mut out)?;
         } else {
+            check_regular(p, None)?;
             out.push(p.clone());
         }
     }
@@ -450,8 +513,9 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
 /// Detects an input's kind from its first bytes.
 ///
 /// # Errors
-/// The file cannot be opened or read.
+/// The file cannot be opened or read, or is not a regular file.
 pub fn detect(path: &Path) -> Result<InputKind, SourceError> {
+    check_regular(path, None)?;
     let name = path.display().to_string();
     let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
     let mut f = File::open(path).map_err(io_err)?;
