@@ -798,3 +798,55 @@ fn fifo_in_an_input_directory_is_refused() {
         "{err}"
     );
 }
+#[test]
+fn utf8_byte_order_mark_is_skipped() {
+    let (d, schema) = setup();
+    let mut data = b"\xEF\xBB\xBF".to_vec();
+    data.extend(GOOD.as_bytes());
+    let plain = d.write("real_acct.txt", &data);
+    let zip = d.write("bom.zip", zip_bytes(&[("real_acct.txt", &data)]));
+    for (f, extra) in
+        [(&plain, &[][..]), (&plain, &["--no-mmap"][..]), (&zip, &[][..])]
+    {
+        let (code, out, err, rep) =
+            validate(&d, &schema, f.to_str().unwrap(), extra);
+        assert_eq!(code, 0, "{f:?} {extra:?}: {out}{err}");
+        assert_eq!(rep["totals"]["valid"], 2);
+        // Byte offsets and digests stay those of the member's bytes.
+        assert_eq!(rep["members"][0]["bytes"], data.len());
+    }
+}
+
+#[test]
+fn utf16_is_named() {
+    let (d, schema) = setup();
+    let le: Vec<u8> = GOOD.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = GOOD.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let with_bom = |bom: &[u8], text: &[u8]| [bom, text].concat();
+    let cases = [
+        ("le.txt", with_bom(b"\xFF\xFE", &le)),
+        ("be.txt", with_bom(b"\xFE\xFF", &be)),
+        ("nobom.txt", le.clone()),
+    ];
+    for (name, data) in &cases {
+        let f = d.write(name, data);
+        let (code, _, err, _) =
+            validate(&d, &schema, f.to_str().unwrap(), &[]);
+        assert_eq!(code, 3, "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}:{name}: the member is UTF-16",
+                f.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("; convert it to UTF-8"), "{err}");
+    }
+    let z = d.write("u16.zip", zip_bytes(&[("real_acct.txt", &cases[0].1)]));
+    let (code, _, err, _) = validate(&d, &schema, z.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("u16.zip:real_acct.txt: the member is UTF-16"),
+        "{err}"
+    );
+}

@@ -126,6 +126,18 @@ pub fn check_header(
     Err(HeaderDrift { location: String::new(), expected, found, problems })
 }
 
+/// Whether a header row looks like UTF-16 text read as bytes: at least
+/// two characters, a NUL at every other byte and at no byte between
+/// (ASCII names in either byte order; the row ends at the LF's first
+/// byte, which leaves a NUL last in big-endian text).
+pub fn looks_utf16(header: &[u8]) -> bool {
+    let nul_at = |first: usize| {
+        header.iter().skip(first).step_by(2).all(|&b| b == 0)
+            && header.iter().skip(1 - first).step_by(2).all(|&b| b != 0)
+    };
+    header.len() >= 4 && (nul_at(0) || nul_at(1))
+}
+
 /// Splits a header row into names, decoded lossily from the layout's
 /// encoding.
 pub fn split_header(layout: &Layout, header: &[u8]) -> Vec<String> {
@@ -166,6 +178,22 @@ mod tests {
             Ok(()) => vec![],
             Err(d) => d.problems,
         }
+    }
+
+    #[test]
+    fn utf16_headers() {
+        let le: Vec<u8> =
+            "acct\tyr".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut be: Vec<u8> =
+            "acct\tyr".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        // The row ends at the LF, after the NUL that opens it.
+        be.push(0);
+        assert!(looks_utf16(&le));
+        assert!(looks_utf16(&be));
+        assert!(!looks_utf16(b"acct\tyr"));
+        assert!(!looks_utf16(&[0; 64]));
+        assert!(!looks_utf16(b"a\0"));
+        assert!(!looks_utf16(b"a\0b\0c\0\0\0"));
     }
 
     #[test]
