@@ -850,3 +850,29 @@ fn utf16_is_named() {
         "{err}"
     );
 }
+/// The first 2000 characters of `s`, for a failure message.
+fn head(s: &str) -> String {
+    s.chars().take(2000).collect()
+}
+
+#[test]
+fn a_megabyte_of_nul_as_header_is_quoted_short() {
+    let (d, schema) = setup();
+    let mut data = vec![0u8; 1 << 20];
+    data.extend(b"\n1\t2025\tA\t1\t\n");
+    let f = d.write("real_acct.txt", &data);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{}", head(&err));
+    assert!(err.len() < 800, "{} bytes: {}", err.len(), head(&err));
+    assert!(err.contains("real_acct.txt: line 1: header does not match"));
+    assert!(err.contains("\\x00\\x00"), "{err}");
+    assert!(err.contains(&format!("… ({} bytes)", 1 << 20)), "{err}");
+    // A header of a million columns lists a few differences, not all.
+    let mut data = vec![b'\t'; 1 << 20];
+    data.extend(b"\n1\t2025\tA\t1\t\n");
+    let f = d.write("real_acct.txt", &data);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{}", head(&err));
+    assert!(err.len() < 2000, "{} bytes: {}", err.len(), head(&err));
+    assert!(err.contains("more differences"), "{err}");
+}

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use sha2::Digest;
 
+use crate::decode::excerpt_text;
 use crate::schema::Format;
 use crate::source::{Body, MemberInfo, SourceError};
 
@@ -136,11 +137,12 @@ impl<E: fmt::Display> fmt::Display for PipelineError<E> {
                 limit,
             } => write!(
                 f,
-                "{input}:{member}: line {line}, byte {byte}: no record end within {limit} bytes (wrong line terminator, an unclosed quote, or not a text file?); raise --max-record-bytes if records really are this long"
+                "{input}:{}: line {line}, byte {byte}: no record end within {limit} bytes (wrong line terminator, an unclosed quote, or not a text file?); raise --max-record-bytes if records really are this long",
+                excerpt_text(member)
             ),
             PipelineError::Header(d) => write!(f, "{d}"),
             PipelineError::Utf16 { input, member, found } => {
-                write!(f, "{input}:{member}: {found}")
+                write!(f, "{input}:{}: {found}", excerpt_text(member))
             }
             PipelineError::Sink(e) => write!(f, "{e}"),
         }

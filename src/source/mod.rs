@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
 
+use crate::decode::excerpt_text;
+
 /// Limits that keep a hostile or broken input from exhausting memory or
 /// disk time.
 #[derive(Clone, Copy, Debug)]
@@ -266,7 +268,7 @@ impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.input)?;
         if let Some(m) = &self.member {
-            write!(f, ":{m}")?;
+            write!(f, ":{}", excerpt_text(m))?;
         }
         f.write_str(": ")?;
         match &self.kind {
@@ -290,7 +292,9 @@ impl fmt::Display for SourceError {
             }
             SourceErrorKind::Overlap { first, second } => write!(
                 f,
-                "members {first} and {second} overlap: they share bytes of the archive, which only a crafted zip (a decompression bomb?) does; refusing the archive"
+                "members {} and {} overlap: they share bytes of the archive, which only a crafted zip (a decompression bomb?) does; refusing the archive",
+                excerpt_text(first),
+                excerpt_text(second)
             ),
         }
     }
