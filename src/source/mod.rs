@@ -8,7 +8,10 @@
 //! the way. Streams are guarded: a member that grows beyond its declared
 //! size, past a size limit, or at a decompression ratio typical of a bomb
 //! stops with a [`SourceError`] naming it; so does a member whose name
-//! climbs out of the archive (`../`).
+//! climbs out of the archive (`../`), and an input whose members together
+//! pass the input's limits. A zip whose entries overlap is refused before
+//! any member is read, and so is an input that is not a regular file (a
+//! FIFO would be read more than once).
 
 mod hash;
 mod mmap;
