@@ -497,3 +497,382 @@ fn digests_are_those_of_the_bytes() {
         }
     }
 }
+
+/// A member's data as a zip holds it: method, CRC-32, uncompressed size
+/// and the stored bytes.
+struct Packed {
+    method: u16,
+    crc: u32,
+    size: u32,
+    data: Vec<u8>,
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(data);
+    c.sum()
+}
+
+fn stored(data: &[u8]) -> Packed {
+    Packed {
+        method: 0,
+        crc: crc32(data),
+        size: data.len() as u32,
+        data: data.to_vec(),
+    }
+}
+
+fn deflated(data: &[u8]) -> Packed {
+    let mut e = flate2::write::DeflateEncoder::new(
+        Vec::new(),
+        flate2::Compression::best(),
+    );
+    e.write_all(data).unwrap();
+    Packed {
+        method: 8,
+        crc: crc32(data),
+        size: data.len() as u32,
+        data: e.finish().unwrap(),
+    }
+}
+
+/// A local file header with its data, written byte by byte.
+fn local_entry(name: &str, extra: &[u8], p: &Packed) -> Vec<u8> {
+    let mut v = b"PK\x03\x04".to_vec();
+    for x in [20u16, 0, p.method, 0, 0x21] {
+        v.extend(x.to_le_bytes());
+    }
+    for x in [p.crc, p.data.len() as u32, p.size] {
+        v.extend(x.to_le_bytes());
+    }
+    v.extend((name.len() as u16).to_le_bytes());
+    v.extend((extra.len() as u16).to_le_bytes());
+    v.extend(name.as_bytes());
+    v.extend(extra);
+    v.extend(&p.data);
+    v
+}
+
+/// Appends a central directory listing `entries` (name, offset of the
+/// local header it points at, data) and its end record to `body`: the
+/// entries may point wherever a test wants, several at one header.
+fn with_central(
+    mut body: Vec<u8>,
+    entries: &[(&str, usize, &Packed)],
+) -> Vec<u8> {
+    let start = body.len();
+    for (name, offset, p) in entries {
+        body.extend(b"PK\x01\x02");
+        for x in [20u16, 20, 0, p.method, 0, 0x21] {
+            body.extend(x.to_le_bytes());
+        }
+        for x in [p.crc, p.data.len() as u32, p.size] {
+            body.extend(x.to_le_bytes());
+        }
+        for x in [name.len() as u16, 0, 0, 0, 0] {
+            body.extend(x.to_le_bytes());
+        }
+        body.extend(0u32.to_le_bytes());
+        body.extend((*offset as u32).to_le_bytes());
+        body.extend(name.as_bytes());
+    }
+    let size = body.len() - start;
+    body.extend(b"PK\x05\x06");
+    for x in [0u16, 0, entries.len() as u16, entries.len() as u16] {
+        body.extend(x.to_le_bytes());
+    }
+    body.extend((size as u32).to_le_bytes());
+    body.extend((start as u32).to_le_bytes());
+    body.extend(0u16.to_le_bytes());
+    body
+}
+
+#[test]
+fn zip_entries_sharing_one_local_header_are_refused() {
+    // The bomb a tester sent: many central directory entries pointing at
+    // one member, each inflating it again.
+    let (d, schema) = setup();
+    let p = deflated(GOOD.as_bytes());
+    let body = local_entry("a.txt", &[], &p);
+    let z = with_central(
+        body,
+        &[("a.txt", 0, &p), ("b.txt", 0, &p), ("c.txt", 0, &p)],
+    );
+    let f = d.write("overlap.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("overlap.zip: members a.txt and b.txt overlap"),
+        "{err}"
+    );
+    // Listing the members (as load and inspect do) refuses it too.
+    let o = fwload(&["inspect", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("members a.txt and b.txt overlap"));
+}
+
+#[test]
+fn zip_member_inside_another_members_header_is_refused() {
+    // b.txt's local header and data lie inside a.dat's extra field: the
+    // central directory alone cannot tell (a.dat's one byte of data would
+    // end before b.txt starts), the local headers can.
+    let (d, schema) = setup();
+    let b = stored(GOOD.as_bytes());
+    let inner = local_entry("b.txt", &[], &b);
+    let mut extra = 0xcafeu16.to_le_bytes().to_vec();
+    extra.extend((inner.len() as u16).to_le_bytes());
+    extra.extend(&inner);
+    let a = stored(b"x");
+    let body = local_entry("a.dat", &extra, &a);
+    let z = with_central(body, &[("a.dat", 0, &a), ("b.txt", 39, &b)]);
+    let f = d.write("inner.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("inner.zip: members a.dat and b.txt overlap"),
+        "{err}"
+    );
+}
+
+#[test]
+fn zip_members_together_beyond_the_ratio_are_refused() {
+    // Each member stays under the size from which one member's ratio is
+    // checked (64 MiB); together they expand 68 MiB from about 70 KB.
+    let (d, schema) = setup();
+    let p = deflated(&vec![0u8; 4 << 20]);
+    let mut body = Vec::new();
+    let mut entries = Vec::new();
+    let names: Vec<String> =
+        (1..=17).map(|i| format!("part{i:02}.txt")).collect();
+    for n in &names {
+        entries.push((n.as_str(), body.len(), &p));
+        body.extend(local_entry(n, &[], &p));
+    }
+    let z = with_central(body, &entries);
+    let f = d.write("parts.zip", &z);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("parts.zip:part17.txt: "), "{err}");
+    assert!(err.contains("members together"), "{err}");
+    assert!(err.contains("a decompression bomb?"), "{err}");
+    // The limit is --max-ratio's: raised, the archive is read (and its
+    // members of NUL bytes then fail the header check).
+    let (code, _, err, _) =
+        validate(&d, &schema, f.to_str().unwrap(), &["--max-ratio", "100000"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("header does not match"), "{err}");
+}
+
+#[test]
+fn input_bytes_limit() {
+    let (d, schema) = setup();
+    // A zip is refused from what its members declare, before reading any.
+    let z = zip_bytes(&[
+        ("real_acct.txt", GOOD.as_bytes()),
+        ("real_acct_2.txt", GOOD.as_bytes()),
+    ]);
+    let f = d.write("two.zip", &z);
+    let limit = (GOOD.len() + 10).to_string();
+    let (code, _, err, _) = validate(
+        &d,
+        &schema,
+        f.to_str().unwrap(),
+        &["--max-input-bytes", &limit],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "two.zip:real_acct_2.txt: the members together declare {} bytes, beyond the {limit} byte limit of an input (--max-input-bytes)",
+            2 * GOOD.len()
+        )),
+        "{err}"
+    );
+    // A gzip stream declares nothing: it stops as it passes the limit.
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(GOOD.repeat(10).as_bytes()).unwrap();
+    let f = d.write("real_acct.txt.gz", gz.finish().unwrap());
+    let (code, _, err, _) = validate(
+        &d,
+        &schema,
+        f.to_str().unwrap(),
+        &["--max-input-bytes", "1000"],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("real_acct.txt.gz:real_acct.txt: the input decompresses beyond the 1000 byte limit of an input (--max-input-bytes)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generated_archives_pass_the_limits() {
+    let d = Dir::new();
+    let schema = crate::util::repo("schemas/hcad");
+    let out = d.join("gen.zip");
+    crate::util::run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "2000",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (code, _, err, rep) =
+        validate(&d, &schema, out.to_str().unwrap(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(rep["members"].as_array().unwrap().len() > 1, "{rep}");
+}
+
+/// Makes a FIFO at `path` and a thread that opens it for writing and
+/// writes `data` once a reader opens it. Returns a function that releases
+/// the thread (opening the FIFO for reading itself, so a writer still
+/// waiting for a reader goes on) and waits for it.
+fn fifo_with_writer(
+    path: &std::path::Path,
+    data: &'static [u8],
+) -> impl FnOnce() {
+    let o = std::process::Command::new("mkfifo").arg(path).output().unwrap();
+    assert!(o.status.success(), "mkfifo: {}", stderr(&o));
+    let p = path.to_owned();
+    let writer = std::thread::spawn(move || {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&p) {
+            let _ = f.write_all(data);
+        }
+    });
+    let p = path.to_owned();
+    move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p)
+            .unwrap();
+        writer.join().unwrap();
+    }
+}
+
+#[test]
+fn fifo_input_is_refused_not_waited_on() {
+    let (d, schema) = setup();
+    let fifo = d.join("real_acct.txt");
+    let release = fifo_with_writer(&fifo, GOOD.as_bytes());
+    let o = crate::util::fwload_within(
+        &["validate", "-q", "--schema", &schema, fifo.to_str().unwrap()],
+        20,
+    );
+    release();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: is a FIFO (named pipe), not a regular file",
+            fifo.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn fifo_in_an_input_directory_is_refused() {
+    let (d, schema) = setup();
+    d.write("in/a_real_acct.txt", GOOD);
+    let fifo = d.join("in/b_real_acct.txt");
+    let release = fifo_with_writer(&fifo, GOOD.as_bytes());
+    let dir = d.join("in");
+    let o = crate::util::fwload_within(
+        &["validate", "-q", "--schema", &schema, dir.to_str().unwrap()],
+        20,
+    );
+    release();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: is a FIFO (named pipe), not a regular file, found in input directory {}",
+            fifo.display(),
+            dir.display()
+        )),
+        "{err}"
+    );
+}
+#[test]
+fn utf8_byte_order_mark_is_skipped() {
+    let (d, schema) = setup();
+    let mut data = b"\xEF\xBB\xBF".to_vec();
+    data.extend(GOOD.as_bytes());
+    let plain = d.write("real_acct.txt", &data);
+    let zip = d.write("bom.zip", zip_bytes(&[("real_acct.txt", &data)]));
+    for (f, extra) in
+        [(&plain, &[][..]), (&plain, &["--no-mmap"][..]), (&zip, &[][..])]
+    {
+        let (code, out, err, rep) =
+            validate(&d, &schema, f.to_str().unwrap(), extra);
+        assert_eq!(code, 0, "{f:?} {extra:?}: {out}{err}");
+        assert_eq!(rep["totals"]["valid"], 2);
+        // Byte offsets and digests stay those of the member's bytes.
+        assert_eq!(rep["members"][0]["bytes"], data.len());
+    }
+}
+
+#[test]
+fn utf16_is_named() {
+    let (d, schema) = setup();
+    let le: Vec<u8> = GOOD.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = GOOD.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let with_bom = |bom: &[u8], text: &[u8]| [bom, text].concat();
+    let cases = [
+        ("le.txt", with_bom(b"\xFF\xFE", &le)),
+        ("be.txt", with_bom(b"\xFE\xFF", &be)),
+        ("nobom.txt", le.clone()),
+    ];
+    for (name, data) in &cases {
+        let f = d.write(name, data);
+        let (code, _, err, _) =
+            validate(&d, &schema, f.to_str().unwrap(), &[]);
+        assert_eq!(code, 3, "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}:{name}: the member is UTF-16",
+                f.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("; convert it to UTF-8"), "{err}");
+    }
+    let z = d.write("u16.zip", zip_bytes(&[("real_acct.txt", &cases[0].1)]));
+    let (code, _, err, _) = validate(&d, &schema, z.to_str().unwrap(), &[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("u16.zip:real_acct.txt: the member is UTF-16"),
+        "{err}"
+    );
+}
+/// The first 2000 characters of `s`, for a failure message.
+fn head(s: &str) -> String {
+    s.chars().take(2000).collect()
+}
+
+#[test]
+fn a_megabyte_of_nul_as_header_is_quoted_short() {
+    let (d, schema) = setup();
+    let mut data = vec![0u8; 1 << 20];
+    data.extend(b"\n1\t2025\tA\t1\t\n");
+    let f = d.write("real_acct.txt", &data);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{}", head(&err));
+    assert!(err.len() < 800, "{} bytes: {}", err.len(), head(&err));
+    assert!(err.contains("real_acct.txt: line 1: header does not match"));
+    assert!(err.contains("\\x00\\x00"), "{err}");
+    assert!(err.contains(&format!("… ({} bytes)", 1 << 20)), "{err}");
+    // A header of a million columns lists a few differences, not all.
+    let mut data = vec![b'\t'; 1 << 20];
+    data.extend(b"\n1\t2025\tA\t1\t\n");
+    let f = d.write("real_acct.txt", &data);
+    let (code, _, err, _) = validate(&d, &schema, f.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{}", head(&err));
+    assert!(err.len() < 2000, "{} bytes: {}", err.len(), head(&err));
+    assert!(err.contains("more differences"), "{err}");
+}

@@ -703,3 +703,63 @@ fn member_names_match_one_layout() {
         }
     }
 }
+
+// ------------------------------------------------------ dataset checks
+
+/// A schema directory of layouts `names` (each a key `id` and a column
+/// `up`) and a dataset whose references are `refs` (from, to; `up` →
+/// `id`).
+fn referencing(d: &Dir, names: &[&str], refs: &[(&str, &str)]) -> PathBuf {
+    for n in names {
+        d.write(
+            &format!("s/{n}.toml"),
+            format!(
+                "members = [\"{n}.txt\"]\nformat = \"delimited\"\nkey = [\"id\"]\n\
+                 [[field]]\nname = \"id\"\ntype = \"int\"\n\
+                 [[field]]\nname = \"up\"\ntype = \"int\"\n"
+            ),
+        );
+    }
+    let mut ds = String::from("name = \"cyc\"\n");
+    for (from, to) in refs {
+        ds.push_str(&format!(
+            "\n[[reference]]\nfrom = \"{from}\"\ncolumns = [\"up\"]\nto = \"{to}\"\nto_columns = [\"id\"]\n"
+        ));
+    }
+    d.write("s/dataset.toml", ds);
+    d.join("s")
+}
+
+#[test]
+fn reference_cycle_is_a_schema_error() {
+    let d = Dir::new();
+    let s = referencing(
+        &d,
+        &["a", "b", "c"],
+        &[("a", "b"), ("b", "c"), ("c", "a")],
+    );
+    let o = fwload(&["schema", "check", s.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:", s.join("dataset.toml").display())),
+        "{err}"
+    );
+    assert!(err.contains("references form a cycle: a → b → c → a"), "{err}");
+    // validate and load read schemas the same way.
+    assert!(SchemaSet::load(&[s]).is_err());
+}
+
+#[test]
+fn self_reference_is_allowed_and_ordered() {
+    // A table may reference itself (a parent account in the same table);
+    // the layout referencing it still loads after it, whatever the names.
+    let d = Dir::new();
+    let s = referencing(&d, &["z", "b"], &[("z", "z"), ("b", "z")]);
+    let o = fwload(&["schema", "check", s.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let set = SchemaSet::load(&[s]).unwrap();
+    let order: Vec<&str> =
+        set.layouts.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(order, ["z", "b"]);
+}

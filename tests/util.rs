@@ -156,3 +156,31 @@ pub fn decoded_rows(
     }
     out
 }
+
+/// Runs the fwload binary with `args`, killing it and failing the test
+/// when it has not finished within `secs` seconds (for inputs that could
+/// make it wait forever).
+pub fn fwload_within(args: &[&str], secs: u64) -> Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fwload"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fwload");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("wait for fwload").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().expect("reap fwload");
+            panic!(
+                "fwload {args:?} still running after {secs} s, killed:\n{}",
+                stderr(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("fwload output")
+}

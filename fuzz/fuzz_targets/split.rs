@@ -7,7 +7,9 @@
 //! chunks, header, error and digest; the chunks must concatenate to the
 //! input, carry their byte offset and first line, end on a record boundary
 //! (all but the last), and iterating `Records` over each chunk must give
-//! the records `Records` finds in the whole input.
+//! the records `Records` finds in the whole input. A UTF-8 byte order mark
+//! opening the input is skipped (the records are those after it); a
+//! UTF-16 one stops every way of cutting before any chunk.
 #![no_main]
 
 use std::io::{self, Cursor, Read};
@@ -15,7 +17,7 @@ use std::io::{self, Cursor, Read};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
-use fwload::pipeline::{ChunkReader, ReadError};
+use fwload::pipeline::{ChunkReader, ReadError, UTF8_BOM, Utf16};
 use fwload::source::{Body, slice_body};
 use fwload::split::{Ending, Framing, Records, last_boundary};
 
@@ -160,14 +162,25 @@ struct Cut {
     header: Option<Option<Vec<u8>>>,
     /// `(seq, start_byte, first_line, data)`.
     chunks: Vec<(u64, u64, u64, Vec<u8>)>,
-    /// `RecordTooLarge { byte, line, limit }`.
-    error: Option<(u64, u64, usize)>,
+    error: Option<CutError>,
     digest: (String, u64),
 }
 
-fn too_large(e: ReadError) -> (u64, u64, usize) {
+/// Why a way of cutting stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum CutError {
+    /// `RecordTooLarge { byte, line, limit }`.
+    TooLarge(u64, u64, usize),
+    /// A UTF-16 byte order mark.
+    Utf16(Utf16),
+}
+
+fn too_large(e: ReadError) -> CutError {
     match e {
-        ReadError::RecordTooLarge { byte, line, limit } => (byte, line, limit),
+        ReadError::RecordTooLarge { byte, line, limit } => {
+            CutError::TooLarge(byte, line, limit)
+        }
+        ReadError::Utf16(u) => CutError::Utf16(u),
         ReadError::Io(e) => panic!("in-memory read failed: {e}"),
     }
 }
@@ -215,14 +228,25 @@ fn cut(
     out
 }
 
-/// Checks one way of cutting against the input and its records.
+/// Checks one way of cutting against the input and its records: `data`
+/// is the input after the `skip` bytes of a byte order mark, and
+/// positions in it are `skip` less than the member's.
 fn check_cut(
     a: &Cut,
-    data: &[u8],
+    (data, skip): (&[u8], usize),
     framing: Framing,
     limit: usize,
     whole: &[Rec],
 ) {
+    // A UTF-16 mark counts only where the member starts.
+    let mark = if skip == 0 { Utf16::bom(data) } else { None };
+    if let Some(CutError::Utf16(u)) = a.error {
+        assert_eq!(mark, Some(u), "UTF-16 without its mark");
+        assert!(a.chunks.is_empty() && a.header.is_none());
+        assert_eq!(a.digest.1, 0);
+        return;
+    }
+    assert_eq!(mark, None, "a UTF-16 mark not refused");
     // The pieces tile a prefix of the input (all of it without error).
     let mut pos = 0usize;
     let mut want = whole.iter();
@@ -251,7 +275,7 @@ fn check_cut(
     let mut got = Vec::new();
     for (i, (seq, start, line, bytes)) in a.chunks.iter().enumerate() {
         assert_eq!(*seq, i as u64, "chunk numbers");
-        assert_eq!(*start as usize, pos, "chunk {i} start byte");
+        assert_eq!(*start as usize, skip + pos, "chunk {i} start byte");
         assert!(!bytes.is_empty(), "chunk {i} is empty");
         assert_eq!(&data[pos..pos + bytes.len()], &bytes[..]);
         assert_eq!(*line as usize, line_at(pos), "chunk {i} first line");
@@ -269,15 +293,16 @@ fn check_cut(
     match a.error {
         None => {
             assert_eq!(pos, data.len(), "chunks do not cover the input");
-            assert_eq!(a.digest.1 as usize, data.len());
+            assert_eq!(a.digest.1 as usize, skip + data.len());
             let rest: Vec<&Rec> = want.collect();
             assert_eq!(got.iter().collect::<Vec<_>>(), rest);
         }
-        Some((byte, line, lim)) => {
+        Some(CutError::Utf16(_)) => unreachable!("returned above"),
+        Some(CutError::TooLarge(byte, line, lim)) => {
             assert_eq!(lim, limit);
-            assert_eq!(byte as usize, pos, "error position");
+            assert_eq!(byte as usize, skip + pos, "error position");
             assert_eq!(line as usize, line_at(pos), "error line");
-            assert_eq!(a.digest.1 as usize, pos);
+            assert_eq!(a.digest.1 as usize, skip + pos);
             // The records before the error are whole records.
             let before: Vec<&Rec> = want.take(got.len()).collect();
             assert_eq!(got.iter().collect::<Vec<_>>(), before);
@@ -316,22 +341,24 @@ fuzz_target!(|input: Input| {
     let limit = input.limit.map_or(1 << 20, |n| 1 + n as usize % 64);
     let step = 1 + input.step as usize % 16;
 
-    // The records of the whole input, cut by nobody.
-    let whole = records(data, framing, 0);
-    check_records(&whole, data, framing);
+    // The records of the whole input after a UTF-8 byte order mark, cut
+    // by nobody.
+    let skip = if data.starts_with(UTF8_BOM) { UTF8_BOM.len() } else { 0 };
+    let whole = records(&data[skip..], framing, 0);
+    check_records(&whole, &data[skip..], framing);
 
     let mut sizes: Vec<usize> =
         input.sizes.iter().map(|&s| 1 + s as usize % 64).collect();
     sizes.push(data.len().max(1));
     for size in sizes {
         let a = cut(slice_body(data.to_vec()), framing, size, limit, header);
-        check_cut(&a, data, framing, limit, &whole);
+        check_cut(&a, (&data[skip..], skip), framing, limit, &whole);
         let mut cur = Cursor::new(data);
         let b = cut(Body::Stream(&mut cur), framing, size, limit, header);
-        check_cut(&b, data, framing, limit, &whole);
+        check_cut(&b, (&data[skip..], skip), framing, limit, &whole);
         let mut t = Trickle { data, step, calls: 0 };
         let c = cut(Body::Stream(&mut t), framing, size, limit, header);
-        check_cut(&c, data, framing, limit, &whole);
+        check_cut(&c, (&data[skip..], skip), framing, limit, &whole);
         assert_eq!(a, b, "slice and stream disagree, chunk size {size}");
         assert_eq!(a, c, "slice and short reads disagree, chunk size {size}");
     }

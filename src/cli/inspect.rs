@@ -86,7 +86,7 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
         lines.push(format!("{}:", info.name));
         let framing = layout.map(Framing::of).unwrap_or(Framing::Lines { quoted: None });
         let mut reader = ChunkReader::new(body, framing, pipe.chunk_size, pipe.max_record_bytes);
-        let to_failure = |e| Failure::msg(Exit::Input, format!("{}:{}: {e:?}", info.input, info.name));
+        let to_failure = |e| Failure::msg(Exit::Input, format!("{}:{}: {e}", info.input, info.name));
         if let Some(l) = layout
             && let Format::Delimited(d) = &l.format
             && d.header

@@ -96,7 +96,11 @@ pub struct ReadArgs {
     /// Largest decompressed member, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_member_bytes)]
     pub max_member_bytes: u64,
-    /// Largest decompression ratio (checked past 64 MiB of output).
+    /// Largest total of an input's decompressed members, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_input_bytes)]
+    pub max_input_bytes: u64,
+    /// Largest decompression ratio, of a member and of an input's members
+    /// together to the input's size (checked past 64 MiB of output).
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_ratio)]
     pub max_ratio: u64,
 }
@@ -122,6 +126,7 @@ impl ReadArgs {
         };
         let limits = Limits {
             max_member_bytes: self.max_member_bytes,
+            max_input_bytes: self.max_input_bytes,
             max_ratio: self.max_ratio,
             max_record_bytes: self.max_record_bytes,
             ..Limits::default()

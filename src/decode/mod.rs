@@ -10,6 +10,7 @@
 mod datetime;
 mod number;
 mod quick;
+mod show;
 pub(crate) mod swar;
 mod text;
 
@@ -20,6 +21,7 @@ pub use number::{
     Decimal, Fraction, Sign, decimal, float8, integer, push_integer,
 };
 pub use quick::{DateShape, Quick};
+pub use show::{EXCERPT_CHARS, excerpt, excerpt_text, render_raw};
 pub use text::{
     Encoding, TextOptions, char_len, decode as decode_text, plain_ascii,
     truncate_chars,

@@ -114,10 +114,7 @@ fn scan_base(
                 let mut reader =
                     ChunkReader::new(body, framing, 4 << 20, 1 << 26);
                 let err = |e| {
-                    GenError::new(format!(
-                        "{}:{}: {e:?}",
-                        info.input, info.name
-                    ))
+                    GenError::new(format!("{}:{}: {e}", info.input, info.name))
                 };
                 if let Format::Delimited(d) = &layout.format
                     && d.header

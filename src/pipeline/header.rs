@@ -4,8 +4,12 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use crate::decode::{excerpt, excerpt_text};
 use crate::record::{Fields, Slicer};
 use crate::schema::Layout;
+
+/// Most differences a drift report lists; the rest are counted.
+const MAX_PROBLEMS: usize = 20;
 
 /// How a header row differs from the layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,7 +27,7 @@ pub struct HeaderDrift {
 impl HeaderDrift {
     /// The same drift, located at `input:member`.
     pub fn at(mut self, input: &str, member: &str) -> HeaderDrift {
-        self.location = format!("{input}:{member}");
+        self.location = format!("{input}:{}", excerpt_text(member));
         self
     }
 }
@@ -37,8 +41,15 @@ impl fmt::Display for HeaderDrift {
             self.expected.len(),
             self.found.len()
         )?;
-        for p in &self.problems {
+        for p in self.problems.iter().take(MAX_PROBLEMS) {
             write!(f, "\n  {p}")?;
+        }
+        if self.problems.len() > MAX_PROBLEMS {
+            write!(
+                f,
+                "\n  … and {} more differences",
+                self.problems.len() - MAX_PROBLEMS
+            )?;
         }
         Ok(())
     }
@@ -59,7 +70,10 @@ pub fn check_header(
 ) -> Result<(), HeaderDrift> {
     let expected: Vec<String> =
         layout.fields.iter().map(|f| f.header.clone()).collect();
-    let found = split_header(layout, header);
+    let raw = header_fields(layout, header);
+    let found: Vec<String> = raw.iter().map(|r| latin1(r)).collect();
+    // A name found is quoted as all input is, however long it is.
+    let shown = |i: usize| excerpt(&raw[i], false, layout.encoding);
     let e: Vec<String> = expected.iter().map(|s| norm(s)).collect();
     let g: Vec<String> = found.iter().map(|s| norm(s)).collect();
     if e == g {
@@ -80,7 +94,7 @@ pub fn check_header(
                 "column {}: renamed? expected '{}', found '{}'",
                 i + 1,
                 expected[i],
-                found[i]
+                shown(i)
             ));
             renamed.insert(i);
         }
@@ -96,7 +110,7 @@ pub fn check_header(
         problems.push(format!(
             "column {}: '{}' is not in the layout (added)",
             i + 1,
-            found[i]
+            shown(i)
         ));
     }
     // Columns present on both sides but at another position.
@@ -114,7 +128,7 @@ pub fn check_header(
                 problems.push(format!(
                     "column {}: '{}' moved (the layout has it at column {})",
                     i + 1,
-                    found[i],
+                    shown(i),
                     j + 1
                 ));
             }
@@ -126,23 +140,31 @@ pub fn check_header(
     Err(HeaderDrift { location: String::new(), expected, found, problems })
 }
 
-/// Splits a header row into names, decoded lossily from the layout's
-/// encoding.
-pub fn split_header(layout: &Layout, header: &[u8]) -> Vec<String> {
+/// Whether a header row looks like UTF-16 text read as bytes: at least
+/// two characters, a NUL at every other byte and at no byte between
+/// (ASCII names in either byte order; the row ends at the LF's first
+/// byte, which leaves a NUL last in big-endian text).
+pub fn looks_utf16(header: &[u8]) -> bool {
+    let nul_at = |first: usize| {
+        header.iter().skip(first).step_by(2).all(|&b| b == 0)
+            && header.iter().skip(1 - first).step_by(2).all(|&b| b != 0)
+    };
+    header.len() >= 4 && (nul_at(0) || nul_at(1))
+}
+
+/// A header row's fields as bytes (unquoted).
+fn header_fields(layout: &Layout, header: &[u8]) -> Vec<Vec<u8>> {
     let slicer = Slicer::new(layout);
     let mut fields = Fields::default();
     // A header with the wrong column count still splits; only the count
     // check fails, which is what the drift report explains.
     let _ = slicer.slice(header, &mut fields);
-    (0..fields.len())
-        .map(|i| {
-            fields
-                .get(header, i)
-                .iter()
-                .map(|&b| b as char)
-                .collect::<String>()
-        })
-        .collect()
+    (0..fields.len()).map(|i| fields.get(header, i).to_vec()).collect()
+}
+
+/// Bytes as latin-1 text: every byte one character, nothing lost.
+fn latin1(raw: &[u8]) -> String {
+    raw.iter().map(|&b| b as char).collect()
 }
 
 #[cfg(test)]
@@ -166,6 +188,22 @@ mod tests {
             Ok(()) => vec![],
             Err(d) => d.problems,
         }
+    }
+
+    #[test]
+    fn utf16_headers() {
+        let le: Vec<u8> =
+            "acct\tyr".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let mut be: Vec<u8> =
+            "acct\tyr".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        // The row ends at the LF, after the NUL that opens it.
+        be.push(0);
+        assert!(looks_utf16(&le));
+        assert!(looks_utf16(&be));
+        assert!(!looks_utf16(b"acct\tyr"));
+        assert!(!looks_utf16(&[0; 64]));
+        assert!(!looks_utf16(b"a\0"));
+        assert!(!looks_utf16(b"a\0b\0c\0\0\0"));
     }
 
     #[test]

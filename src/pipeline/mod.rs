@@ -21,9 +21,9 @@ mod read;
 mod validate;
 mod worker;
 
-pub use header::{HeaderDrift, check_header};
+pub use header::{HeaderDrift, check_header, looks_utf16};
 pub use keys::{Duplicate, KeyIndex, RUN_ENTRIES};
-pub use read::{Chunk, ChunkReader, ReadError};
+pub use read::{Chunk, ChunkReader, ReadError, UTF8_BOM, Utf16};
 pub use validate::{
     ValidateError, ValidateOptions, apply_duplicates, layout_for, validate,
 };
@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use sha2::Digest;
 
+use crate::decode::excerpt_text;
 use crate::schema::Format;
 use crate::source::{Body, MemberInfo, SourceError};
 
@@ -111,6 +112,15 @@ pub enum PipelineError<E> {
     },
     /// The header row does not match the layout.
     Header(Box<HeaderDrift>),
+    /// The member is UTF-16.
+    Utf16 {
+        /// The input.
+        input: String,
+        /// The member.
+        member: String,
+        /// How it was seen.
+        found: Utf16,
+    },
     /// The consumer failed.
     Sink(E),
 }
@@ -127,9 +137,13 @@ impl<E: fmt::Display> fmt::Display for PipelineError<E> {
                 limit,
             } => write!(
                 f,
-                "{input}:{member}: line {line}, byte {byte}: no record end within {limit} bytes (wrong line terminator, an unclosed quote, or not a text file?); raise --max-record-bytes if records really are this long"
+                "{input}:{}: line {line}, byte {byte}: no record end within {limit} bytes (wrong line terminator, an unclosed quote, or not a text file?); raise --max-record-bytes if records really are this long",
+                excerpt_text(member)
             ),
             PipelineError::Header(d) => write!(f, "{d}"),
+            PipelineError::Utf16 { input, member, found } => {
+                write!(f, "{input}:{}: {found}", excerpt_text(member))
+            }
             PipelineError::Sink(e) => write!(f, "{e}"),
         }
     }
@@ -190,10 +204,16 @@ where
     )
     .without_hash();
     let mut in_order = whole.is_none().then(sha2::Sha256::new);
+    let utf16 = |found| PipelineError::Utf16 {
+        input: input.to_string(),
+        member: member.to_string(),
+        found,
+    };
     let read_err = |e: ReadError, reader_line: u64| match e {
         ReadError::Io(e) => {
             PipelineError::Source(SourceError::from_read(&input, &member, e))
         }
+        ReadError::Utf16(found) => utf16(found),
         ReadError::RecordTooLarge { byte, line, limit } => {
             PipelineError::RecordTooLarge {
                 input: input.to_string(),
@@ -204,6 +224,10 @@ where
             }
         }
     };
+    let bom = reader.skip_bom().map_err(|e| read_err(e, 1))?;
+    if let (Some(bom), Some(h)) = (bom, &mut in_order) {
+        h.update(bom);
+    }
     let mut header = None;
     if let Format::Delimited(d) = &plan.layout.format
         && d.header
@@ -215,6 +239,9 @@ where
         let h = piece.map(|(h, _)| h);
         if let Some(h) = &h {
             if let Err(drift) = check_header(&plan.layout, h) {
+                if looks_utf16(h) {
+                    return Err(utf16(Utf16::NulEveryOtherByte));
+                }
                 return Err(PipelineError::Header(Box::new(
                     drift.at(&input, &member),
                 )));

@@ -4,8 +4,11 @@
 //! without copying; a stream fills a bounded buffer with whole records.
 //! Either way every chunk ends on a record boundary, carries its absolute
 //! byte offset and first line, and the member's sha256 is computed over
-//! the bytes as they pass.
+//! the bytes as they pass. A UTF-8 byte order mark opening a member is
+//! skipped (counted and hashed, never part of a record); a UTF-16 one
+//! stops the member.
 
+use std::fmt;
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -36,6 +39,8 @@ pub struct Chunk {
 pub enum ReadError {
     /// Reading the stream failed.
     Io(io::Error),
+    /// The member is UTF-16 text, which no layout reads.
+    Utf16(Utf16),
     /// No record boundary within the record size limit.
     RecordTooLarge {
         /// Where the record starts.
@@ -45,6 +50,66 @@ pub enum ReadError {
         /// The limit.
         limit: usize,
     },
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Utf16(u) => write!(f, "{u}"),
+            ReadError::RecordTooLarge { byte, line, limit } => write!(
+                f,
+                "line {line}, byte {byte}: no record end within {limit} bytes"
+            ),
+        }
+    }
+}
+
+/// The UTF-8 byte order mark, skipped where a member starts with it.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How a member was seen to be UTF-16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Utf16 {
+    /// It starts with `FF FE`.
+    LittleEndianBom,
+    /// It starts with `FE FF`.
+    BigEndianBom,
+    /// Its header row has a NUL byte every other byte.
+    NulEveryOtherByte,
+}
+
+impl Utf16 {
+    /// The UTF-16 byte order mark `start` begins with, if any.
+    pub fn bom(start: &[u8]) -> Option<Utf16> {
+        if start.starts_with(b"\xFF\xFE") {
+            Some(Utf16::LittleEndianBom)
+        } else if start.starts_with(b"\xFE\xFF") {
+            Some(Utf16::BigEndianBom)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Utf16 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self {
+            Utf16::LittleEndianBom => {
+                "it starts with the little-endian byte order mark FF FE"
+            }
+            Utf16::BigEndianBom => {
+                "it starts with the big-endian byte order mark FE FF"
+            }
+            Utf16::NulEveryOtherByte => {
+                "its header row has a NUL byte every other byte"
+            }
+        };
+        write!(
+            f,
+            "the member is UTF-16 ({why}); convert it to UTF-8 (iconv -f UTF-16 -t UTF-8)"
+        )
+    }
 }
 
 enum Input<'a> {
@@ -66,6 +131,9 @@ pub struct ChunkReader<'a> {
     /// `None` while lines are counted; else the offset in the slice up to
     /// which `next_line` is right.
     uncounted_from: Option<usize>,
+    /// Whether the member's first bytes were looked at for a byte order
+    /// mark.
+    started: bool,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -93,7 +161,46 @@ impl<'a> ChunkReader<'a> {
             next_byte: 0,
             next_line: 1,
             uncounted_from: None,
+            started: false,
         }
+    }
+
+    /// Looks at the member's first bytes, which the first cut does
+    /// anyway: a UTF-8 byte order mark is skipped (counted in byte
+    /// offsets and hashed, but no part of a record) and returned, for a
+    /// caller that hashes the pieces itself; later calls return `None`.
+    ///
+    /// # Errors
+    /// A read error, or [`ReadError::Utf16`] for a UTF-16 byte order mark.
+    pub fn skip_bom(&mut self) -> Result<Option<&'static [u8]>, ReadError> {
+        if self.started {
+            return Ok(None);
+        }
+        self.started = true;
+        let start: &[u8] = match &mut self.input {
+            Input::Slice { data, pos, .. } => &data[*pos..],
+            Input::Stream { r, buf, eof } => {
+                fill(&mut **r, buf, eof, UTF8_BOM.len() - 1)?;
+                buf
+            }
+        };
+        if let Some(u) = Utf16::bom(start) {
+            return Err(ReadError::Utf16(u));
+        }
+        if !start.starts_with(UTF8_BOM) {
+            return Ok(None);
+        }
+        match &mut self.input {
+            Input::Slice { pos, .. } => *pos += UTF8_BOM.len(),
+            Input::Stream { buf, .. } => {
+                let _ = buf.split_to(UTF8_BOM.len());
+            }
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(UTF8_BOM);
+        }
+        self.next_byte += UTF8_BOM.len() as u64;
+        Ok(Some(UTF8_BOM))
     }
 
     /// Stops counting lines, for a caller that numbers each chunk's lines
@@ -190,6 +297,7 @@ impl<'a> ChunkReader<'a> {
         want: usize,
         first_only: bool,
     ) -> Result<Option<Bytes>, ReadError> {
+        self.skip_bom()?;
         let max_record = self.max_record;
         let start_byte = self.next_byte;
         let line = self.next_line;
@@ -241,28 +349,7 @@ impl<'a> ChunkReader<'a> {
                     // Read past the window (or to the end), so that "the
                     // rest fits the window" is known exactly as it is for
                     // a slice.
-                    while !*eof && buf.len() <= window {
-                        let old = buf.len();
-                        let grow = (window + 1 - old).max(64 * 1024);
-                        buf.resize(old + grow, 0);
-                        let n = loop {
-                            match r.read(&mut buf[old..]) {
-                                Ok(n) => break n,
-                                Err(e)
-                                    if e.kind()
-                                        == io::ErrorKind::Interrupted =>
-                                {
-                                    continue;
-                                }
-                                Err(e) => {
-                                    buf.truncate(old);
-                                    return Err(ReadError::Io(e));
-                                }
-                            }
-                        };
-                        buf.truncate(old + n);
-                        *eof = n == 0;
-                    }
+                    fill(&mut **r, buf, eof, window)?;
                     if buf.is_empty() {
                         return Ok(None);
                     }
@@ -320,6 +407,34 @@ impl<'a> ChunkReader<'a> {
     pub fn skip_lines(&mut self, n: u64) {
         self.next_line += n;
     }
+}
+
+/// Reads into `buf` until it holds more than `window` bytes or the
+/// stream ends.
+fn fill(
+    r: &mut dyn Read,
+    buf: &mut BytesMut,
+    eof: &mut bool,
+    window: usize,
+) -> Result<(), ReadError> {
+    while !*eof && buf.len() <= window {
+        let old = buf.len();
+        let grow = (window + 1 - old).max(64 * 1024);
+        buf.resize(old + grow, 0);
+        let n = loop {
+            match r.read(&mut buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    buf.truncate(old);
+                    return Err(ReadError::Io(e));
+                }
+            }
+        };
+        buf.truncate(old + n);
+        *eof = n == 0;
+    }
+    Ok(())
 }
 
 /// Length of the first record including its terminator.
@@ -442,6 +557,55 @@ mod tests {
             };
             assert_eq!(firsts, want);
         }
+    }
+
+    #[test]
+    fn byte_order_marks() {
+        let mut data = UTF8_BOM.to_vec();
+        data.extend(b"h1\th2\n1\t2\n");
+        let f = Framing::Lines { quoted: None };
+        for stream in [false, true] {
+            let mut cur = io::Cursor::new(data.clone());
+            let body = if stream {
+                Body::Stream(&mut cur)
+            } else {
+                Body::Slice { data: data.clone().into(), map: None }
+            };
+            let mut r = ChunkReader::new(body, f, 4, 100);
+            assert_eq!(
+                r.take_header().unwrap().as_deref(),
+                Some(&b"h1\th2"[..])
+            );
+            r.skip_lines(1);
+            let c = r.next_chunk().unwrap().unwrap();
+            assert_eq!((c.start_byte, &c.data[..]), (9, &b"1\t2\n"[..]));
+            let digest = Sha256::new_with_prefix(&data);
+            assert_eq!(
+                r.finish(),
+                (crate::source::sha256_hex(digest), data.len() as u64)
+            );
+        }
+        for (bom, want) in [
+            (&b"\xFF\xFEh\0"[..], Utf16::LittleEndianBom),
+            (&b"\xFE\xFF\0h"[..], Utf16::BigEndianBom),
+        ] {
+            for stream in [false, true] {
+                let mut cur = io::Cursor::new(bom.to_vec());
+                let body = if stream {
+                    Body::Stream(&mut cur)
+                } else {
+                    Body::Slice { data: bom.to_vec().into(), map: None }
+                };
+                let mut r = ChunkReader::new(body, f, 4, 100);
+                assert!(matches!(
+                    r.next_chunk(),
+                    Err(ReadError::Utf16(u)) if u == want
+                ));
+            }
+        }
+        // Only at the start: later, the same bytes are data.
+        let data = b"a\n\xEF\xBB\xBFb\n".to_vec();
+        assert_eq!(cut_all(slice_body(data.clone()), f, 100)[0].2, data);
     }
 
     #[test]

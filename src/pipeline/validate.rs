@@ -13,7 +13,7 @@ use super::{
     ChunkResult, Duplicate, KeyIndex, NoRows, PipelineError, PipelineOptions,
     Plan, Reject, run_member,
 };
-use crate::decode::Reason;
+use crate::decode::{Reason, excerpt_text};
 use crate::report::{
     InputReport, MemberReport, Progress, RejectGroups, RejectWriter, Summary,
     TableReport, Unmatched,
@@ -84,7 +84,8 @@ pub fn layout_for<'a>(
         [] => Ok(None),
         [one] => Ok(Some(one)),
         many => Err(format!(
-            "member {member} matches several layouts ({}); make their member globs distinct",
+            "member {} matches several layouts ({}); make their member globs distinct",
+            excerpt_text(member),
             many.iter()
                 .map(|l| l.name.as_str())
                 .collect::<Vec<_>>()
@@ -278,7 +279,7 @@ pub fn validate(
             .unmatched
             .iter()
             .take(5)
-            .map(|u| format!("{}:{}", u.input, u.member))
+            .map(|u| format!("{}:{}", u.input, excerpt_text(&u.member)))
             .collect();
         return Err(ValidateError::Schema(format!(
             "no member of the inputs matches a layout of the schema, so nothing was validated (members seen: {})",

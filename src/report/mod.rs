@@ -5,8 +5,9 @@
 mod progress;
 mod rejects;
 
+pub use crate::decode::render_raw;
 pub use progress::Progress;
-pub use rejects::{RejectWriter, render_raw};
+pub use rejects::RejectWriter;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::decode::{excerpt, excerpt_text};
 use crate::pipeline::{Counts, Reject};
 use crate::schema::Layout;
 
@@ -239,16 +241,14 @@ fn short(s: &str, n: usize) -> String {
 /// Renders a reject as one line:
 /// `input:member: line 12, byte 4012, field 3 (dos): "02/30/2024": impossible date`.
 pub fn reject_message(r: &Reject, layout: &Layout) -> String {
+    let member = excerpt_text(&r.member);
     let mut s =
-        format!("{}:{}: line {}, byte {}", r.input, r.member, r.line, r.byte);
+        format!("{}:{member}: line {}, byte {}", r.input, r.line, r.byte);
     if let Some(i) = r.field {
         let f = &layout.fields[i as usize];
         s.push_str(&format!(", field {} ({})", i as usize + 1, f.name));
     }
-    let mut raw = render_raw(&r.raw, layout.encoding);
-    if raw.chars().count() > 120 {
-        raw = raw.chars().take(120).collect::<String>() + "…";
-    }
+    let raw = excerpt(&r.raw, r.raw_truncated, layout.encoding);
     s.push_str(&format!(": \"{raw}\": {}", r.reason));
     if let (crate::decode::Reason::DateLayout, Some(i)) = (r.reason, r.field)
         && let Some(fmt) = &layout.fields[i as usize].decoder.format

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::decode::Encoding;
+use crate::decode::render_raw;
 use crate::pipeline::Reject;
 use crate::schema::Layout;
 
@@ -91,79 +91,12 @@ pub fn csv(s: &str) -> String {
     }
 }
 
-/// Raw bytes as text in `enc`; bytes the encoding cannot show (and control
-/// characters) are written as `\xNN`, so nothing is hidden.
-pub fn render_raw(raw: &[u8], enc: Encoding) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b < 0x80 {
-            if b == b'\\' {
-                out.push_str("\\\\");
-            } else if b < 0x20 && b != b'\t' || b == 0x7f {
-                out.push_str(&format!("\\x{b:02x}"));
-            } else {
-                out.push(b as char);
-            }
-            i += 1;
-            continue;
-        }
-        match enc {
-            Encoding::Utf8 => {
-                let len = match b {
-                    0xC2..=0xDF => 2,
-                    0xE0..=0xEF => 3,
-                    0xF0..=0xF4 => 4,
-                    _ => 0,
-                };
-                match (len > 0)
-                    .then(|| raw.get(i..i + len))
-                    .flatten()
-                    .and_then(|s| std::str::from_utf8(s).ok())
-                {
-                    Some(s) => {
-                        out.push_str(s);
-                        i += len;
-                    }
-                    None => {
-                        out.push_str(&format!("\\x{b:02x}"));
-                        i += 1;
-                    }
-                }
-            }
-            _ => {
-                let mut scratch = Vec::new();
-                let opts = crate::decode::TextOptions {
-                    encoding: enc,
-                    ..Default::default()
-                };
-                match crate::decode::decode_text(
-                    &raw[i..i + 1],
-                    opts,
-                    &mut scratch,
-                ) {
-                    Ok(s) => out.push_str(s),
-                    Err(_) => out.push_str(&format!("\\x{b:02x}")),
-                }
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn raw_rendering() {
-        assert_eq!(render_raw(b"PE\xd1A", Encoding::Latin1), "PEÑA");
-        assert_eq!(render_raw(b"A\x81B", Encoding::Windows1252), "A\\x81B");
-        assert_eq!(render_raw(b"A\x00B\\", Encoding::Utf8), "A\\x00B\\\\");
-        assert_eq!(render_raw("Ñ\u{20ac}".as_bytes(), Encoding::Utf8), "Ñ€");
-        assert_eq!(render_raw(b"\xff", Encoding::Utf8), "\\xff");
+    fn csv_quoting() {
         assert_eq!(csv("a,\"b\""), "\"a,\"\"b\"\"\"");
     }
 }

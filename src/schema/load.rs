@@ -765,6 +765,7 @@ impl SchemaSet {
             });
         }
         let mut references = Vec::new();
+        let mut spans = Vec::new();
         for rr in &raw.reference {
             let r = rr.get_ref();
             let sp = rr.span();
@@ -828,6 +829,17 @@ impl SchemaSet {
                 to_columns,
                 on_orphan,
             });
+            spans.push(sp);
+        }
+        for (cycle, closing) in reference_cycles(&references) {
+            e.at(
+                Some(&spans[closing]),
+                None,
+                format!(
+                    "references form a cycle: {}; a table is loaded after the tables it references, so no order loads these (a table may reference itself)",
+                    cycle.join(" → ")
+                ),
+            );
         }
         let load_order = match &raw.load_order {
             Some(o) => {
@@ -1205,8 +1217,58 @@ fn check_spans(e: &mut Errs, fields: &[Field], record_length: usize) {
     }
 }
 
+/// The cycles among references between different layouts: each as the
+/// layouts along it (the first again at the end) and the index of the
+/// reference that closes it, found by a depth-first walk in name order.
+/// A layout referencing itself is no cycle: its table is loaded, then its
+/// rows are checked against it.
+fn reference_cycles(refs: &[Reference]) -> Vec<(Vec<String>, usize)> {
+    let mut edges: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+    for (i, r) in refs.iter().enumerate().filter(|(_, r)| r.from != r.to) {
+        edges.entry(&r.from).or_default().push((i, &r.to));
+    }
+    /// `path`: the layouts the walk is inside; `done`: those whose
+    /// references are all walked.
+    struct Walk<'a> {
+        edges: BTreeMap<&'a str, Vec<(usize, &'a str)>>,
+        path: Vec<&'a str>,
+        done: HashSet<&'a str>,
+        out: Vec<(Vec<String>, usize)>,
+    }
+    fn visit<'a>(w: &mut Walk<'a>, from: &'a str) {
+        w.path.push(from);
+        let next = w.edges.get(from).cloned().unwrap_or_default();
+        for (i, to) in next {
+            if let Some(at) = w.path.iter().position(|&p| p == to) {
+                let mut cycle: Vec<String> =
+                    w.path[at..].iter().map(|p| p.to_string()).collect();
+                cycle.push(to.to_owned());
+                w.out.push((cycle, i));
+            } else if !w.done.contains(to) {
+                visit(w, to);
+            }
+        }
+        w.path.pop();
+        w.done.insert(from);
+    }
+    let starts: Vec<&str> = edges.keys().copied().collect();
+    let mut w = Walk {
+        edges,
+        path: Vec::new(),
+        done: HashSet::new(),
+        out: Vec::new(),
+    };
+    for s in starts {
+        if !w.done.contains(s) {
+            visit(&mut w, s);
+        }
+    }
+    w.out
+}
+
 /// Layout names in load order: the dataset's order when given, then the
-/// rest with every referenced layout before the layouts referencing it.
+/// rest with every referenced layout before the layouts referencing it
+/// (a reference of a layout to itself orders nothing).
 fn load_order(layouts: &[Layout], dataset: Option<&Dataset>) -> Vec<String> {
     let mut order: Vec<String> =
         dataset.map(|d| d.load_order.clone()).unwrap_or_default();
@@ -1218,7 +1280,7 @@ fn load_order(layouts: &[Layout], dataset: Option<&Dataset>) -> Vec<String> {
                 .map(|d| {
                     d.references
                         .iter()
-                        .filter(|r| r.from == l.name)
+                        .filter(|r| r.from == l.name && r.to != l.name)
                         .map(|r| r.to.clone())
                         .collect()
                 })
@@ -1234,7 +1296,8 @@ fn load_order(layouts: &[Layout], dataset: Option<&Dataset>) -> Vec<String> {
             })
             .map(|(n, _)| n.clone())
             .collect();
-        // A reference cycle: keep name order for what is left.
+        // A reference cycle (which loading the dataset refused): keep
+        // name order for what is left.
         let next = if ready.is_empty() {
             rest.keys().cloned().collect()
         } else {

@@ -8,7 +8,10 @@
 //! the way. Streams are guarded: a member that grows beyond its declared
 //! size, past a size limit, or at a decompression ratio typical of a bomb
 //! stops with a [`SourceError`] naming it; so does a member whose name
-//! climbs out of the archive (`../`).
+//! climbs out of the archive (`../`), and an input whose members together
+//! pass the input's limits. A zip whose entries overlap is refused before
+//! any member is read, and so is an input that is not a regular file (a
+//! FIFO would be read more than once).
 
 mod hash;
 mod mmap;
@@ -26,14 +29,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
 
+use crate::decode::excerpt_text;
+
 /// Limits that keep a hostile or broken input from exhausting memory or
 /// disk time.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Largest decompressed member, in bytes.
     pub max_member_bytes: u64,
+    /// Largest total of an input's decompressed members, in bytes.
+    pub max_input_bytes: u64,
     /// Largest decompressed/compressed ratio, checked once a member has
-    /// produced `ratio_floor` bytes (small members may compress very well).
+    /// produced `ratio_floor` bytes (small members may compress very well),
+    /// and for an input's members together against the input's size once
+    /// they have produced that much.
     pub max_ratio: u64,
     /// See `max_ratio`.
     pub ratio_floor: u64,
@@ -45,6 +54,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_member_bytes: 256 << 30,
+            max_input_bytes: 1 << 40,
             max_ratio: 500,
             ratio_floor: 64 << 20,
             max_record_bytes: 16 << 20,
@@ -170,6 +180,22 @@ pub enum SourceErrorKind {
     Limit(String),
     /// The input file is empty.
     Empty,
+    /// The input is not a regular file: a FIFO, socket or device, which
+    /// cannot be read more than once and may never end.
+    NotRegular {
+        /// What it is (`FIFO (named pipe)`, `socket`, …).
+        what: &'static str,
+        /// The input directory it was found in, when it was found there.
+        dir: Option<String>,
+    },
+    /// Two zip entries share bytes of the archive: one member's data read
+    /// again as another's, as a zip bomb does.
+    Overlap {
+        /// The entry whose bytes reach into the other's.
+        first: String,
+        /// The entry starting inside them.
+        second: String,
+    },
 }
 
 impl SourceError {
@@ -245,7 +271,7 @@ impl fmt::Display for SourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.input)?;
         if let Some(m) = &self.member {
-            write!(f, ":{m}")?;
+            write!(f, ":{}", excerpt_text(m))?;
         }
         f.write_str(": ")?;
         match &self.kind {
@@ -260,6 +286,19 @@ impl fmt::Display for SourceError {
             }
             SourceErrorKind::Limit(m) => f.write_str(m),
             SourceErrorKind::Empty => f.write_str("input is empty (0 bytes)"),
+            SourceErrorKind::NotRegular { what, dir } => {
+                write!(f, "is a {what}, not a regular file")?;
+                if let Some(d) = dir {
+                    write!(f, ", found in input directory {d}")?;
+                }
+                f.write_str("; fwload reads an input more than once, so copy it to a file first")
+            }
+            SourceErrorKind::Overlap { first, second } => write!(
+                f,
+                "members {} and {} overlap: they share bytes of the archive, which only a crafted zip (a decompression bomb?) does; refusing the archive",
+                excerpt_text(first),
+                excerpt_text(second)
+            ),
         }
     }
 }
@@ -301,6 +340,10 @@ struct Guard<R> {
     /// Compressed bytes consumed so far (shared with a counting reader
     /// below the decompressor), for the ratio check.
     compressed: Arc<AtomicU64>,
+    /// Decompressed bytes of the input's members read before this one.
+    earlier: u64,
+    /// The input file's size in bytes.
+    input_size: u64,
     limits: Limits,
 }
 
@@ -341,7 +384,35 @@ impl<R: Read> Read for Guard<R> {
             ));
             return Err(io::Error::other(e));
         }
+        self.check_input()?;
         Ok(n)
+    }
+}
+
+impl<R> Guard<R> {
+    /// The input's limits, over its members so far: total bytes, and
+    /// their ratio to the input's size once past the ratio floor.
+    fn check_input(&self) -> io::Result<()> {
+        let total = self.earlier + self.count;
+        let limits = &self.limits;
+        let e = if total > limits.max_input_bytes {
+            GuardError::Limit(format!(
+                "the input decompresses beyond the {} byte limit of an input (--max-input-bytes)",
+                limits.max_input_bytes
+            ))
+        } else if total > limits.ratio_floor
+            && total / self.input_size.max(1) > limits.max_ratio
+        {
+            GuardError::Limit(format!(
+                "the input's members together expand {}:1 from its {} bytes, beyond the {}:1 limit (a decompression bomb?); raise --max-ratio if it is genuine",
+                total / self.input_size.max(1),
+                self.input_size,
+                limits.max_ratio
+            ))
+        } else {
+            return Ok(());
+        };
+        Err(io::Error::other(e))
     }
 }
 
@@ -359,11 +430,57 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Refuses an input that is not a regular file (nor a directory, which
+/// [`expand_inputs`] walks): a FIFO, socket or device. An input is read
+/// more than once (its first bytes tell its kind, then its members are
+/// read; load hashes it first), which a pipe cannot give, and opening a
+/// FIFO waits for a writer. `dir` is the input directory it was found
+/// in. A path that cannot be examined is left to fail when opened.
+fn check_regular(path: &Path, dir: Option<&Path>) -> Result<(), SourceError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let ty = meta.file_type();
+    if ty.is_file() || ty.is_dir() {
+        return Ok(());
+    }
+    Err(SourceError::new(
+        &path.display().to_string(),
+        None,
+        SourceErrorKind::NotRegular {
+            what: special_file(ty),
+            dir: dir.map(|d| d.display().to_string()),
+        },
+    ))
+}
+
+#[cfg(unix)]
+fn special_file(ty: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ty.is_fifo() {
+        "FIFO (named pipe)"
+    } else if ty.is_socket() {
+        "socket"
+    } else if ty.is_char_device() {
+        "character device"
+    } else if ty.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file(_: std::fs::FileType) -> &'static str {
+    "special file"
+}
+
 /// Expands directories into the files below them (sorted, recursively);
 /// other paths are kept as given.
 ///
 /// # Errors
-/// A directory that cannot be listed.
+/// A directory that cannot be listed, or a path given or found that is
+/// not a regular file (a FIFO, socket or device).
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SourceError> {
         let err = |e| {
@@ -382,6 +499,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
             if p.is_dir() {
                 walk(&p, out)?;
             } else {
+                check_regular(&p, Some(dir))?;
                 out.push(p);
             }
         }
@@ -392,6 +510,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
         if p.is_dir() {
             walk(p, &mut out)?;
         } else {
+            check_regular(p, None)?;
             out.push(p.clone());
         }
     }
@@ -401,8 +520,9 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SourceError> {
 /// Detects an input's kind from its first bytes.
 ///
 /// # Errors
-/// The file cannot be opened or read.
+/// The file cannot be opened or read, or is not a regular file.
 pub fn detect(path: &Path) -> Result<InputKind, SourceError> {
+    check_regular(path, None)?;
     let name = path.display().to_string();
     let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
     let mut f = File::open(path).map_err(io_err)?;
@@ -511,6 +631,8 @@ pub fn read_input<E: From<SourceError>>(
                     count: 0,
                     declared: Some(size),
                     compressed: Arc::new(AtomicU64::new(size)),
+                    earlier: 0,
+                    input_size: size,
                     limits: opts.limits,
                 };
                 let d = visit(&info, Body::Stream(&mut g))?;
@@ -554,6 +676,8 @@ pub fn read_input<E: From<SourceError>>(
                     count: 0,
                     declared: None,
                     compressed,
+                    earlier: 0,
+                    input_size: size,
                     limits: opts.limits,
                 };
                 if want(&info.name) {
@@ -582,6 +706,8 @@ pub fn read_input<E: From<SourceError>>(
                     count: 0,
                     declared: None,
                     compressed: compressed.clone(),
+                    earlier: 0,
+                    input_size: size,
                     limits: opts.limits,
                 };
                 read_tar(&name, &input, total, want, visit)?;
@@ -594,7 +720,7 @@ pub fn read_input<E: From<SourceError>>(
             // grow with the archive.
             let file = BufReader::with_capacity(256 * 1024, file);
             read_zip(
-                &name,
+                (&name, size),
                 &input,
                 if opts.skip_archive_hash {
                     HashingSeeker::unhashed(file, size)
@@ -655,79 +781,240 @@ fn read_tar<E: From<SourceError>>(
     Ok(())
 }
 
-fn read_zip<R: Read + Seek, E: From<SourceError>>(
+/// The smallest local file header: 30 bytes before the member's name and
+/// extra field (APPNOTE.TXT 4.3.7), so an entry's bytes span at least
+/// `30 + compressed size` from its header.
+const LOCAL_HEADER_MIN: u64 = 30;
+
+/// One file entry of a zip's central directory.
+struct ZipEntry {
+    /// Index in the central directory.
+    index: usize,
+    /// Offset of the entry's local header in the archive.
+    header_start: u64,
+    name: String,
+    size: u64,
+    compressed_size: u64,
+}
+
+/// The file entries of a zip (directories left out), in the order their
+/// local headers lie in the archive, refused when a name leaves the
+/// archive or when two entries' bytes overlap as far as the central
+/// directory tells: a local header and its data are at least
+/// [`LOCAL_HEADER_MIN`] bytes plus the compressed size long.
+/// [`read_zip`] checks the exact extents as it reaches each entry.
+fn zip_entries<R: Read + Seek>(
     name: &str,
-    input: &Arc<str>,
-    reader: HashingSeeker<R>,
-    opts: &SourceOptions,
-    want: &dyn Fn(&str) -> bool,
-    visit: &mut Visit<'_, E>,
-) -> Result<String, E> {
-    let corrupt =
-        |m: String| SourceError::new(name, None, SourceErrorKind::Corrupt(m));
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
-        corrupt(format!("not a readable zip archive ({e}); is it truncated?"))
-    })?;
-    // Visit members in the order their data lies in the file, so the
-    // archive is read (and hashed) front to back.
-    let mut order = Vec::with_capacity(zip.len());
-    for i in 0..zip.len() {
-        let e = zip
-            .by_index_data(i)
-            .map_err(|e| corrupt(format!("damaged central directory: {e}")))?;
+    zip: &zip::ZipArchive<R>,
+) -> Result<Vec<ZipEntry>, SourceError> {
+    let mut entries = Vec::with_capacity(zip.len());
+    for index in 0..zip.len() {
+        let e = zip.by_index_data(index).map_err(|e| {
+            SourceError::new(
+                name,
+                None,
+                SourceErrorKind::Corrupt(format!(
+                    "damaged central directory: {e}"
+                )),
+            )
+        })?;
         let member = String::from_utf8_lossy(e.name_raw()).into_owned();
         if !safe_member_name(&member) || e.enclosed_name().is_none() {
             return Err(SourceError::new(
                 name,
                 Some(&member),
                 SourceErrorKind::UnsafeName,
-            )
-            .into());
+            ));
         }
         if e.is_dir() {
             continue;
         }
-        order.push((
-            e.header_start(),
-            i,
-            member,
-            e.size(),
-            e.compressed_size(),
-        ));
+        entries.push(ZipEntry {
+            index,
+            header_start: e.header_start(),
+            name: member,
+            size: e.size(),
+            compressed_size: e.compressed_size(),
+        });
     }
-    order.sort();
-    for (_, i, member, size, csize) in order {
-        if !want(&member) {
-            continue;
+    entries.sort_by_key(|e| (e.header_start, e.index));
+    let mut reach: Option<(u64, usize)> = None;
+    for (i, e) in entries.iter().enumerate() {
+        if let Some((end, j)) = reach
+            && e.header_start < end
+        {
+            return Err(overlap(name, &entries[j], e));
         }
-        let info = MemberInfo {
-            input: input.clone(),
-            name: member.clone(),
-            declared_size: Some(size),
-            compressed_size: Some(csize),
+        let end = e
+            .header_start
+            .saturating_add(LOCAL_HEADER_MIN)
+            .saturating_add(e.compressed_size);
+        if reach.is_none_or(|(r, _)| end > r) {
+            reach = Some((end, i));
+        }
+    }
+    Ok(entries)
+}
+
+fn overlap(name: &str, first: &ZipEntry, second: &ZipEntry) -> SourceError {
+    SourceError::new(
+        name,
+        None,
+        SourceErrorKind::Overlap {
+            first: first.name.clone(),
+            second: second.name.clone(),
+        },
+    )
+}
+
+fn read_zip<R: Read + Seek, E: From<SourceError>>(
+    (name, size): (&str, u64),
+    input: &Arc<str>,
+    reader: HashingSeeker<R>,
+    opts: &SourceOptions,
+    want: &dyn Fn(&str) -> bool,
+    visit: &mut Visit<'_, E>,
+) -> Result<String, E> {
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
+        SourceError::new(
+            name,
+            None,
+            SourceErrorKind::Corrupt(format!(
+                "not a readable zip archive ({e}); is it truncated?"
+            )),
+        )
+    })?;
+    // Members are visited in the order their data lies in the file, so
+    // the archive is read (and hashed) front to back.
+    let entries = zip_entries(name, &zip)?;
+    check_declared(name, size, &entries, &opts.limits)?;
+    let cannot_open = |member: &str, e: zip::result::ZipError| {
+        SourceError::new(
+            name,
+            Some(member),
+            SourceErrorKind::Corrupt(format!("cannot open member: {e}")),
+        )
+    };
+    // The furthest end of an entry's data so far, and that entry. Each
+    // local header is read (those of skipped members too, which lie on
+    // the way), so the exact extents are compared, not just the
+    // central directory's lower bounds.
+    let mut reach: Option<(u64, usize)> = None;
+    let mut earlier = 0;
+    for (i, e) in entries.iter().enumerate() {
+        if let Some((end, j)) = reach
+            && e.header_start < end
+        {
+            return Err(overlap(name, &entries[j], e).into());
+        }
+        let data_start = |start: Option<u64>| {
+            start.unwrap_or(e.header_start + LOCAL_HEADER_MIN)
         };
-        let file = zip.by_index(i).map_err(|e| {
-            SourceError::new(
-                name,
-                Some(&member),
-                SourceErrorKind::Corrupt(format!("cannot open member: {e}")),
-            )
-        })?;
-        let mut g = Guard {
-            inner: file,
-            count: 0,
-            declared: Some(size),
-            compressed: Arc::new(AtomicU64::new(csize)),
-            limits: opts.limits,
+        let start = if want(&e.name) {
+            let file =
+                zip.by_index(e.index).map_err(|x| cannot_open(&e.name, x))?;
+            let start = data_start(file.data_start());
+            let member = ZipMember { entry: e, earlier, input_size: size };
+            earlier +=
+                visit_zip_member(name, input, member, file, opts, visit)?;
+            start
+        } else {
+            let file = zip
+                .by_index_raw(e.index)
+                .map_err(|x| cannot_open(&e.name, x))?;
+            data_start(file.data_start())
         };
-        visit(&info, Body::Stream(&mut g))?;
-        io::copy(&mut g, &mut io::sink())
-            .map_err(|e| SourceError::from_read(name, &member, e))?;
+        let end = start.saturating_add(e.compressed_size);
+        if reach.is_none_or(|(r, _)| end > r) {
+            reach = Some((end, i));
+        }
     }
     let reader = zip.into_inner();
     Ok(reader
         .finish()
         .map_err(|e| SourceError::new(name, None, SourceErrorKind::Io(e)))?)
+}
+
+/// A zip entry being read, with what the input's limits need.
+struct ZipMember<'a> {
+    entry: &'a ZipEntry,
+    /// Decompressed bytes of the members read before it.
+    earlier: u64,
+    /// The archive's size in bytes.
+    input_size: u64,
+}
+
+/// Hands one zip member to `visit` through the guard, and reads what it
+/// leaves so its size and CRC are checked. Returns its size in bytes.
+fn visit_zip_member<E: From<SourceError>>(
+    name: &str,
+    input: &Arc<str>,
+    member: ZipMember<'_>,
+    file: impl Read,
+    opts: &SourceOptions,
+    visit: &mut Visit<'_, E>,
+) -> Result<u64, E> {
+    let e = member.entry;
+    let info = MemberInfo {
+        input: input.clone(),
+        name: e.name.clone(),
+        declared_size: Some(e.size),
+        compressed_size: Some(e.compressed_size),
+    };
+    let mut g = Guard {
+        inner: file,
+        count: 0,
+        declared: Some(e.size),
+        compressed: Arc::new(AtomicU64::new(e.compressed_size)),
+        earlier: member.earlier,
+        input_size: member.input_size,
+        limits: opts.limits,
+    };
+    visit(&info, Body::Stream(&mut g))?;
+    io::copy(&mut g, &mut io::sink())
+        .map_err(|x| SourceError::from_read(name, &e.name, x))?;
+    Ok(g.count)
+}
+
+/// Refuses a zip whose members declare more than the input's limits
+/// allow, before any is read: a member is held to its declared size as
+/// it is read, so what they declare bounds what they hold. The member
+/// at which the running total crosses a limit is named.
+fn check_declared(
+    name: &str,
+    size: u64,
+    entries: &[ZipEntry],
+    limits: &Limits,
+) -> Result<(), SourceError> {
+    let mut total = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        total = total.saturating_add(e.size);
+        let declare = if i == 0 {
+            format!("the member declares {total} bytes")
+        } else {
+            format!("the members together declare {total} bytes")
+        };
+        let ratio = total / size.max(1);
+        let msg = if total > limits.max_input_bytes {
+            format!(
+                "{declare}, beyond the {} byte limit of an input (--max-input-bytes)",
+                limits.max_input_bytes
+            )
+        } else if total > limits.ratio_floor && ratio > limits.max_ratio {
+            format!(
+                "{declare}, {ratio}:1 of the {size} byte archive, beyond the {}:1 limit (a decompression bomb?); raise --max-ratio if it is genuine",
+                limits.max_ratio
+            )
+        } else {
+            continue;
+        };
+        return Err(SourceError::new(
+            name,
+            Some(&e.name),
+            SourceErrorKind::Limit(msg),
+        ));
+    }
+    Ok(())
 }
 
 /// Lists an input's members without reading their data (tar and gzip
@@ -743,9 +1030,9 @@ pub fn list_members(
     let name = path.display().to_string();
     let mut out = Vec::new();
     if kind == InputKind::Zip {
-        let file = File::open(path).map_err(|e| {
-            SourceError::new(&name, None, SourceErrorKind::Io(e))
-        })?;
+        let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
+        let file = File::open(path).map_err(io_err)?;
+        let size = file.metadata().map_err(io_err)?.len();
         let zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
             SourceError::new(
                 &name,
@@ -756,22 +1043,16 @@ pub fn list_members(
             )
         })?;
         let input: Arc<str> = Arc::from(name.as_str());
-        for i in 0..zip.len() {
-            let e = zip.by_index_data(i).map_err(|e| {
-                SourceError::new(
-                    &name,
-                    None,
-                    SourceErrorKind::Corrupt(e.to_string()),
-                )
-            })?;
-            if e.is_dir() {
-                continue;
-            }
+        let mut entries = zip_entries(&name, &zip)?;
+        check_declared(&name, size, &entries, &opts.limits)?;
+        // Central directory order, as listed before.
+        entries.sort_by_key(|e| e.index);
+        for e in entries {
             out.push(MemberInfo {
                 input: input.clone(),
-                name: String::from_utf8_lossy(e.name_raw()).into_owned(),
-                declared_size: Some(e.size()),
-                compressed_size: Some(e.compressed_size()),
+                name: e.name,
+                declared_size: Some(e.size),
+                compressed_size: Some(e.compressed_size),
             });
         }
         return Ok((out, kind));
@@ -807,5 +1088,33 @@ mod tests {
         assert!(!safe_member_name("a/../../evil.txt"));
         assert!(!safe_member_name("/etc/passwd"));
         assert!(!safe_member_name("..\\evil.txt"));
+    }
+
+    #[test]
+    fn guard_holds_the_input_to_its_limits() {
+        let limits = Limits {
+            max_input_bytes: 1000,
+            max_ratio: 10,
+            ratio_floor: 100,
+            ..Limits::default()
+        };
+        let guard = |earlier, input_size| Guard {
+            inner: io::Cursor::new(vec![0u8; 200]),
+            count: 0,
+            declared: None,
+            compressed: Arc::new(AtomicU64::new(200)),
+            earlier,
+            input_size,
+            limits,
+        };
+        let read = |mut g: Guard<io::Cursor<Vec<u8>>>| {
+            io::copy(&mut g, &mut io::sink()).map_err(|e| e.to_string())
+        };
+        // 200 bytes after 700 others, from a 100-byte input: 9:1.
+        assert_eq!(read(guard(700, 100)), Ok(200));
+        let e = read(guard(900, 100)).unwrap_err();
+        assert!(e.contains("beyond the 1000 byte limit of an input"), "{e}");
+        let e = read(guard(700, 50)).unwrap_err();
+        assert!(e.contains("together expand 18:1 from its 50 bytes"), "{e}");
     }
 }
