@@ -188,3 +188,37 @@ fn failed_download_stops_before_the_database() {
     ));
     assert_eq!(status, "failed");
 }
+
+/// `run` is strict: an archive that lacks a member its layouts expect is
+/// refused before anything is loaded, unless `--no-strict`.
+#[test]
+fn run_refuses_an_archive_missing_a_member() {
+    let d = Dir::new();
+    let db = TestDb::new();
+    let srv = Server::http();
+    let schema = local_dataset(&d, &srv);
+    publish(&d, &srv, "2025", &[]);
+    let lacking = d.join("Real_acct_owner.zip");
+    crate::members::rezip(
+        &d.join("gen-2025/Real_acct_owner.zip"),
+        &lacking,
+        "deeds.txt",
+        None,
+    );
+    srv.put(
+        "/cama/2025/Real_acct_owner.zip",
+        Resource::new(std::fs::read(&lacking).unwrap())
+            .etag(Some("\"lacking\"")),
+    );
+    let dir = d.join("downloads").display().to_string();
+    let o = run(&db, &schema, &dir, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("layout 'deeds'"), "{}", stderr(&o));
+    let exists: bool = db.one(&format!(
+        "SELECT to_regclass('{}.real_acct') IS NOT NULL",
+        db.schema
+    ));
+    assert!(!exists, "nothing may be loaded");
+    let o = run(&db, &schema, &dir, &["--no-strict"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}

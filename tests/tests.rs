@@ -6,6 +6,7 @@ mod fetch;
 mod generate;
 mod http_server;
 mod load;
+mod members;
 mod pg;
 mod pgcopy;
 mod reliability;

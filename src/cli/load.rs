@@ -120,6 +120,11 @@ pub struct LoadTuning {
     /// Fail at once (exit 6) when another load of the dataset is running.
     #[arg(long)]
     pub no_wait: bool,
+    /// Refuse (exit 2, before connecting) when a member matches no layout,
+    /// or an input that is one of the dataset's archives lacks a member
+    /// for a layout it holds (`run` is strict unless `--no-strict`).
+    #[arg(long)]
+    pub strict: bool,
     /// Longest wait for the target tables' locks when `--mode replace`
     /// swaps them in (tried 5 times, letting go in between, so readers
     /// are never held up for longer); exit 6 when they stay in use.
@@ -183,6 +188,7 @@ impl LoadTuning {
             resume: self.resume,
             create: self.create,
             no_wait: self.no_wait,
+            strict: self.strict,
             lock_timeout: self.lock_timeout,
             jobs: self.jobs,
             source,
@@ -367,6 +373,16 @@ pub fn write_summary(
     }
     for u in &r.unchanged_inputs {
         writeln!(w, "unchanged since the last successful run: {u}")?;
+    }
+    for f in r.files.iter().filter(|f| f.layout.is_none()) {
+        writeln!(
+            w,
+            "note: {}:{} matches no layout and was not read",
+            f.input, f.member
+        )?;
+    }
+    for m in &r.missing {
+        writeln!(w, "note: {m}")?;
     }
     if !r.reject_groups.is_empty() {
         writeln!(w, "\nrejects by field and reason:")?;

@@ -19,7 +19,7 @@ use crate::load::{
     unchanged_inputs,
 };
 use crate::pipeline::{ValidateOptions, validate};
-use crate::report::Progress;
+use crate::report::{Progress, incomplete};
 use crate::schema::SchemaSet;
 
 /// Arguments of `fwload run`.
@@ -42,6 +42,10 @@ pub struct RunArgs {
     fetch: FetchTuning,
     #[command(flatten)]
     db: DbArgs,
+    /// Load even when a member matches no layout or an archive lacks a
+    /// member (`run` is otherwise strict: see `load --strict`).
+    #[arg(long)]
+    no_strict: bool,
     #[command(flatten)]
     load: LoadTuning,
     #[command(flatten)]
@@ -88,6 +92,7 @@ pub(super) fn run(a: RunArgs) -> CliResult {
         ));
     };
     let mut opts = a.load.options(&a.db, &a.read)?;
+    opts.strict = !a.no_strict;
     let dataset = opts.dataset.clone().unwrap_or_else(|| ds.name.clone());
     let dir = a.dir.clone().unwrap_or_else(|| {
         PathBuf::from("data")
@@ -202,6 +207,16 @@ pub(super) fn run(a: RunArgs) -> CliResult {
         "reject_groups": summary.reject_groups,
         "seconds": summary.seconds,
     });
+    if let Some(why) = opts
+        .strict
+        .then(|| incomplete(&summary.unmatched, &summary.missing))
+        .flatten()
+    {
+        let reason =
+            format!("{why}\nnothing was loaded (--no-strict loads anyway)");
+        record(&opts, &set, &dataset, "refused", Some(&reason), &stages);
+        return Err(Failure::msg(Exit::Usage, reason));
+    }
     if let Some(why) =
         opts.thresholds.crossed(summary.totals.rejected, summary.totals.read)
         && !opts.force

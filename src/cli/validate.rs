@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
 use crate::pipeline::{ValidateError, ValidateOptions, validate};
-use crate::report::{Progress, RejectWriter, Summary, Thresholds};
+use crate::report::{Progress, RejectWriter, Summary, Thresholds, incomplete};
 
 /// Arguments of `fwload validate`.
 #[derive(Args, Debug)]
@@ -33,6 +33,10 @@ pub struct ValidateArgs {
     /// (0.01 = 1%).
     #[arg(long, value_name = "RATIO")]
     max_reject_ratio: Option<f64>,
+    /// Fail (exit 2) when a member matches no layout, or an input that is
+    /// one of the dataset's archives lacks a member for a layout it holds.
+    #[arg(long)]
+    strict: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -85,8 +89,13 @@ pub(super) fn run(a: ValidateArgs) -> CliResult {
     let mut out = std::io::stdout().lock();
     summary.write_text(&mut out).map_err(|e| Failure::new(Exit::Usage, e))?;
     let thresholds = Thresholds::new(a.max_rejects, a.max_reject_ratio);
-    let failure =
-        thresholds.crossed(summary.totals.rejected, summary.totals.read);
+    let partial = a
+        .strict
+        .then(|| incomplete(&summary.unmatched, &summary.missing))
+        .flatten();
+    let failure = partial.clone().or_else(|| {
+        thresholds.crossed(summary.totals.rejected, summary.totals.read)
+    });
     if let Some(p) = &a.report {
         let r = JsonReport {
             summary: &summary,
@@ -96,6 +105,9 @@ pub(super) fn run(a: ValidateArgs) -> CliResult {
             rejects_file: a.rejects.as_ref().map(|p| p.display().to_string()),
         };
         write_json(p, &r)?;
+    }
+    if let Some(p) = partial {
+        return Err(Failure::msg(Exit::Usage, p));
     }
     match failure {
         Some(f) => {

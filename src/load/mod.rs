@@ -62,7 +62,8 @@ use serde::Serialize;
 
 use crate::pipeline::{Counts, PipelineOptions, Plan, layout_for};
 use crate::report::{
-    Progress, RejectGroup, RejectGroups, RejectWriter, Thresholds,
+    Missing, Progress, RejectGroup, RejectGroups, RejectWriter, Thresholds,
+    Unmatched, incomplete,
 };
 use crate::schema::{
     Layout, SchemaSet, create_table, index_statements, quote_ident,
@@ -100,6 +101,8 @@ pub struct LoadOptions {
     pub create: bool,
     /// Fail at once when another load holds the lock.
     pub no_wait: bool,
+    /// Refuse inputs that are not the dataset's complete archives.
+    pub strict: bool,
     /// Longest wait, per try, for the locks of a replace swap.
     pub lock_timeout: std::time::Duration,
     /// Staging connections.
@@ -170,6 +173,8 @@ pub struct LoadReport {
     pub files: Vec<RunFile>,
     /// Inputs skipped as unchanged since the last successful run.
     pub unchanged_inputs: Vec<String>,
+    /// Members the inputs' archives should have and have not.
+    pub missing: Vec<Missing>,
     /// Rejects by layout, field and reason.
     pub reject_groups: Vec<RejectGroup>,
     /// Parse totals.
@@ -334,6 +339,30 @@ fn nothing_to_load(
     Ok(())
 }
 
+/// The members the inputs that are dataset archives should have and have
+/// not.
+fn missing_members(
+    set: &SchemaSet,
+    files: &[PathBuf],
+    listed: &[(usize, Vec<Listed>)],
+) -> Vec<Missing> {
+    let Some(ds) = &set.dataset else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, v) in listed {
+        let has = |l: &str| {
+            v.iter().any(|m| m.2.is_some_and(|li| set.layouts[li].name == l))
+        };
+        if let Some((archive, layouts)) = ds.missing_members(&files[*i], has) {
+            out.extend(layouts.into_iter().map(|l| Missing {
+                input: files[*i].display().to_string(),
+                archive: archive.to_owned(),
+                layout: l.to_owned(),
+            }));
+        }
+    }
+    out
+}
+
 /// A member found in an input: name, declared size, layout index.
 type Listed = (String, Option<u64>, Option<usize>);
 
@@ -393,6 +422,25 @@ pub fn load(
         listed.push((i, v));
     }
     nothing_to_load(inputs, &files, &listed)?;
+    report.missing = missing_members(set, &files, &listed);
+    if opts.strict {
+        let unmatched: Vec<Unmatched> = listed
+            .iter()
+            .flat_map(|(i, v)| {
+                v.iter().filter(|m| m.2.is_none()).map(|m| Unmatched {
+                    input: files[*i].display().to_string(),
+                    member: m.0.clone(),
+                    size: m.1,
+                })
+            })
+            .collect();
+        if let Some(why) = incomplete(&unmatched, &report.missing) {
+            return Err(LoadError::schema(format!(
+                "{why}\nnothing was loaded"
+            ))
+            .into());
+        }
+    }
     let mut db = connect(opts)?;
     migrate(&mut db, &opts.meta)?;
     let key = lock_key(&dataset, &opts.target_schema);

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::decode::{Reason, excerpt_text};
 use crate::report::{
-    InputReport, MemberReport, Progress, RejectGroups, RejectWriter, Summary,
-    TableReport, Unmatched,
+    InputReport, MemberReport, Missing, Progress, RejectGroups, RejectWriter,
+    Summary, TableReport, Unmatched,
 };
 use crate::schema::{DuplicatePolicy, Layout, SchemaSet};
 use crate::source::{self, SourceError, SourceOptions};
@@ -147,6 +147,7 @@ pub fn validate(
     // file number → (index in summary.members, layout index)
     let mut file_members: Vec<(usize, usize)> = Vec::new();
     for path in &files {
+        let first_member = summary.members.len();
         let unmatched: RefCell<Vec<Unmatched>> = RefCell::new(Vec::new());
         let ambiguous: RefCell<Option<String>> = RefCell::new(None);
         let input_name = path.display().to_string();
@@ -224,6 +225,16 @@ pub fn validate(
             return Err(ValidateError::Schema(m));
         }
         summary.unmatched.extend(unmatched.into_inner());
+        let read = &summary.members[first_member..];
+        if let Some((archive, layouts)) = set.dataset.as_ref().and_then(|d| {
+            d.missing_members(path, |l| read.iter().any(|m| m.layout == l))
+        }) {
+            summary.missing.extend(layouts.into_iter().map(|l| Missing {
+                input: input_name.clone(),
+                archive: archive.to_owned(),
+                layout: l.to_owned(),
+            }));
+        }
         summary.inputs.push(InputReport {
             path: digest.path,
             kind: digest.kind.as_str().into(),

@@ -10,6 +10,7 @@ pub use progress::Progress;
 pub use rejects::RejectWriter;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -94,6 +95,55 @@ pub struct Unmatched {
     pub size: Option<u64>,
 }
 
+/// A member an input should have and has not: the input is one of the
+/// dataset's archives, and none of its members matches a layout that
+/// archive holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Missing {
+    /// Input path.
+    pub input: String,
+    /// The dataset archive it is.
+    pub archive: String,
+    /// The layout without a member.
+    pub layout: String,
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (archive {}) has no member for layout '{}'",
+            self.input, self.archive, self.layout
+        )
+    }
+}
+
+impl fmt::Display for Unmatched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{} matches no layout", self.input, self.member)
+    }
+}
+
+/// What `--strict` refuses: members no layout matched and members the
+/// inputs' archives should have and have not, one per line; `None` when
+/// there are none.
+pub fn incomplete(
+    unmatched: &[Unmatched],
+    missing: &[Missing],
+) -> Option<String> {
+    let lines: Vec<String> = unmatched
+        .iter()
+        .map(ToString::to_string)
+        .chain(missing.iter().map(ToString::to_string))
+        .collect();
+    (!lines.is_empty()).then(|| {
+        format!(
+            "the inputs are not the dataset's complete archives (--strict):\n  {}",
+            lines.join("\n  ")
+        )
+    })
+}
+
 /// The summary of a validate (or the parse half of a load).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -109,6 +159,8 @@ pub struct Summary {
     pub tables: Vec<TableReport>,
     /// Members no layout matched (not read).
     pub unmatched: Vec<Unmatched>,
+    /// Members the inputs' archives should have and have not.
+    pub missing: Vec<Missing>,
     /// Layouts no member matched.
     pub layouts_without_input: Vec<String>,
     /// Rejects grouped by layout, field and reason.
@@ -198,11 +250,10 @@ impl Summary {
             }
         }
         for u in &self.unmatched {
-            writeln!(
-                w,
-                "note: {}:{} matches no layout and was not read",
-                u.input, u.member
-            )?;
+            writeln!(w, "note: {u} and was not read")?;
+        }
+        for m in &self.missing {
+            writeln!(w, "note: {m}")?;
         }
         for l in &self.layouts_without_input {
             writeln!(w, "note: no input member matches layout '{l}'")?;

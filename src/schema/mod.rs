@@ -327,6 +327,64 @@ pub struct ArchiveSpec {
     pub layouts: Vec<String>,
 }
 
+impl ArchiveSpec {
+    /// Whether `file_name` (an input's file name) is this archive: equal
+    /// ignoring ASCII case, `{year}` standing for any four digits.
+    pub fn is_named(&self, file_name: &str) -> bool {
+        let name = file_name.as_bytes();
+        let mut parts = self.name.split("{year}");
+        let first = parts.next().unwrap_or_default().as_bytes();
+        if name.len() < first.len()
+            || !name[..first.len()].eq_ignore_ascii_case(first)
+        {
+            return false;
+        }
+        let mut at = first.len();
+        for part in parts {
+            let year = &name[at.min(name.len())..];
+            if year.len() < 4 || !year[..4].iter().all(u8::is_ascii_digit) {
+                return false;
+            }
+            at += 4;
+            let rest = &name[at..];
+            let part = part.as_bytes();
+            if rest.len() < part.len()
+                || !rest[..part.len()].eq_ignore_ascii_case(part)
+            {
+                return false;
+            }
+            at += part.len();
+        }
+        at == name.len()
+    }
+}
+
+impl Dataset {
+    /// The archive an input is, by its file name.
+    pub fn archive_named(&self, file_name: &str) -> Option<&ArchiveSpec> {
+        self.archives.iter().find(|a| a.is_named(file_name))
+    }
+
+    /// The layouts the archive that `input` is should hold but for which
+    /// `has` found no member: (archive name, layouts), or `None` when the
+    /// input is none of the dataset's archives.
+    pub fn missing_members<'a>(
+        &'a self,
+        input: &std::path::Path,
+        has: impl Fn(&str) -> bool,
+    ) -> Option<(&'a str, Vec<&'a str>)> {
+        let file_name = input.file_name()?.to_str()?;
+        let archive = self.archive_named(file_name)?;
+        let missing: Vec<&str> = archive
+            .layouts
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !has(l))
+            .collect();
+        Some((&archive.name, missing))
+    }
+}
+
 /// A source family: its archives, load order and references.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
@@ -403,3 +461,29 @@ impl fmt::Display for SchemaErrors {
 }
 
 impl std::error::Error for SchemaErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::ArchiveSpec;
+
+    #[test]
+    fn archive_names_match_with_year_and_case() {
+        let spec = |name: &str| ArchiveSpec {
+            name: name.into(),
+            url: None,
+            sha256: None,
+            layouts: Vec::new(),
+        };
+        let plain = spec("Real_acct_owner.zip");
+        assert!(plain.is_named("Real_acct_owner.zip"));
+        assert!(plain.is_named("REAL_ACCT_OWNER.ZIP"));
+        assert!(!plain.is_named("Real_acct_owner.zip.part"));
+        assert!(!plain.is_named("Real_acct.zip"));
+        let yearly = spec("roll_{year}.zip");
+        assert!(yearly.is_named("roll_2025.zip"));
+        assert!(!yearly.is_named("roll_25.zip"));
+        assert!(!yearly.is_named("roll_20x5.zip"));
+        assert!(!yearly.is_named("roll_2025"));
+        assert!(!yearly.is_named("roll_"));
+    }
+}
