@@ -1215,3 +1215,48 @@ fn replace_with_a_rejected_keyed_record_keeps_constraints() {
 fn db_checksum_of(db: &TestDb, rows: &str) -> String {
     db.one(&format!("SELECT md5('{rows}')"))
 }
+
+/// A table that references itself finds parents among the rows of the
+/// same load (they were rejected as orphans when only the target as it
+/// was counted), and a row whose parent is rejected is rejected in turn.
+#[test]
+fn self_references_find_parents_in_the_same_load() {
+    for mode in ["merge", "replace"] {
+        let d = Dir::new();
+        let db = TestDb::new();
+        d.write(
+            "s/t.toml",
+            "members = [\"t.txt\"]\nformat = \"delimited\"\nheader = true\nkey = [\"id\"]\n\
+             [[field]]\nname = \"id\"\ntype = \"int\"\n[[field]]\nname = \"parent\"\ntype = \"int\"\n",
+        );
+        d.write(
+            "s/dataset.toml",
+            "name = \"tree\"\n[[reference]]\nfrom = \"t\"\ncolumns = [\"parent\"]\nto = \"t\"\nto_columns = [\"id\"]\non_orphan = \"reject\"\n",
+        );
+        // 4's parent does not exist, so 4 is an orphan, and 5 with it.
+        d.write("in/t.txt", "id\tparent\n3\t2\n1\t\n2\t1\n4\t9\n5\t4\n");
+        let s = d.join("s").display().to_string();
+        let input = d.join("in").display().to_string();
+        let o = load(
+            &db,
+            &d,
+            &[
+                "--schema",
+                &s,
+                "--create",
+                "--mode",
+                mode,
+                "--max-rejects",
+                "5",
+                &input,
+            ],
+        );
+        assert_eq!(o.code, 0, "{mode}: {}{}", o.out, o.err);
+        assert_eq!(n(&table(&o.report, "t")["rejected"]), 2, "{mode}");
+        assert_eq!(
+            db.checksum("t", "id"),
+            db_checksum_of(&db, "(1,)\n(2,1)\n(3,2)"),
+            "{mode}"
+        );
+    }
+}

@@ -255,19 +255,36 @@ pub fn check_references(
             .iter()
             .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
             .collect();
-        let matches: Vec<String> = r
-            .columns
-            .iter()
-            .zip(&r.to_columns)
-            .map(|(c, t)| {
-                format!("p.{} = s.{}", quote_ident(t), quote_ident(c))
-            })
-            .collect();
-        let cond = format!(
-            "NOT s._fw_reject AND {} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {})",
-            present.join(" AND "),
-            matches.join(" AND ")
-        );
+        let matches = |p: &str| -> String {
+            r.columns
+                .iter()
+                .zip(&r.to_columns)
+                .map(|(c, t)| {
+                    format!("{p}.{} = s.{}", quote_ident(t), quote_ident(c))
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        // A table that references itself finds parents among its own new
+        // rows too (those not rejected), and in the target as it was
+        // unless the new rows replace it (replace mode builds the target
+        // itself, which may not exist yet).
+        let own = r.to == layout.name;
+        let mut orphan =
+            vec![format!("NOT s._fw_reject AND {}", present.join(" AND "))];
+        if !(own && *staging == p.target) {
+            orphan.push(format!(
+                "NOT EXISTS (SELECT 1 FROM {parent} p WHERE {})",
+                matches("p")
+            ));
+        }
+        if own {
+            orphan.push(format!(
+                "NOT EXISTS (SELECT 1 FROM {staging} o WHERE NOT o._fw_reject AND {})",
+                matches("o")
+            ));
+        }
+        let cond = orphan.join(" AND ");
         let what = format!("checking {} → {}", layout.name, r.to);
         match r.on_orphan {
             OrphanPolicy::Keep => {
@@ -292,7 +309,9 @@ pub fn check_references(
                     )));
                 }
             }
-            OrphanPolicy::Reject => {
+            // Rejecting a row of a self-referencing table may orphan its
+            // own children in the same load: again until none is left.
+            OrphanPolicy::Reject => loop {
                 // Orphans are rare: a read-only probe first, which the
                 // server can run in parallel (a DELETE never is).
                 let any: bool = tx
@@ -305,7 +324,7 @@ pub fn check_references(
                     .map_err(|e| LoadError::db(what.clone(), e))?
                     .get(0);
                 if !any {
-                    continue;
+                    break;
                 }
                 let shown: Vec<String> = r
                     .columns
@@ -348,7 +367,10 @@ pub fn check_references(
                 }
                 drop(rows);
                 total += n;
-            }
+                if !own {
+                    break;
+                }
+            },
         }
     }
     Ok(total)
