@@ -348,6 +348,38 @@ fn change_set_manifest_matches_a_diff() {
 }
 
 #[test]
+fn a_tiny_share_still_makes_one_row() {
+    let d = Dir::new();
+    d.write(
+        "s/parcels.toml",
+        "members = [\"parcels.txt\"]\nformat = \"delimited\"\nkey = [\"parcel\"]\n[[field]]\nname = \"parcel\"\ntype = \"int\"\n",
+    );
+    d.write(
+        "s/header.toml",
+        "members = [\"header.txt\"]\nformat = \"delimited\"\nkey = [\"year\"]\n[[field]]\nname = \"year\"\ntype = \"smallint\"\n",
+    );
+    d.write(
+        "s/dataset.toml",
+        "name = \"tiny\"\n[generate]\nmain = \"parcels\"\n[generate.rows]\nheader = 0.0001\n",
+    );
+    let schema = d.join("s").display().to_string();
+    let out = d.join("tiny.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let set =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let rows = decoded_rows(&set, &[out]);
+    assert_eq!(rows["parcels"].len(), 500);
+    assert_eq!(rows["header"].len(), 1);
+}
+
+#[test]
 fn a_new_schema_needs_no_code() {
     let d = Dir::new();
     d.write(
