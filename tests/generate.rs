@@ -156,6 +156,57 @@ fn keys_are_consistent_across_tables() {
     assert!(per.len() < 1500 && per.values().any(|&n| n > 1));
 }
 
+#[test]
+fn pacs_keys_are_consistent_across_files() {
+    let d = Dir::new();
+    let schema = repo("schemas/pacs");
+    let out = d.join("p.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "600",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let set =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let rows = decoded_rows(&set, &[out]);
+    // All 19 files, the header once.
+    assert_eq!(rows.len(), 19, "{:?}", rows.keys());
+    for l in &set.layouts {
+        assert!(!rows[&l.name].is_empty(), "no {} records", l.name);
+    }
+    assert_eq!(rows["appraisal_header"].len(), 1);
+    assert_eq!(rows["appraisal_info"].len(), 600);
+    // Every reference finds its record (the generated values hold no
+    // `|`, which joins a row's values).
+    let values = |layout: &str, cols: &[String]| -> BTreeSet<Vec<String>> {
+        let l = set.layout(layout).unwrap();
+        let idx: Vec<usize> =
+            cols.iter().map(|c| l.field_index(c).unwrap()).collect();
+        rows[layout]
+            .values()
+            .map(|r| {
+                let v: Vec<&str> = r.split('|').collect();
+                assert_eq!(v.len(), l.fields.len(), "{layout}: {r}");
+                idx.iter().map(|&i| v[i].to_owned()).collect()
+            })
+            .collect()
+    };
+    for r in set.references() {
+        let parents = values(&r.to, &r.to_columns);
+        for child in values(&r.from, &r.columns) {
+            assert!(
+                parents.contains(&child),
+                "{} {child:?} has no {}",
+                r.from,
+                r.to
+            );
+        }
+    }
+}
+
 /// Generates `rows` accounts of `family` with 1% faults: the archive and
 /// its answer key.
 fn with_faults(d: &Dir, family: &str, rows: &str) -> (PathBuf, PathBuf) {
