@@ -14,7 +14,7 @@
 //! - `field/*`: one decoder over 4096 non-blank values of one column,
 //!   with the shipped decoder of that column: `int` = PACS `prop_id`
 //!   (bigint, 12 zero-padded digits), `implied_decimal` = PACS
-//!   `land_value` (numeric(14,2), 2 implied places), `date` = HCAD
+//!   `size_acres` (numeric(14,4), 4 implied places), `date` = HCAD
 //!   `splt_dt` (`MM/DD/YYYY`), `latin1_text` = HCAD `mailto` declared
 //!   latin-1 instead of windows-1252, as generated (`ascii`, values with
 //!   non-ASCII bytes left out) and with one byte of each value made
@@ -232,7 +232,7 @@ fn decode(c: &mut Criterion) {
     g.finish();
 
     let (int, ints) = column(&pacs, "prop_id");
-    let (num, nums) = column(&pacs, "land_value");
+    let (num, nums) = column(&pacs, "size_acres");
     let (lit, lits) = column(&hcad, "land_val");
     let (date, dates) = column(&hcad, "splt_dt");
     let (mut text, ascii) = column(&hcad, "mailto");
@@ -241,7 +241,7 @@ fn decode(c: &mut Criterion) {
     let latin1 = with_non_ascii(&ascii);
     let cases = [
         ("int", "bigint/width=12", &int, ints.as_slice()),
-        ("implied_decimal", "numeric(14,2)/width=14", &num, nums.as_slice()),
+        ("implied_decimal", "numeric(14,4)/width=14", &num, nums.as_slice()),
         ("literal_decimal", "numeric(15,2)", &lit, lits.as_slice()),
         ("date", "format=MM_DD_YYYY", &date, dates.as_slice()),
         ("latin1_text", "ascii", &text, ascii.as_slice()),

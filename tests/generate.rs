@@ -156,6 +156,57 @@ fn keys_are_consistent_across_tables() {
     assert!(per.len() < 1500 && per.values().any(|&n| n > 1));
 }
 
+#[test]
+fn pacs_keys_are_consistent_across_files() {
+    let d = Dir::new();
+    let schema = repo("schemas/pacs");
+    let out = d.join("p.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "600",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let set =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let rows = decoded_rows(&set, &[out]);
+    // All 19 files, the header once.
+    assert_eq!(rows.len(), 19, "{:?}", rows.keys());
+    for l in &set.layouts {
+        assert!(!rows[&l.name].is_empty(), "no {} records", l.name);
+    }
+    assert_eq!(rows["appraisal_header"].len(), 1);
+    assert_eq!(rows["appraisal_info"].len(), 600);
+    // Every reference finds its record (the generated values hold no
+    // `|`, which joins a row's values).
+    let values = |layout: &str, cols: &[String]| -> BTreeSet<Vec<String>> {
+        let l = set.layout(layout).unwrap();
+        let idx: Vec<usize> =
+            cols.iter().map(|c| l.field_index(c).unwrap()).collect();
+        rows[layout]
+            .values()
+            .map(|r| {
+                let v: Vec<&str> = r.split('|').collect();
+                assert_eq!(v.len(), l.fields.len(), "{layout}: {r}");
+                idx.iter().map(|&i| v[i].to_owned()).collect()
+            })
+            .collect()
+    };
+    for r in set.references() {
+        let parents = values(&r.to, &r.to_columns);
+        for child in values(&r.from, &r.columns) {
+            assert!(
+                parents.contains(&child),
+                "{} {child:?} has no {}",
+                r.from,
+                r.to
+            );
+        }
+    }
+}
+
 /// Generates `rows` accounts of `family` with 1% faults: the archive and
 /// its answer key.
 fn with_faults(d: &Dir, family: &str, rows: &str) -> (PathBuf, PathBuf) {
@@ -345,6 +396,38 @@ fn change_set_manifest_matches_a_diff() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn a_tiny_share_still_makes_one_row() {
+    let d = Dir::new();
+    d.write(
+        "s/parcels.toml",
+        "members = [\"parcels.txt\"]\nformat = \"delimited\"\nkey = [\"parcel\"]\n[[field]]\nname = \"parcel\"\ntype = \"int\"\n",
+    );
+    d.write(
+        "s/header.toml",
+        "members = [\"header.txt\"]\nformat = \"delimited\"\nkey = [\"year\"]\n[[field]]\nname = \"year\"\ntype = \"smallint\"\n",
+    );
+    d.write(
+        "s/dataset.toml",
+        "name = \"tiny\"\n[generate]\nmain = \"parcels\"\n[generate.rows]\nheader = 0.0001\n",
+    );
+    let schema = d.join("s").display().to_string();
+    let out = d.join("tiny.zip");
+    run_gen(&[
+        "--schema",
+        &schema,
+        "--rows",
+        "500",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let set =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let rows = decoded_rows(&set, &[out]);
+    assert_eq!(rows["parcels"].len(), 500);
+    assert_eq!(rows["header"].len(), 1);
 }
 
 #[test]

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use fwload::schema::{Layout, SchemaSet};
 
-use crate::util::{Dir, fwload, stderr, stdout};
+use crate::util::{
+    Dir, decoded_rows, fwload, pacs_document, pacs_record, stderr, stdout,
+};
 
 fn dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name)
@@ -367,150 +369,272 @@ fn hcad_real_acct_values_decode() {
 
 // ---------------------------------------------------------------- PACS
 
-/// Verified offsets: layout, record length, (field, start, exclusive end).
-#[allow(clippy::type_complexity)]
-const PACS_OFFSETS: &[(&str, usize, &[(&str, usize, usize)])] = &[
-    (
-        "appraisal_land_detail",
-        199,
-        &[
-            ("prop_id", 0, 12),
-            ("tax_year", 12, 16),
-            ("land_seq", 16, 28),
-            ("land_use_code", 28, 32),
-            ("land_use_description", 38, 63),
-            ("land_value", 140, 154),
-            ("acreage", 178, 184),
-        ],
-    ),
-    (
-        "appraisal_improvement_info",
-        114,
-        &[
-            ("prop_id", 0, 12),
-            ("tax_year", 12, 16),
-            ("imp_id", 16, 28),
-            ("improvement_type", 28, 31),
-            ("improvement_description", 38, 49),
-        ],
-    ),
-    (
-        "appraisal_improvement_detail",
-        622,
-        &[
-            ("prop_id", 0, 12),
-            ("tax_year", 12, 16),
-            ("imp_id", 16, 28),
-            ("detail_seq", 28, 40),
-            ("detail_description", 50, 75),
-            ("year_built", 85, 89),
-            ("detail_quantity", 93, 108),
-            ("detail_value", 108, 122),
-            ("detail_unit", 122, 622),
-        ],
-    ),
-    (
-        "appraisal_improvement_detail_attr",
-        87,
-        &[
-            ("prop_id", 0, 12),
-            ("tax_year", 12, 16),
-            ("imp_id", 16, 28),
-            ("detail_seq", 28, 40),
-            ("attribute_type", 52, 77),
-            ("attribute_value", 77, 87),
-        ],
-    ),
-    ("appraisal_entity", 17, &[("entity_id", 0, 12), ("entity_code", 12, 17)]),
-    (
-        "appraisal_entity_info",
-        2750,
-        &[
-            ("prop_id", 0, 12),
-            ("tax_year", 12, 17),
-            ("entity_id", 41, 53),
-            ("tax_unit_code", 53, 63),
-            ("tax_unit_name", 63, 113),
-            ("assessed_value", 148, 163),
-            ("taxable_value", 163, 178),
-            ("hs_amt", 298, 313),
-            ("ov65_amt", 313, 328),
-            ("dp_amt", 328, 343),
-            ("market_value", 388, 403),
-            ("appraised_value", 403, 418),
-        ],
-    ),
-    (
-        "appraisal_info",
-        9247,
-        &[
-            ("prop_id", 0, 12),
-            ("tax_year", 17, 22),
-            ("owner_name", 608, 678),
-            ("mailing_address", 753, 873),
-            ("mailing_city", 873, 923),
-            ("mailing_state", 923, 925),
-            ("mailing_zip5", 978, 983),
-            ("mailing_zip4", 983, 987),
-        ],
-    ),
+/// A document field name as a column name: runs of anything but letters
+/// and digits become one `_`, lower case (`Run Date / Time` is
+/// `run_date_time`).
+fn snake(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.is_empty() && !s.ends_with('_') {
+            s.push('_');
+        }
+    }
+    s.trim_end_matches('_').to_owned()
+}
+
+/// Fields whose data carries a literal decimal point although the
+/// document types them numeric(N): real rows read `0006193.000000`.
+const PACS_LITERAL_POINT: &[(&str, &str)] = &[
+    ("appraisal_improvement_info", "imprv_val"),
+    ("appraisal_improvement_detail", "imprv_det_area"),
+    ("appraisal_improvement_detail", "imprv_det_val"),
 ];
+
+/// Fields whose document type contradicts its width: UDI_7_8.TXT's
+/// Owner_Name is typed int(12) over 70 bytes, and holds a name.
+const PACS_TEXT_DESPITE_TYPE: &[(&str, &str)] = &[("udi_7_8", "owner_name")];
+
+/// One document field as a layout must declare it.
+struct DocField {
+    name: String,
+    /// Byte range, 0-based, end exclusive.
+    span: std::ops::Range<usize>,
+    /// The document's type, as printed (typos and all).
+    ty: String,
+    /// Implied places: stated, or the D of numeric(N,D).
+    implied: Option<u16>,
+}
+
+/// The document's fields of `file` without its fillers, named as columns;
+/// a repeated name gets `_2`, `_3`, … in document order.
+fn doc_fields(file: &serde_json::Value) -> Vec<DocField> {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    let mut out = Vec::new();
+    for f in file["fields"].as_array().unwrap() {
+        let mut name = snake(f["name"].as_str().unwrap());
+        if name == "filler" {
+            continue;
+        }
+        let n = seen.entry(name.clone()).or_default();
+        *n += 1;
+        if *n > 1 {
+            name = format!("{name}_{n}");
+        }
+        let ty = f["type"].as_str().unwrap().to_owned();
+        let scale = ty
+            .split_once(',')
+            .and_then(|(_, d)| d.trim_end_matches(')').parse().ok());
+        let implied =
+            f["implied_decimals"].as_u64().map(|d| d as u16).or(scale);
+        // Positions, not the printed length: the two disagree once
+        // (APPRAISAL_ENTITY_INFO.TXT freeze_ceiling_override, 2645-2645,
+        // "length 15").
+        let start = f["start"].as_u64().unwrap() as usize;
+        let end = f["end"].as_u64().unwrap() as usize;
+        out.push(DocField { name, span: start - 1..end, ty, implied });
+    }
+    out
+}
+
+/// Whether the document's type is text: char(N) or varchar(N), as
+/// printed (`varcahr(10)` and ``varchar(10)` `` among them).
+fn is_char(ty: &str) -> bool {
+    ty.starts_with("char(")
+        || ty.starts_with("varchar(")
+        || ty == "varcahr(10)"
+}
+
+/// Whether layout field `f` has the type the document's field `d` asks
+/// for: text for char; an integer type holding every value of its digits
+/// for numeric(N) and int(N); numeric with the implied places where the
+/// document states them.
+fn pacs_type_problem(
+    layout: &str,
+    f: &fwload::schema::Field,
+    d: &DocField,
+) -> Option<String> {
+    use fwload::decode::{FieldType, Fraction};
+    let ty = f.decoder.ty;
+    let implied = match f.decoder.fraction {
+        Fraction::Implied(k) if ty != FieldType::Numeric(None) => Some(k),
+        _ => None,
+    };
+    let pair = (layout, d.name.as_str());
+    let ok = if PACS_LITERAL_POINT.contains(&pair) {
+        matches!(ty, FieldType::Numeric(_))
+            && f.decoder.fraction == Fraction::Literal
+    } else if let Some(k) = d.implied {
+        matches!(ty, FieldType::Numeric(Some((_, s))) if s == k)
+            && implied == Some(k)
+    } else if is_char(&d.ty) || PACS_TEXT_DESPITE_TYPE.contains(&pair) {
+        ty.is_text()
+    } else {
+        // Whole numbers: an integer type, or numeric of scale 0 past
+        // bigint (APPRAISAL_INFO.TXT land_acres is numeric(20)).
+        let digits = d.span.len() as u32;
+        let most = 10i128.pow(digits) - 1;
+        match ty {
+            FieldType::Smallint => most <= i16::MAX as i128,
+            FieldType::Int => most <= i32::MAX as i128,
+            FieldType::Bigint => most <= i64::MAX as i128,
+            FieldType::Numeric(Some((p, 0))) => {
+                p as u32 >= digits && f.decoder.fraction == Fraction::Literal
+            }
+            _ => false,
+        }
+    };
+    (!ok).then(|| {
+        format!("{layout}.{}: type {} for {}", d.name, ty.sql(), d.ty)
+    })
+}
+
+/// Everything in `layout` that disagrees with the document's `file`.
+fn pacs_document_problems(
+    layout: &Layout,
+    file: &serde_json::Value,
+) -> Vec<String> {
+    let name = &layout.name;
+    let mut problems = Vec::new();
+    let want_len = file["record_length"].as_u64().unwrap() as usize;
+    match &layout.format {
+        fwload::schema::Format::Fixed(f) if f.record_length == want_len => {}
+        fwload::schema::Format::Fixed(f) => problems.push(format!(
+            "{name}: record length {}, the document's is {want_len}",
+            f.record_length
+        )),
+        other => problems.push(format!("{name}: not fixed-width: {other:?}")),
+    }
+    let doc = doc_fields(file);
+    for f in &layout.fields {
+        let span = f.span.clone().expect("span");
+        let Some(d) = doc.iter().find(|d| d.name == f.name) else {
+            problems.push(format!(
+                "{name}.{}: not a field of the document (bytes {span:?})",
+                f.name
+            ));
+            continue;
+        };
+        if span != d.span {
+            problems.push(format!(
+                "{name}.{}: bytes {span:?}, the document's are {:?}",
+                f.name, d.span
+            ));
+        }
+        problems.extend(pacs_type_problem(name, f, d));
+    }
+    for d in &doc {
+        if layout.field_index(&d.name).is_none() {
+            problems
+                .push(format!("{name}: document field {} missing", d.name));
+        }
+    }
+    problems
+}
 
 #[test]
 fn pacs_loads_with_dataset() {
     let set = load("pacs");
     let ds = set.dataset.as_ref().expect("dataset.toml");
     assert_eq!(ds.name, "pacs");
-    assert_eq!(set.layouts.len(), PACS_OFFSETS.len());
+    assert_eq!(set.layouts.len(), 19);
     let pos = |n: &str| set.layouts.iter().position(|l| l.name == n).unwrap();
     for r in &ds.references {
         assert!(pos(&r.to) < pos(&r.from), "{} before {}", r.to, r.from);
     }
 }
 
+/// Every shipped PACS layout against the layout document: record length,
+/// each field's position, width, type and implied places, and every
+/// field the document lists (fillers aside).
 #[test]
-fn pacs_offsets_are_the_verified_ones() {
+fn pacs_layouts_match_the_layout_document() {
     let set = load("pacs");
-    for (name, length, fields) in PACS_OFFSETS {
-        let l = layout(&set, name);
-        let fixed = match &l.format {
-            fwload::schema::Format::Fixed(f) => f,
-            other => panic!("{name}: not fixed-width: {other:?}"),
+    let doc = pacs_document();
+    let mut problems = Vec::new();
+    let mut checked = Vec::new();
+    for file in doc["files"].as_array().unwrap() {
+        let member = file["file"]
+            .as_str()
+            .or(file["short_name"].as_str())
+            .expect("a file name");
+        let layouts = set.matching(member);
+        let [l] = layouts.as_slice() else {
+            problems.push(format!("{member}: {} layouts", layouts.len()));
+            continue;
         };
-        assert_eq!(fixed.record_length, *length, "{name}: record length");
-        let got: Vec<(&str, usize, usize)> = l
-            .fields
-            .iter()
-            .map(|f| {
-                let s = f.span.clone().expect("span");
-                (f.name.as_str(), s.start, s.end)
-            })
-            .collect();
-        assert_eq!(&got, fields, "{name}: fields and byte ranges");
+        checked.push(l.name.clone());
+        problems.extend(pacs_document_problems(l, file));
     }
+    for l in &set.layouts {
+        if !checked.contains(&l.name) {
+            problems.push(format!("{}: no file of the document", l.name));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// A fixed-width record of `len` spaces with `values` placed at their
-/// start offsets.
-fn fixed(len: usize, values: &[(usize, &str)]) -> Vec<u8> {
-    let mut r = vec![b' '; len];
-    for (start, v) in values {
-        r[*start..*start + v.len()].copy_from_slice(v.as_bytes());
-    }
-    r
+/// Field `name` of `layout` decoded from the whole record `rec`.
+fn field_of(layout: &Layout, rec: &[u8], name: &str) -> String {
+    let i = layout
+        .field_index(name)
+        .unwrap_or_else(|| panic!("{}: no field {name}", layout.name));
+    decode(layout, name, &rec[layout.fields[i].span.clone().unwrap()])
 }
 
-fn land_detail(prop_id: &str, seq: &str) -> Vec<u8> {
-    fixed(
-        199,
+fn land_detail(prop_id: &str, seg: &str) -> Vec<u8> {
+    pacs_record(
+        "APPRAISAL_LAND_DETAIL.TXT",
         &[
-            (0, prop_id),
-            (12, "2025"),
-            (16, seq),
-            (28, "A1"),
-            (38, "RESIDENTIAL  HOMESITE"),
-            (140, "00000002833677"),
-            (178, "105024"),
+            ("prop_id", prop_id),
+            ("prop_val_yr", "2025"),
+            ("land_seg_id", seg),
+            ("land_type_cd", "NATIVEPAST"),
+            ("land_type_desc", "NATIVE  PASTURE"),
+            ("size_acres", "00000005739000"),
+            ("size_square_feet", "00000024999084"),
+            ("land_seg_mkt_val", "00000002833677"),
+            ("ag_apply", "T"),
+            ("ag_value", "00000000105024"),
+        ],
+    )
+}
+
+fn improvement_info(prop_id: &str, imprv_id: &str) -> Vec<u8> {
+    pacs_record(
+        "APPRAISAL_IMPROVEMENT_INFO.TXT",
+        &[
+            ("prop_id", prop_id),
+            ("prop_val_yr", "2025"),
+            ("imprv_id", imprv_id),
+            ("imprv_type_cd", "MHOME"),
+            ("imprv_type_desc", "MANUFACTURED HOME"),
+            ("imprv_state_cd", "M1"),
+            ("imprv_val", "0006193.000000"),
+        ],
+    )
+}
+
+/// A property whose owner's mailing address is three lines abroad.
+fn appraisal_info(prop_id: &str) -> Vec<u8> {
+    pacs_record(
+        "APPRAISAL_INFO.TXT",
+        &[
+            ("prop_id", prop_id),
+            ("prop_type_cd", "R"),
+            ("prop_val_yr", "02025"),
+            ("py_owner_id", "000000054321"),
+            ("py_owner_name", "MILLER NORMAN B  & LESLIE B"),
+            ("py_addr_line1", "C/O MAPLE LEAF TRUST"),
+            ("py_addr_line2", "200 BAY ST"),
+            ("py_addr_line3", "SUITE 1400"),
+            ("py_addr_city", "TORONTO"),
+            ("py_addr_state", "ONTARIO"),
+            ("py_addr_country", "CA"),
+            ("legal_acreage", "0000000005739000"),
+            ("market_value", "00000002833677"),
+            ("hs_qualify_yr", "0000"),
         ],
     )
 }
@@ -520,82 +644,152 @@ fn pacs_values_decode() {
     let set = load("pacs");
     let l = layout(&set, "appraisal_land_detail");
     let r = land_detail("000000012345", "000000000001");
-    let field = |name: &str| {
-        let i = l.field_index(name).unwrap();
-        decode(l, name, &r[l.fields[i].span.clone().unwrap()])
-    };
-    assert_eq!(field("prop_id"), "12345");
-    assert_eq!(field("land_value"), "28336.77");
-    assert_eq!(field("acreage"), "10.5024");
-    assert_eq!(field("land_use_description"), "RESIDENTIAL HOMESITE");
+    assert_eq!(field_of(l, &r, "prop_id"), "12345");
+    assert_eq!(field_of(l, &r, "land_seg_mkt_val"), "2833677");
+    assert_eq!(field_of(l, &r, "size_acres"), "573.9000");
+    assert_eq!(field_of(l, &r, "size_square_feet"), "24999084");
+    assert_eq!(field_of(l, &r, "ag_value"), "105024");
+    assert_eq!(field_of(l, &r, "land_type_cd"), "NATIVEPAST");
+    assert_eq!(field_of(l, &r, "land_type_desc"), "NATIVE PASTURE");
+    let l = layout(&set, "appraisal_improvement_info");
+    let r = improvement_info("000000012345", "000000000007");
+    assert_eq!(field_of(l, &r, "imprv_type_cd"), "MHOME");
+    assert_eq!(field_of(l, &r, "imprv_type_desc"), "MANUFACTURED HOME");
+    assert_eq!(field_of(l, &r, "imprv_val"), "6193.000000");
+    let l = layout(&set, "appraisal_info");
+    let r = appraisal_info("000000012345");
+    assert_eq!(field_of(l, &r, "prop_val_yr"), "2025");
+    assert_eq!(field_of(l, &r, "py_owner_name"), "MILLER NORMAN B & LESLIE B");
+    assert_eq!(field_of(l, &r, "py_addr_line1"), "C/O MAPLE LEAF TRUST");
+    assert_eq!(field_of(l, &r, "py_addr_line2"), "200 BAY ST");
+    assert_eq!(field_of(l, &r, "py_addr_line3"), "SUITE 1400");
+    assert_eq!(field_of(l, &r, "py_addr_city"), "TORONTO");
+    assert_eq!(field_of(l, &r, "py_addr_state"), "ONTARIO");
+    assert_eq!(field_of(l, &r, "py_addr_zip"), "NULL");
+    assert_eq!(field_of(l, &r, "legal_acreage"), "573.9000");
+    assert_eq!(field_of(l, &r, "market_value"), "2833677");
+    assert_eq!(field_of(l, &r, "hs_qualify_yr"), "NULL");
+    assert_eq!(decode(l, "py_addr_zip", b"07840"), "07840");
     let d = layout(&set, "appraisal_improvement_detail");
-    assert_eq!(decode(d, "year_built", b"0000"), "NULL");
+    assert_eq!(decode(d, "yr_built", b"0000"), "NULL");
+    assert_eq!(decode(d, "imprv_det_area", b"00001800.000000"), "1800.000000");
     assert_eq!(
-        decode(d, "detail_quantity", b"00001800.000000"),
-        "1800.000000"
+        decode(d, "sketch_cmds", b"R30,U60,L30,D60   "),
+        "R30,U60,L30,D60"
     );
     let e = layout(&set, "appraisal_entity_info");
     assert_eq!(decode(e, "hs_amt", b"000000000075000"), "75000");
-    let i = layout(&set, "appraisal_info");
     assert_eq!(
-        decode(i, "owner_name", b"MILLER NORMAN B  & LESLIE B   "),
-        "MILLER NORMAN B & LESLIE B"
+        decode(e, "freeze_transfer_percentage", b"050000000"),
+        "50.000000"
     );
-    assert_eq!(decode(i, "mailing_zip5", b"07840"), "07840");
+    assert_eq!(
+        decode(e, "homestead_group_exemption_factor", b"000010000000000"),
+        "1.0000000000"
+    );
 }
 
 #[test]
 fn pacs_records_validate() {
     let tmp = Dir::new();
     let prefix = "2025-07-24_005120_";
-    let mut land = land_detail("000000012345", "000000000001");
-    land.extend_from_slice(b"\r\n");
-    land.extend(land_detail("000000012346", "000000000002"));
-    land.extend_from_slice(b"\r\n");
-    tmp.write(&format!("export/{prefix}APPRAISAL_LAND_DETAIL.TXT"), land);
-    let mut info = fixed(
-        9247,
-        &[
-            (0, "000000012345"),
-            (12, "R"),
-            (17, "2025"),
-            (608, "MILLER NORMAN B  & LESLIE B"),
-            (753, "1200 UNIVERSITY DR E"),
-            (873, "COLLEGE STATION"),
-            (923, "TX"),
-            (978, "77840"),
-            (983, "1234"),
-        ],
-    );
-    info.extend_from_slice(b"\r\n");
-    tmp.write(&format!("export/{prefix}APPRAISAL_INFO.TXT"), info);
-    // A 2022-length record (2,614 bytes) next to a 2025 one: both read.
-    let entity = |len: usize, entity_id: &str| {
-        let mut r = fixed(
-            len,
-            &[
-                (0, "000000012345"),
-                (12, "2025"),
-                (41, entity_id),
-                (53, "CAD"),
-                (63, "BRAZOS  COUNTY"),
-                (148, "000000000250000"),
-                (163, "000000000175000"),
-                (298, "000000000075000"),
-                (388, "000000000250000"),
-                (403, "000000000250000"),
-            ],
-        );
+    let crlf = |mut r: Vec<u8>| {
         r.extend_from_slice(b"\r\n");
         r
+    };
+    let mut land = crlf(land_detail("000000012345", "000000000001"));
+    land.extend(crlf(land_detail("000000012346", "000000000002")));
+    tmp.write(&format!("export/{prefix}APPRAISAL_LAND_DETAIL.TXT"), land);
+    let mut info = crlf(appraisal_info("000000012345"));
+    info.extend(crlf(appraisal_info("000000012346")));
+    tmp.write(&format!("export/{prefix}APPRAISAL_INFO.TXT"), info);
+    let imprv = crlf(improvement_info("000000012345", "000000000007"));
+    tmp.write(
+        &format!("export/{prefix}APPRAISAL_IMPROVEMENT_INFO.TXT"),
+        imprv,
+    );
+    // Two attributes of one segment with the same description and code:
+    // their ids keep them apart.
+    let attr = |id: &str| {
+        crlf(pacs_record(
+            "APPRAISAL_IMPROVEMENT_DETAIL_ATTR.TXT",
+            &[
+                ("prop_id", "000000012345"),
+                ("prop_val_yr", "2025"),
+                ("imprv_id", "000000000007"),
+                ("imprv_det_id", "000000000001"),
+                ("imprv_attr_id", id),
+                ("imprv_attr_desc", "Plumbing"),
+                ("imprv_attr_cd", "2"),
+            ],
+        ))
+    };
+    let mut attrs = attr("000000000011");
+    attrs.extend(attr("000000000012"));
+    let attr_member = format!("{prefix}APPRAISAL_IMPROVEMENT_DETAIL_ATTR.TXT");
+    tmp.write(&format!("export/{attr_member}"), attrs);
+    // A 2022-length record (2,614 bytes) next to a 2025 one: both read.
+    let entity = |len: usize, entity_id: &str| {
+        let mut r = pacs_record(
+            "APPRAISAL_ENTITY_INFO.TXT",
+            &[
+                ("prop_id", "000000012345"),
+                ("prop_val_yr", "02025"),
+                ("entity_id", entity_id),
+                ("entity_cd", "CAD"),
+                ("entity_name", "BRAZOS  COUNTY"),
+                ("assessed_val", "000000000250000"),
+                ("taxable_val", "000000000175000"),
+                ("hs_amt", "000000000075000"),
+                ("market_value", "000000000250000"),
+                ("appraised_value", "000000000250000"),
+            ],
+        );
+        r.truncate(len);
+        crlf(r)
     };
     let mut ent = entity(2614, "000000000001");
     ent.extend(entity(2750, "000000000002"));
     tmp.write(&format!("export/{prefix}APPRAISAL_ENTITY_INFO.TXT"), ent);
     let totals = validate("pacs", &tmp.join("export"), &tmp);
-    assert_eq!(totals["read"], 5, "{totals}");
-    assert_eq!(totals["valid"], 5, "{totals}");
+    assert_eq!(totals["read"], 9, "{totals}");
+    assert_eq!(totals["valid"], 9, "{totals}");
     assert_eq!(totals["rejected"], 0, "{totals}");
+    // Loaded as the pipeline reads them: every value where the document
+    // puts it.
+    let set = load("pacs");
+    let members: Vec<PathBuf> = std::fs::read_dir(tmp.join("export"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let rows = decoded_rows(&set, &members);
+    let value = |layout: &str, key: &str, field: &str| {
+        let l = set.layout(layout).unwrap();
+        let row = rows[layout].get(key).unwrap_or_else(|| {
+            panic!("{layout}: no {key} in {:?}", rows[layout].keys())
+        });
+        row.split('|').nth(l.field_index(field).unwrap()).unwrap().to_owned()
+    };
+    let land = "appraisal_land_detail";
+    assert_eq!(value(land, "12345|2025|1", "land_seg_mkt_val"), "2833677");
+    assert_eq!(value(land, "12345|2025|1", "size_acres"), "573.9000");
+    let imp = "appraisal_improvement_info";
+    assert_eq!(value(imp, "12345|2025|7", "imprv_type_cd"), "MHOME");
+    assert_eq!(
+        value(imp, "12345|2025|7", "imprv_type_desc"),
+        "MANUFACTURED HOME"
+    );
+    let info = "appraisal_info";
+    assert_eq!(
+        value(info, "12345|2025", "py_addr_line1"),
+        "C/O MAPLE LEAF TRUST"
+    );
+    assert_eq!(value(info, "12345|2025", "py_addr_line3"), "SUITE 1400");
+    assert_eq!(value(info, "12345|2025", "py_addr_state"), "ONTARIO");
+    assert_eq!(rows["appraisal_improvement_detail_attr"].len(), 2);
+    let ent = "appraisal_entity_info";
+    assert_eq!(value(ent, "12345|2025|1", "hs_amt"), "75000");
+    assert_eq!(value(ent, "12345|2025|1", "jeti_amt"), "NULL");
 }
 
 // ---------------------------------------------------------------- members
@@ -672,8 +866,26 @@ fn member_names_match_one_layout() {
             "export/2025-07-24_005120_APPRAISAL_LAND_DETAIL.TXT",
             Some("appraisal_land_detail"),
         ),
-        (&pacs, "APPRAISAL_HEADER.TXT", None),
-        (&pacs, "2025-07-24_005120_APPRAISAL_AGENT.TXT", None),
+        (&pacs, "APPRAISAL_HEADER.TXT", Some("appraisal_header")),
+        (
+            &pacs,
+            "2025-07-24_005120_APPRAISAL_AGENT.TXT",
+            Some("appraisal_agent"),
+        ),
+        (&pacs, "APPRAISAL_LAWSUIT.TXT", Some("appraisal_lawsuit")),
+        (&pacs, "ARBITRATION_LAWSUIT.TXT", Some("arbitration_lawsuit")),
+        (
+            &pacs,
+            "2025-07-24_005120_ARBITRATION_LAWSUIT.TXT",
+            Some("arbitration_lawsuit"),
+        ),
+        (&pacs, "UDI_7_8.TXT", Some("udi_7_8")),
+        (
+            &pacs,
+            "APPRAISAL_ENTITY_TOTALS.TXT",
+            Some("appraisal_entity_totals"),
+        ),
+        (&pacs, "PROP.TXT", None),
         (&pacs, "APPRAISAL_INFO.TXT.bak", None),
     ];
     for (set, member, want) in cases {

@@ -184,3 +184,57 @@ pub fn fwload_within(args: &[&str], secs: u64) -> Output {
     }
     child.wait_with_output().expect("fwload output")
 }
+
+/// The PACS layout document's field table ("Appraisal Export Layout
+/// 8.0.30": 19 files, each with its record length and fields at 1-based
+/// inclusive positions), kept with the tests.
+pub fn pacs_document() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/pacs-export-layout-8.0.30.json");
+    let text = std::fs::read_to_string(&path).expect("layout document");
+    serde_json::from_str(&text).expect("layout document JSON")
+}
+
+/// The document's entry for `file` (`APPRAISAL_INFO.TXT`, or the short
+/// name for a file the document names no other way).
+///
+/// # Panics
+/// A file the document does not list.
+pub fn pacs_file(doc: &serde_json::Value, file: &str) -> serde_json::Value {
+    doc["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["file"] == file || f["short_name"] == file)
+        .unwrap_or_else(|| panic!("the document lists no {file}"))
+        .clone()
+}
+
+/// A record of the document's `file`: its record length in spaces, each
+/// `(field, value)` written from the field's first byte as the document
+/// positions it.
+///
+/// # Panics
+/// An unknown file or field, or a value wider than its field.
+pub fn pacs_record(file: &str, values: &[(&str, &str)]) -> Vec<u8> {
+    let f = pacs_file(&pacs_document(), file);
+    let len = f["record_length"].as_u64().expect("record_length") as usize;
+    let mut r = vec![b' '; len];
+    for (name, v) in values {
+        let field = f["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|x| x["name"] == *name)
+            .unwrap_or_else(|| panic!("{file} has no field {name}"));
+        let from = field["start"].as_u64().unwrap() as usize - 1;
+        let to = field["end"].as_u64().unwrap() as usize;
+        assert!(
+            v.len() <= to - from,
+            "{name}: {v:?} wider than {}",
+            to - from
+        );
+        r[from..from + v.len()].copy_from_slice(v.as_bytes());
+    }
+    r
+}

@@ -241,7 +241,7 @@ pub fn integer(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fraction {
     /// The digits carry this many implied places and no point
-    /// (`00000002833677` with 2 is 28336.77).
+    /// (`00000005739000` with 4 is 573.9000).
     Implied(u16),
     /// A literal `.` separates the fraction, if any (`00001800.000000`).
     Literal,
@@ -586,8 +586,8 @@ mod tests {
     #[test]
     fn decimals() {
         assert_eq!(
-            dec("00000002833677", Fraction::Implied(2), 14, Some(2)),
-            Ok("28336.77".into())
+            dec("00000005739000", Fraction::Implied(4), 14, Some(4)),
+            Ok("573.9000".into())
         );
         assert_eq!(
             dec("105024", Fraction::Implied(4), 10, Some(4)),

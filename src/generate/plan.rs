@@ -345,7 +345,12 @@ impl Plan {
                     per_parent.min(1.0)
                 },
                 max_children,
-                rows: ((rows as f64) * share).round() as u64,
+                // A share too small to round to one row still gets one
+                // (an export's one header record), unless it is zero.
+                rows: match ((rows as f64) * share).round() as u64 {
+                    0 if share > 0.0 && rows > 0 => 1,
+                    n => n,
+                },
                 root: li,
                 faults: applicable_faults(l),
                 dup_quirk: l.duplicates != DuplicatePolicy::Reject
