@@ -876,3 +876,26 @@ fn a_megabyte_of_nul_as_header_is_quoted_short() {
     assert!(err.len() < 2000, "{} bytes: {}", err.len(), head(&err));
     assert!(err.contains("more differences"), "{err}");
 }
+
+/// A required text outside the key was once added to the record's key on
+/// the fast path, so two records with one key were both valid.
+#[test]
+fn duplicate_key_found_beside_a_required_text() {
+    let d = Dir::new();
+    let schema = d.write(
+        "layout.toml",
+        "members = [\"*.txt\"]\nformat = \"delimited\"\nheader = true\n\
+         key = [\"acct\"]\n\n[[field]]\nname = \"acct\"\ntype = \"varchar(13)\"\n\n\
+         [[field]]\nname = \"dscr\"\ntype = \"varchar(10)\"\nnull = []\nrequired = true\n",
+    );
+    let input = d.write("x.txt", "acct\tdscr\n0001\tA\n0001\tB\n0002\t\n");
+    let (code, out, err, rep) =
+        validate(&d, schema.to_str().unwrap(), input.to_str().unwrap(), &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(rep["totals"]["valid"], 2, "{rep}");
+    assert_eq!(rep["totals"]["rejected"], 1, "{rep}");
+    assert!(
+        err.contains("duplicate") || out.contains("duplicate"),
+        "{out}{err}"
+    );
+}

@@ -4,6 +4,7 @@ mod bad_input;
 mod crash;
 mod fetch;
 mod generate;
+mod hcad_codebook;
 mod http_server;
 mod load;
 mod members;

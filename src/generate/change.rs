@@ -208,6 +208,7 @@ pub fn change_set(
     opts: &ChangeOptions,
 ) -> Result<ChangeManifest, GenError> {
     let plan = GenPlan::new(set, 1, opts.seed, opts.year, 0.0)?;
+    let main = main_table(set, &plan);
     let mut manifest = ChangeManifest {
         base: base.iter().map(|p| p.display().to_string()).collect(),
         update: opts.update,
@@ -273,11 +274,19 @@ pub fn change_set(
             let mut base_keys: HashSet<u128> =
                 winner.keys().copied().collect();
             let total = n_valid + cascaded;
-            let mut left_del = (opts.delete * total as f64).round() as u64;
+            // Only the main table's tree changes: code tables and other
+            // top-level tables (with their children) are carried over.
+            let fixed = tp.root != main;
+            let share = |s: f64| {
+                if fixed { 0 } else { (s * total as f64).round() as u64 }
+            };
+            // Rows deleted with their parent count towards the table's
+            // share, so a small child table is not emptied twice as fast.
+            let mut left_del = share(opts.delete).saturating_sub(cascaded);
             left_del = left_del.min(n_valid);
             // A table whose key is every column cannot have an update
             // (a changed value is another key): none are made there.
-            let mut left_upd = if updatable(tp) {
+            let mut left_upd = if updatable(tp) && !fixed {
                 ((opts.update * total as f64).round() as u64)
                     .min(n_valid - left_del)
             } else {
@@ -360,11 +369,7 @@ pub fn change_set(
             let orphaned = parent
                 .as_ref()
                 .is_some_and(|p| inserted_keys[p.table].is_empty());
-            let n_ins = if orphaned {
-                0
-            } else {
-                (opts.insert * total as f64).round() as u64
-            };
+            let n_ins = if orphaned { 0 } else { share(opts.insert) };
             let mut out_buf = Vec::new();
             let mut ins_keys = Vec::new();
             let mut j = 0u64;
@@ -431,6 +436,17 @@ pub fn change_set(
         manifest.outputs.push(path.display().to_string());
     }
     Ok(manifest)
+}
+
+/// The plan index of the dataset's main table (the first top-level table
+/// when the dataset names none).
+fn main_table(set: &SchemaSet, plan: &GenPlan) -> usize {
+    set.dataset
+        .as_ref()
+        .and_then(|d| d.generate.main.as_deref())
+        .and_then(|m| plan.tables.iter().position(|t| t.layout.name == m))
+        .or_else(|| plan.tables.iter().position(|t| t.parent.is_none()))
+        .unwrap_or(0)
 }
 
 /// A key for the `j`-th inserted row of table `t`, or `None` when this

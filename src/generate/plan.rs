@@ -127,6 +127,10 @@ pub struct TablePlan {
     pub dup_quirk: bool,
     /// Stable hash of the table name.
     pub hash: u64,
+    /// Characters the first key column may use: the narrowest text column
+    /// that other tables fill from it (a parent key or a looked-up code
+    /// must fit every column that copies it).
+    pub key_chars: Option<usize>,
 }
 
 /// A generated row's identity: its id and key values.
@@ -356,6 +360,7 @@ impl Plan {
                 dup_quirk: l.duplicates != DuplicatePolicy::Reject
                     && !l.key.is_empty(),
                 hash: name_hash(&l.name),
+                key_chars: None,
             });
             tables[li].lookups = lookups;
         }
@@ -372,6 +377,7 @@ impl Plan {
             }
             tables[t].root = r;
         }
+        narrow_keys(&mut tables);
         // The main table has exactly `rows`; other top-level tables keep
         // their declared share of it.
         let main = ds
@@ -395,6 +401,18 @@ impl Plan {
                 .collect();
             for lt in targets {
                 tables[lt].rows = tables[lt].rows.max(need).max(1);
+            }
+        }
+        // Other top-level tables (code tables) have at least one row, and
+        // no more than their key can tell apart.
+        for (t, tp) in tables.iter_mut().enumerate() {
+            if t != main && tp.parent.is_none() {
+                let cap = tp
+                    .layout
+                    .key
+                    .first()
+                    .map_or(u64::MAX, |&k| key_capacity(tp, k));
+                tp.rows = tp.rows.clamp(1, cap.max(1));
             }
         }
 
@@ -525,6 +543,30 @@ impl Plan {
     }
 }
 
+/// Sets each table's `key_chars` from the text columns filled from its
+/// first key column, through parent links and lookups.
+fn narrow_keys(tables: &mut [TablePlan]) {
+    let mut fills: Vec<(usize, usize)> = Vec::new();
+    for tp in tables.iter() {
+        let links = tp
+            .parent
+            .iter()
+            .map(|p| (p.table, &p.map))
+            .chain(tp.lookups.iter().map(|lk| (lk.table, &lk.map)));
+        for (to, map) in links {
+            for &(field, pos) in map {
+                if pos == 0 && tp.layout.fields[field].decoder.ty.is_text() {
+                    fills.push((to, tp.gens[field].max_chars()));
+                }
+            }
+        }
+    }
+    for (to, chars) in fills {
+        let k = &mut tables[to].key_chars;
+        *k = Some(k.map_or(chars, |c| c.min(chars)));
+    }
+}
+
 /// Converts a parent's key value to the child field's type.
 fn convert(v: &Datum, ty: FieldType) -> Datum {
     match (v, ty.is_text()) {
@@ -542,7 +584,11 @@ fn convert(v: &Datum, ty: FieldType) -> Datum {
 }
 
 fn text_width(tp: &TablePlan, k: usize) -> usize {
-    tp.gens[k].max_chars()
+    let own = tp.gens[k].max_chars();
+    match tp.key_chars {
+        Some(c) if tp.layout.key.first() == Some(&k) => own.min(c),
+        _ => own,
+    }
 }
 
 /// How many distinct values `unique_value` can make for field `k`.

@@ -533,10 +533,13 @@ fn process_impl<S: RowSink>(
                 && checks.decoded.iter().all(|&i| {
                     let raw = fields.get(rec.bytes, i);
                     let decoder = &layout.fields[i].decoder;
-                    // A key (the one field decoded here that is
-                    // usually text) is often its bytes, trimmed.
+                    // A key (usually text) is often its bytes, trimmed.
+                    // Other fields decoded here (a required text, say)
+                    // are checked, never part of the key.
                     if let Some(s) = decoder.plain_text(raw) {
-                        key_bytes(&Value::Text(s), key, key_text);
+                        if has_key && plan.key_mask[i] {
+                            key_bytes(&Value::Text(s), key, key_text);
+                        }
                         return true;
                     }
                     match decoder.decode(raw, text) {
