@@ -60,16 +60,7 @@ fn state(t: &Target) -> Vec<(String, String)> {
     tables
         .into_iter()
         .map(|name| {
-            let sum: String = c
-                .query_one(
-                    &format!(
-                        "SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), 'empty') FROM {}.{name} t",
-                        t.schema
-                    ),
-                    &[],
-                )
-                .expect("checksum")
-                .get(0);
+            let sum = t.sum(&mut c, &name).expect("checksum");
             (name, sum)
         })
         .collect()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::pg::{Cluster, TestDb};
 use crate::util::{
-    Dir, fwload, hcad_change_set, repo, run_gen, stderr, stdout,
+    Dir, fwload, hcad_change_set, repo, run_gen, stderr, stdout, wait_within,
 };
 
 const TABLES: [&str; 4] = ["real_acct", "owners", "building_res", "fixtures"];
@@ -54,11 +54,7 @@ impl Target {
     pub fn load(&self, rest: &[&str]) -> (i32, String) {
         let a = self.args(rest);
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-        let o = fwload(&refs);
-        (
-            o.status.code().unwrap_or(-1),
-            format!("{}{}", stdout(&o), stderr(&o)),
-        )
+        outcome(&fwload(&refs))
     }
 
     pub fn spawn(&self, rest: &[&str]) -> Child {
@@ -80,17 +76,26 @@ impl Target {
         TABLES
             .iter()
             .map(|t| {
-                c.query_one(
-                    &format!(
-                        "SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), 'empty') FROM {}.{t} t",
-                        self.schema
-                    ),
-                    &[],
-                )
-                .map(|r| r.get(0))
-                .unwrap_or_else(|e| format!("missing: {e}"))
+                self.sum(&mut c, t).unwrap_or_else(|e| format!("missing: {e}"))
             })
             .collect()
+    }
+
+    /// A checksum of `table`'s rows in a fixed order ('empty' without
+    /// rows).
+    pub fn sum(
+        &self,
+        c: &mut postgres::Client,
+        table: &str,
+    ) -> Result<String, postgres::Error> {
+        c.query_one(
+            &format!(
+                "SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), 'empty') FROM {}.{table} t",
+                self.schema
+            ),
+            &[],
+        )
+        .map(|r| r.get(0))
     }
 
     pub fn one<T: for<'a> postgres::types::FromSql<'a>>(
@@ -131,9 +136,13 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Exit code and all output of a finished fwload.
+pub fn outcome(o: &std::process::Output) -> (i32, String) {
+    (o.status.code().unwrap_or(-1), format!("{}{}", stdout(o), stderr(o)))
+}
+
 pub fn finish(child: Child) -> (i32, String) {
-    let o = child.wait_with_output().unwrap();
-    (o.status.code().unwrap_or(-1), format!("{}{}", stdout(&o), stderr(&o)))
+    outcome(&child.wait_with_output().unwrap())
 }
 
 pub fn path(p: &Path) -> &str {
@@ -468,17 +477,8 @@ fn r19_connection_lost_while_staging_exits_4() {
 
 /// Waits for `child` at most `secs`; kills it and fails the test if it
 /// runs longer (a hang).
-pub fn finish_within(mut child: Child, secs: u64) -> (i32, String) {
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            let (_, out) = finish(child);
-            panic!("fwload still running after {secs}s: {out}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    finish(child)
+pub fn finish_within(child: Child, secs: u64) -> (i32, String) {
+    outcome(&wait_within(child, secs))
 }
 
 /// Issue 19, item 8: three rollbacks swapped back, forward and back, and
@@ -503,11 +503,7 @@ fn r19_rollback_is_a_recorded_idempotent_run() {
             &t.schema,
         ];
         a.extend_from_slice(extra);
-        let o = fwload(&a);
-        (
-            o.status.code().unwrap_or(-1),
-            format!("{}{}", stdout(&o), stderr(&o)),
-        )
+        outcome(&fwload(&a))
     };
     let replace = ["--mode", "replace"];
     assert_eq!(

@@ -161,22 +161,28 @@ pub fn decoded_rows(
 /// when it has not finished within `secs` seconds (for inputs that could
 /// make it wait forever).
 pub fn fwload_within(args: &[&str], secs: u64) -> Output {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fwload"))
+    let child = Command::new(env!("CARGO_BIN_EXE_fwload"))
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run fwload");
+    wait_within(child, secs)
+}
+
+/// The output of `child` (started with piped output), killing it and
+/// failing the test when it has not finished within `secs` seconds.
+pub fn wait_within(mut child: std::process::Child, secs: u64) -> Output {
+    use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().expect("wait for fwload").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let o = child.wait_with_output().expect("reap fwload");
             panic!(
-                "fwload {args:?} still running after {secs} s, killed:\n{}",
+                "fwload still running after {secs} s, killed:\n{}{}",
+                stdout(&o),
                 stderr(&o)
             );
         }

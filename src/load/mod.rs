@@ -339,30 +339,6 @@ fn nothing_to_load(
     Ok(())
 }
 
-/// The members the inputs that are dataset archives should have and have
-/// not.
-fn missing_members(
-    set: &SchemaSet,
-    files: &[PathBuf],
-    listed: &[(usize, Vec<Listed>)],
-) -> Vec<Missing> {
-    let Some(ds) = &set.dataset else { return Vec::new() };
-    let mut out = Vec::new();
-    for (i, v) in listed {
-        let has = |l: &str| {
-            v.iter().any(|m| m.2.is_some_and(|li| set.layouts[li].name == l))
-        };
-        if let Some((archive, layouts)) = ds.missing_members(&files[*i], has) {
-            out.extend(layouts.into_iter().map(|l| Missing {
-                input: files[*i].display().to_string(),
-                archive: archive.to_owned(),
-                layout: l.to_owned(),
-            }));
-        }
-    }
-    out
-}
-
 /// A member found in an input: name, declared size, layout index.
 type Listed = (String, Option<u64>, Option<usize>);
 
@@ -422,7 +398,15 @@ pub fn load(
         listed.push((i, v));
     }
     nothing_to_load(inputs, &files, &listed)?;
-    report.missing = missing_members(set, &files, &listed);
+    report.missing = listed
+        .iter()
+        .flat_map(|(i, v)| {
+            Missing::of_input(set, &files[*i], |l| {
+                v.iter()
+                    .any(|m| m.2.is_some_and(|li| set.layouts[li].name == l))
+            })
+        })
+        .collect();
     if opts.strict {
         let unmatched: Vec<Unmatched> = listed
             .iter()
@@ -606,16 +590,10 @@ pub fn load(
     for w in &work {
         let layout = &set.layouts[w.layout];
         let target = target_name(&opts.target_schema, layout);
-        let exists: bool = match db
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&target])
-        {
-            Ok(r) => r.get(0),
+        let exists = match publish::table_exists(&mut db, &target) {
+            Ok(b) => b,
             Err(e) => {
-                return Err(fail(
-                    &mut db,
-                    report,
-                    LoadError::db("looking up targets", e),
-                ));
+                return Err(fail(&mut db, report, e));
             }
         };
         if !exists {

@@ -692,6 +692,20 @@ pub fn standard_names(
     Ok(())
 }
 
+/// Whether `table` (qualified, quoted) exists.
+///
+/// # Errors
+/// A database error.
+pub fn table_exists<C: GenericClient>(
+    db: &mut C,
+    table: &str,
+) -> Result<bool, LoadError> {
+    Ok(db
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .map_err(|e| LoadError::db(format!("looking up {table}"), e))?
+        .get(0))
+}
+
 /// Rows of `table` right now, for reporting.
 ///
 /// # Errors

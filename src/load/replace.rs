@@ -139,7 +139,7 @@ pub fn publish_replace(
         let (schema, table) =
             target_parts(cx.target_schema, &set.layouts[*li]);
         let live = qualified(&schema, &table);
-        let exists = regclass_exists(&mut tx, &live)?;
+        let exists = publish::table_exists(&mut tx, &live)?;
         swaps.push((*li, schema, table, live, exists));
     }
     let mut lock = Vec::new();
@@ -148,7 +148,7 @@ pub fn publish_replace(
         if *exists {
             lock.push(live.clone());
         }
-        if regclass_exists(&mut tx, &prev)? {
+        if publish::table_exists(&mut tx, &prev)? {
             lock.push(prev);
         }
     }
@@ -232,16 +232,6 @@ fn finish(
         }
         tx.commit().map_err(|e| LoadError::db("committing", e))
     }
-}
-
-fn regclass_exists(
-    tx: &mut Transaction<'_>,
-    table: &str,
-) -> Result<bool, LoadError> {
-    Ok(tx
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-        .map_err(|e| LoadError::db(format!("looking up {table}"), e))?
-        .get(0))
 }
 
 /// Rows of the live table `live` (of `before` rows) that the new table
@@ -448,7 +438,7 @@ pub fn rollback(
             let (table, prev): (String, String) = (r.get(0), r.get(1));
             let live = qualified(target_schema, &table);
             let old = qualified(target_schema, &prev);
-            if !regclass_exists(&mut tx, &old)? {
+            if !publish::table_exists(&mut tx, &old)? {
                 return Err(LoadError::refused(format!(
                     "{live}: the previous generation {prev} is gone; nothing was changed"
                 )));

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::LoadError;
 use super::meta::RunFile;
+use super::publish::table_exists;
 use crate::schema::quote_ident;
 
 /// One past run.
@@ -64,13 +65,7 @@ fn summary(r: &postgres::Row) -> RunSummary {
 }
 
 fn has_meta(db: &mut Client, meta: &str) -> Result<bool, LoadError> {
-    let r = db
-        .query_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("{}.runs", quote_ident(meta))],
-        )
-        .map_err(|e| LoadError::db("reading runs", e))?;
-    Ok(r.get(0))
+    table_exists(db, &format!("{}.runs", quote_ident(meta)))
 }
 
 /// The newest runs, optionally of one dataset.

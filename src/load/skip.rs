@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use postgres::Client;
 
+use super::publish::table_exists;
 use super::{DeletePolicy, LoadError, Mode, target_name};
 use crate::schema::{SchemaSet, quote_ident};
 
@@ -79,14 +80,7 @@ pub fn unchanged_inputs(
                 all_there = false;
                 break;
             };
-            let exists: bool = db
-                .query_one(
-                    "SELECT to_regclass($1) IS NOT NULL",
-                    &[&target_name(target_schema, layout)],
-                )
-                .map_err(ctx)?
-                .get(0);
-            if !exists {
+            if !table_exists(db, &target_name(target_schema, layout))? {
                 all_there = false;
                 break;
             }

@@ -226,15 +226,9 @@ pub fn validate(
         }
         summary.unmatched.extend(unmatched.into_inner());
         let read = &summary.members[first_member..];
-        if let Some((archive, layouts)) = set.dataset.as_ref().and_then(|d| {
-            d.missing_members(path, |l| read.iter().any(|m| m.layout == l))
-        }) {
-            summary.missing.extend(layouts.into_iter().map(|l| Missing {
-                input: input_name.clone(),
-                archive: archive.to_owned(),
-                layout: l.to_owned(),
-            }));
-        }
+        summary.missing.extend(Missing::of_input(set, path, |l| {
+            read.iter().any(|m| m.layout == l)
+        }));
         summary.inputs.push(InputReport {
             path: digest.path,
             kind: digest.kind.as_str().into(),

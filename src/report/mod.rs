@@ -108,6 +108,30 @@ pub struct Missing {
     pub layout: String,
 }
 
+impl Missing {
+    /// The members `input` lacks when it is one of `set`'s dataset
+    /// archives: a layout of that archive for which `has` is false.
+    pub fn of_input(
+        set: &crate::schema::SchemaSet,
+        input: &std::path::Path,
+        has: impl Fn(&str) -> bool,
+    ) -> Vec<Missing> {
+        let Some((archive, layouts)) =
+            set.dataset.as_ref().and_then(|d| d.missing_members(input, has))
+        else {
+            return Vec::new();
+        };
+        layouts
+            .into_iter()
+            .map(|l| Missing {
+                input: input.display().to_string(),
+                archive: archive.to_owned(),
+                layout: l.to_owned(),
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
