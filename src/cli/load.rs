@@ -69,6 +69,11 @@ pub struct LoadArgs {
     /// Input files: zip, tar, tar.gz, gz, plain files or directories.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
+    /// The export year: an export whose control record states another
+    /// year is refused (exit 1); also which year-dependent members to
+    /// expect.
+    #[arg(long, value_name = "YEAR")]
+    year: Option<i32>,
     #[command(flatten)]
     tuning: LoadTuning,
     #[command(flatten)]
@@ -189,6 +194,7 @@ impl LoadTuning {
             create: self.create,
             no_wait: self.no_wait,
             strict: self.strict,
+            year: None,
             lock_timeout: self.lock_timeout,
             jobs: self.jobs,
             source,
@@ -370,6 +376,17 @@ pub fn write_summary(
                 "", t.orphans
             )?;
         }
+        if let Some(m) = &t.reconciled {
+            writeln!(w, "  reconciled: {m}")?;
+        }
+    }
+    for c in &r.controls {
+        writeln!(w, "{}", crate::report::control_line(c))?;
+    }
+    for f in &r.files {
+        if let Some(v) = &f.version {
+            writeln!(w, "{}:{} read as version {v}", f.input, f.member)?;
+        }
     }
     for u in &r.unchanged_inputs {
         writeln!(w, "unchanged since the last successful run: {u}")?;
@@ -415,7 +432,8 @@ pub fn write_summary(
 
 pub(super) fn run(a: LoadArgs) -> CliResult {
     let set = a.schema.load()?;
-    let opts = a.tuning.options(&a.db, &a.read)?;
+    let mut opts = a.tuning.options(&a.db, &a.read)?;
+    opts.year = a.year;
     a.tuning.finish(load(&set, &a.inputs, &opts))
 }
 
@@ -498,6 +516,11 @@ pub(super) fn runs(a: RunsArgs) -> CliResult {
             if let Some(why) = &r.reason {
                 writeln!(out, "reason: {why}")?;
             }
+            let controls: Vec<crate::pipeline::Control> =
+                serde_json::from_value(d.controls.clone()).unwrap_or_default();
+            for c in &controls {
+                writeln!(out, "{}", crate::report::control_line(c))?;
+            }
             writeln!(out, "\nfiles:")?;
             for f in &d.files {
                 writeln!(
@@ -510,6 +533,9 @@ pub(super) fn runs(a: RunsArgs) -> CliResult {
                     f.member_sha256.as_deref().unwrap_or("-"),
                     f.input_sha256
                 )?;
+                if let Some(v) = &f.version {
+                    writeln!(out, "    read as version {v}")?;
+                }
             }
             if let Some(tables) =
                 d.counts.get("tables").and_then(|t| t.as_array())

@@ -74,6 +74,7 @@ fn record(
         outcome_key: None,
         options: json!({}),
         stages: stages.clone(),
+        controls: serde_json::Value::Null,
     };
     if let Ok(run) = start_run(&mut db, &opts.meta, &new) {
         let _ = finish_run(&mut db, &opts.meta, run, status, reason, stages);
@@ -93,6 +94,9 @@ pub(super) fn run(a: RunArgs) -> CliResult {
     };
     let mut opts = a.load.options(&a.db, &a.read)?;
     opts.strict = !a.no_strict;
+    // A four-digit --year is also the export year a control record must
+    // state.
+    opts.year = a.year.as_deref().and_then(|y| y.parse().ok());
     let dataset = opts.dataset.clone().unwrap_or_else(|| ds.name.clone());
     let dir = a.dir.clone().unwrap_or_else(|| {
         PathBuf::from("data")
@@ -177,7 +181,11 @@ pub(super) fn run(a: RunArgs) -> CliResult {
     let summary = validate(
         &set,
         &inputs,
-        &ValidateOptions { source: opts.source, pipeline: opts.pipeline },
+        &ValidateOptions {
+            source: opts.source,
+            pipeline: opts.pipeline,
+            year: opts.year,
+        },
         None,
         &progress,
     );
@@ -187,6 +195,7 @@ pub(super) fn run(a: RunArgs) -> CliResult {
         Err(e) => {
             let code = match e {
                 crate::pipeline::ValidateError::Input(_) => Exit::Input,
+                crate::pipeline::ValidateError::Control(_) => Exit::Data,
                 _ => Exit::Usage,
             };
             stages["validate"] = json!({"error": e.to_string()});

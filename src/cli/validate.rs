@@ -37,6 +37,10 @@ pub struct ValidateArgs {
     /// one of the dataset's archives lacks a member for a layout it holds.
     #[arg(long)]
     strict: bool,
+    /// The export year: an export whose control record states another
+    /// year fails (exit 1); also which year-dependent members to expect.
+    #[arg(long, value_name = "YEAR")]
+    year: Option<i32>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -73,13 +77,14 @@ pub(super) fn run(a: ValidateArgs) -> CliResult {
         .map(|m| m.len())
         .sum();
     let progress = Progress::new(total, "validate", !a.quiet);
-    let opts = ValidateOptions { source, pipeline };
+    let opts = ValidateOptions { source, pipeline, year: a.year };
     let result = validate(&set, &a.inputs, &opts, writer.as_mut(), &progress);
     progress.finish();
     let summary = result.map_err(|e| match e {
         ValidateError::Input(_) => Failure::new(Exit::Input, e),
         ValidateError::Schema(_) => Failure::new(Exit::Usage, e),
         ValidateError::Output(_) => Failure::new(Exit::Usage, e),
+        ValidateError::Control(_) => Failure::new(Exit::Data, e),
     })?;
     if let Some(w) = writer {
         w.finish().map_err(|e| {

@@ -107,6 +107,10 @@ const MIGRATIONS: &[&str] = &[
     // 4: which rollback run undid a generation, so a second rollback
     // does nothing instead of swapping forward again.
     "ALTER TABLE {m}.generations ADD COLUMN rolled_back_by bigint;",
+    // 5: what each input's control record stated (year, supplement,
+    // export version, no-values flag).
+    "ALTER TABLE {m}.runs ADD COLUMN controls jsonb;
+    ALTER TABLE {m}.run_files ADD COLUMN version text;",
 ];
 
 /// Creates or upgrades the metadata schema `meta`. Concurrent callers
@@ -173,6 +177,8 @@ pub struct NewRun<'a> {
     pub options: serde_json::Value,
     /// Outcomes of earlier stages (`fwload run`), or null.
     pub stages: serde_json::Value,
+    /// What the inputs' control records state, or null.
+    pub controls: serde_json::Value,
 }
 
 /// Starts a run record (status `running`) and returns its id.
@@ -186,11 +192,13 @@ pub fn start_run(
 ) -> Result<i64, LoadError> {
     let m = quote_ident(meta);
     let stages = (!run.stages.is_null()).then(|| Json(run.stages.clone()));
+    let controls =
+        (!run.controls.is_null()).then(|| Json(run.controls.clone()));
     let row = db
         .query_one(
             &format!(
-                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages, outcome_key)
-                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8) RETURNING id"
+                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages, outcome_key, controls)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9) RETURNING id"
             ),
             &[
                 &run.dataset,
@@ -201,6 +209,7 @@ pub fn start_run(
                 &Json(run.options.clone()),
                 &stages,
                 &run.outcome_key,
+                &controls,
             ],
         )
         .map_err(|e| LoadError::db("recording the run", e))?;
@@ -255,6 +264,10 @@ pub struct RunFile {
     pub rows: Option<i64>,
     /// `loaded`, `unchanged`, `staged`, `reused`, `no layout`.
     pub status: String,
+    /// The layout version it was read with, and why (a versioned
+    /// layout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Records the files of a run, in one statement (a directory of ten
@@ -293,10 +306,11 @@ pub fn record_files(
     };
     db.execute(
         &format!(
-            "INSERT INTO {m}.run_files (run_id, input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status)
-             SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[])
+            "INSERT INTO {m}.run_files (run_id, input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status, version)
+             SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[])
              ON CONFLICT (run_id, input, member) DO UPDATE SET member_size = excluded.member_size,
-                 member_sha256 = excluded.member_sha256, rows = excluded.rows, status = excluded.status"
+                 member_sha256 = excluded.member_sha256, rows = excluded.rows, status = excluded.status,
+                 version = excluded.version"
         ),
         &[
             &run,
@@ -309,6 +323,7 @@ pub fn record_files(
             &col(|f| f.layout.clone()),
             &num(|f| f.rows),
             &col(|f| Some(f.status.clone())),
+            &col(|f| f.version.clone()),
         ],
     )
     .map_err(|e| LoadError::db("recording the run's files", e))?;

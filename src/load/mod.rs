@@ -29,6 +29,7 @@ mod error;
 mod interrupt;
 mod meta;
 mod publish;
+mod reconcile;
 mod replace;
 mod runs;
 mod skip;
@@ -60,7 +61,10 @@ use std::time::Instant;
 use postgres::Client;
 use serde::Serialize;
 
-use crate::pipeline::{Counts, PipelineOptions, Plan, layout_for};
+use crate::pipeline::{
+    Control, ControlError, Counts, PipelineOptions, Plan, input_year,
+    layout_for, read_control,
+};
 use crate::report::{
     Missing, Progress, RejectGroup, RejectGroups, RejectWriter, Thresholds,
     Unmatched, incomplete,
@@ -103,6 +107,9 @@ pub struct LoadOptions {
     pub no_wait: bool,
     /// Refuse inputs that are not the dataset's complete archives.
     pub strict: bool,
+    /// The export year (`--year`): a control record stating another is
+    /// refused; it also says which year-dependent members are expected.
+    pub year: Option<i32>,
     /// Longest wait, per try, for the locks of a replace swap.
     pub lock_timeout: std::time::Duration,
     /// Staging connections.
@@ -175,6 +182,8 @@ pub struct LoadReport {
     pub unchanged_inputs: Vec<String>,
     /// Members the inputs' archives should have and have not.
     pub missing: Vec<Missing>,
+    /// What the inputs' control records state.
+    pub controls: Vec<Control>,
     /// Rejects by layout, field and reason.
     pub reject_groups: Vec<RejectGroup>,
     /// Parse totals.
@@ -398,10 +407,13 @@ pub fn load(
         listed.push((i, v));
     }
     nothing_to_load(inputs, &files, &listed)?;
+    let controls = read_controls(set, &files, opts)?;
+    report.controls = controls.iter().flatten().cloned().collect();
     report.missing = listed
         .iter()
         .flat_map(|(i, v)| {
-            Missing::of_input(set, &files[*i], |l| {
+            let year = input_year(opts.year, controls[*i].as_ref());
+            Missing::of_input(set, &files[*i], year, |l| {
                 v.iter()
                     .any(|m| m.2.is_some_and(|li| set.layouts[li].name == l))
             })
@@ -488,6 +500,7 @@ pub fn load(
                 layout: li.map(|l| set.layouts[l].name.clone()),
                 rows: None,
                 status: status.into(),
+                version: None,
             });
             let (Some(li), false) = (li, unchanged) else { continue };
             names.insert(file_no, (path.clone(), name.clone()));
@@ -524,6 +537,8 @@ pub fn load(
             options: serde_json::to_value(RunOptions::of(opts))
                 .unwrap_or_default(),
             stages: opts.stages.clone(),
+            controls: serde_json::to_value(&report.controls)
+                .unwrap_or_default(),
         },
     )?;
 
@@ -583,6 +598,11 @@ pub fn load(
         )?;
         return Ok(report);
     }
+    if !opts.force
+        && let Err(e) = no_values_guard(&mut db, set, &report.controls, opts)
+    {
+        return Err(fail(&mut db, report, e));
+    }
     // Targets: every one must exist (or be created) and match its layout.
     let soft = opts.delete == DeletePolicy::Soft;
     let mut missing = Vec::new();
@@ -633,6 +653,11 @@ pub fn load(
         groups: Mutex::new(RejectGroups::default()),
     };
     let progress = Progress::new(total_bytes, "load", opts.progress);
+    let export_versions: HashMap<String, String> = report
+        .controls
+        .iter()
+        .filter_map(|c| Some((c.input.clone(), c.export_version.clone()?)))
+        .collect();
     let cx = StageContext {
         meta: &opts.meta,
         dataset: &dataset,
@@ -656,6 +681,7 @@ pub fn load(
         references: set.references(),
         rejects: &rejects,
         progress: &progress,
+        export_versions: &export_versions,
     };
     // Targets this load creates are built in place from their staging
     // tables: one write of the rows instead of two.
@@ -684,11 +710,13 @@ pub fn load(
             opts,
         )
     } else {
+        let loads: Vec<usize> = work.iter().map(|w| w.layout).collect();
         let publish = Publishing {
             set,
             targets: &targets,
             missing: &missing,
             names: &names_of,
+            loads: &loads,
         };
         stage_and_publish(&mut db, opts, &cx, &plans, &work, &built, &publish)
     };
@@ -715,6 +743,7 @@ pub fn load(
                         f.member_size = Some(m.bytes as i64);
                         f.member_sha256 = Some(m.sha256.clone());
                         f.rows = Some(m.counts.read as i64);
+                        f.version.clone_from(&m.version);
                     }
                 }
                 report.counts += s.counts;
@@ -821,6 +850,8 @@ struct Publishing<'a> {
     /// Layouts whose targets do not exist yet.
     missing: &'a [usize],
     names: &'a dyn Fn(u32) -> (String, String),
+    /// Layouts this load publishes.
+    loads: &'a [usize],
 }
 
 /// Stages every layout of `work` on `--jobs` connections, each in a
@@ -1013,7 +1044,7 @@ fn publish_all(
     opts: &LoadOptions,
     next: &mut dyn FnMut(usize) -> Result<Option<Staged>, LoadError>,
 ) -> Result<Vec<TableOutcome>, LoadError> {
-    let Publishing { set, targets, missing, names } = *publish;
+    let Publishing { set, targets, missing, names, loads } = *publish;
     let popts = PublishOptions {
         mode: opts.mode,
         delete: opts.delete,
@@ -1027,6 +1058,8 @@ fn publish_all(
         .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
     let mut out = Vec::new();
     let mut staged = Vec::new();
+    let loading = |l: &str| loads.iter().any(|&i| set.layouts[i].name == l);
+    let mut reconciler = reconcile::Reconciler::new(set, &loading);
     for (li, layout) in set.layouts.iter().enumerate() {
         let Some(s) = next(li)? else {
             continue;
@@ -1071,6 +1104,7 @@ fn publish_all(
         let orphans_rejected = spool_rows(&spool) - orphans_before;
         o.rejected += orphans_rejected;
         p.rows -= orphans_rejected;
+        reconciler.take(&mut tx, &layout.name, &s.table)?;
         if build {
             adopt(&mut tx, s, layout, cx, set)?;
             o.inserted = p.rows;
@@ -1080,6 +1114,8 @@ fn publish_all(
         o.publish_seconds = t0.elapsed().as_secs_f64();
         out.push(o);
     }
+    let reconciled = reconciler.finish(&mut tx)?;
+    TableOutcome::note_reconciled(&mut out, reconciled);
     // Every table is staged now: the counts are complete.
     check_thresholds(opts, &staged)?;
     spool.flush_to(&mut tx, cx.meta)?;
@@ -1103,6 +1139,76 @@ fn publish_all(
         tx.commit().map_err(|e| LoadError::db("committing", e))?;
     }
     Ok(out)
+}
+
+/// Reads every input's control record (see [`read_control`]) and checks
+/// its year against `--year`.
+///
+/// # Errors
+/// An input that cannot be read, or a control record that does not
+/// decode or states another year (refused).
+fn read_controls(
+    set: &SchemaSet,
+    files: &[PathBuf],
+    opts: &LoadOptions,
+) -> Result<Vec<Option<Control>>, LoadError> {
+    files
+        .iter()
+        .map(|path| {
+            let c = read_control(
+                set,
+                path,
+                &opts.source,
+                opts.pipeline.max_record_bytes,
+            )
+            .map_err(|e| match e {
+                ControlError::Source(e) => LoadError::input(e.to_string()),
+                ControlError::Refused(m) => LoadError::refused(m),
+            })?;
+            if let Some(c) = &c {
+                c.check_year(opts.year).map_err(LoadError::refused)?;
+            }
+            Ok(c)
+        })
+        .collect()
+}
+
+/// Refuses an export whose control record says it carries no values when
+/// a target of the dataset already holds rows (their values would be
+/// overwritten with none); `--force` loads it anyway.
+///
+/// # Errors
+/// The refusal, naming the input and the table; or a failed statement.
+fn no_values_guard(
+    db: &mut Client,
+    set: &SchemaSet,
+    controls: &[Control],
+    opts: &LoadOptions,
+) -> Result<(), LoadError> {
+    let Some(c) = controls.iter().find(|c| c.no_values) else {
+        return Ok(());
+    };
+    let control = set.dataset.as_ref().and_then(|d| d.control.as_ref());
+    for l in &set.layouts {
+        if control.is_some_and(|x| x.layout == l.name) {
+            continue;
+        }
+        let target = target_name(&opts.target_schema, l);
+        if !publish::table_exists(db, &target)? {
+            continue;
+        }
+        let any: bool = db
+            .query_one(&format!("SELECT EXISTS (SELECT FROM {target})"), &[])
+            .map_err(|e| LoadError::db(format!("looking at {target}"), e))?
+            .get(0);
+        if any {
+            return Err(LoadError::refused(format!(
+                "{}:{}: the control record says this export carries no values, and {target} already holds rows with values; loading it would overwrite them (use --force to load it anyway); nothing was changed",
+                c.input, c.member
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn spool_rows(s: &Spool) -> u64 {

@@ -104,6 +104,24 @@ pub struct TableOutcome {
     /// run's staging (it could not prove it complete).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restaged: Option<String>,
+    /// How the table's totals reconciled with the records they sum (a
+    /// totals table of the dataset's `[[reconcile]]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciled: Option<String>,
+}
+
+impl TableOutcome {
+    /// Notes each reconciliation's outcome on its totals table.
+    pub fn note_reconciled(
+        out: &mut [TableOutcome],
+        done: Vec<super::reconcile::Reconciled>,
+    ) {
+        for r in done {
+            if let Some(o) = out.iter_mut().find(|o| o.layout == r.totals) {
+                o.reconciled = Some(r.message);
+            }
+        }
+    }
 }
 
 /// Options of the publish step.

@@ -12,6 +12,7 @@ use postgres::types::Json;
 use postgres::{Client, Transaction};
 
 use super::publish::{DeletePolicy, Naming, TableOutcome};
+use super::reconcile::Reconciler;
 use super::stage::{
     Destination, MemberRef, Spool, StageContext, Staged, TableKind, stage,
     staging_ddl,
@@ -52,6 +53,9 @@ pub fn publish_replace(
     let mut out = Vec::new();
     let mut staged_all = Vec::new();
     let mut totals = Counts::default();
+    let loading =
+        |l: &str| work.iter().any(|(li, _)| set.layouts[*li].name == l);
+    let mut reconciler = Reconciler::new(set, &loading);
     for (li, members) in work {
         let layout = &set.layouts[*li];
         let (schema, table) = target_parts(cx.target_schema, layout);
@@ -113,6 +117,7 @@ pub fn publish_replace(
             &mut spool,
         )?;
         o.rejected += spool.rows() - before;
+        reconciler.take(&mut tx, &layout.name, &new)?;
         publish::drop_fwload_columns(&mut tx, &new)?;
         tx.batch_execute(&format!("ANALYZE {new}"))
             .map_err(|e| LoadError::db(format!("analysing {new}"), e))?;
@@ -123,6 +128,8 @@ pub fn publish_replace(
         out.push(o);
         staged_all.push(s);
     }
+    let reconciled = reconciler.finish(&mut tx)?;
+    TableOutcome::note_reconciled(&mut out, reconciled);
     if let Some(why) = opts.thresholds.crossed(totals.rejected, totals.read)
         && !opts.force
     {
@@ -429,6 +436,7 @@ pub fn rollback(
             outcome_key: None,
             options: serde_json::json!({ "undo_run": undone, "force": force }),
             stages: serde_json::Value::Null,
+            controls: serde_json::Value::Null,
         },
     )?;
     let swap = |db: &mut Client| -> Result<Vec<String>, LoadError> {

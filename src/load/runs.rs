@@ -41,6 +41,8 @@ pub struct RunDetail {
     pub options: serde_json::Value,
     /// Its report (per-table counts).
     pub counts: serde_json::Value,
+    /// What the inputs' control records stated (null: none).
+    pub controls: serde_json::Value,
     /// Input files and members.
     pub files: Vec<RunFile>,
     /// Rejects per layout, field and reason code.
@@ -110,17 +112,18 @@ pub fn show_run(
     let m = quote_ident(meta);
     let ctx = |e| LoadError::db(format!("reading run {id}"), e);
     let Some(r) = db
-        .query_opt(&format!("SELECT {RUN_COLUMNS}, options, counts FROM {m}.runs WHERE id = $1"), &[&id])
+        .query_opt(&format!("SELECT {RUN_COLUMNS}, options, counts, controls FROM {m}.runs WHERE id = $1"), &[&id])
         .map_err(ctx)?
     else {
         return Err(LoadError::config(format!("no run {id} in {meta}.runs")));
     };
     let options: Option<Json<serde_json::Value>> = r.get(9);
     let counts: Option<Json<serde_json::Value>> = r.get(10);
+    let controls: Option<Json<serde_json::Value>> = r.get(11);
     let files = db
         .query(
             &format!(
-                "SELECT input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status
+                "SELECT input, input_size, input_sha256, member, member_size, member_sha256, layout, rows, status, version
                  FROM {m}.run_files WHERE run_id = $1 ORDER BY input, member"
             ),
             &[&id],
@@ -137,6 +140,7 @@ pub fn show_run(
             layout: f.get(6),
             rows: f.get(7),
             status: f.get(8),
+            version: f.get(9),
         })
         .collect();
     let rejects = db
@@ -155,6 +159,7 @@ pub fn show_run(
         run: summary(&r),
         options: options.map(|j| j.0).unwrap_or_default(),
         counts: counts.map(|j| j.0).unwrap_or_default(),
+        controls: controls.map(|j| j.0).unwrap_or_default(),
         files,
         rejects,
     })

@@ -19,8 +19,8 @@ use super::LoadError;
 use super::publish::{Naming, clip, key_and_indexes};
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
-    ChunkResult, Counts, KeyIndex, PipelineError, PipelineOptions, Plan,
-    Reject, apply_duplicates, run_member,
+    ChunkResult, Counts, KeyIndex, Origin, PipelineError, PipelineOptions,
+    Plan, Reject, apply_duplicates, run_member,
 };
 use crate::report::{
     MemberReport, Progress, RejectGroups, RejectWriter, render_raw,
@@ -347,6 +347,9 @@ pub struct StageContext<'a> {
     pub rejects: &'a RejectSinks,
     /// Progress.
     pub progress: &'a Progress,
+    /// The export version of each input (by path) whose control record
+    /// states one.
+    pub export_versions: &'a std::collections::HashMap<String, String>,
 }
 
 /// Why a previous run's staging of a layout is not reused.
@@ -555,10 +558,17 @@ pub fn stage<C: GenericClient>(
                                 r.rejects.len() as u64 - r.rows.rejected_keys;
                             keys.push(&r.keys, &r.key_order)
                         };
+                    let origin = Origin {
+                        file: m.file,
+                        export_version: cx
+                            .export_versions
+                            .get(&m.input)
+                            .map(String::as_str),
+                    };
                     let run = run_member(
                         plan,
                         info,
-                        m.file,
+                        origin,
                         body,
                         &cx.pipeline,
                         Arc::new(move || {
@@ -569,7 +579,8 @@ pub fn stage<C: GenericClient>(
                         &mut consume,
                     )
                     .map_err(|e| match e {
-                        PipelineError::Header(_) => {
+                        PipelineError::Header(_)
+                        | PipelineError::Version(_) => {
                             LoadError::schema(e.to_string())
                         }
                         PipelineError::Sink(io) => {
@@ -601,6 +612,7 @@ pub fn stage<C: GenericClient>(
                         sha256: run.sha256.clone(),
                         counts: run.counts,
                         seconds: t0.elapsed().as_secs_f64(),
+                        version: run.version.map(|v| v.to_string()),
                     });
                     Ok(Some(run.sha256))
                 },

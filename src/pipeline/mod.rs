@@ -14,6 +14,7 @@
 //! file) is hashed beside all this by a thread of its own (see `hash`);
 //! its pages are released once consumed and hashed.
 
+mod control;
 mod hash;
 mod header;
 mod keys;
@@ -21,6 +22,7 @@ mod read;
 mod validate;
 mod worker;
 
+pub use control::{Control, ControlError, input_year, read_control};
 pub use header::{HeaderDrift, check_header, looks_utf16};
 pub use keys::{Duplicate, KeyIndex, RUN_ENTRIES};
 pub use read::{Chunk, ChunkReader, ReadError, UTF8_BOM, Utf16};
@@ -90,6 +92,8 @@ pub struct MemberRun {
     pub counts: Counts,
     /// Rejects seen (also passed to the consumer).
     pub rejects: u64,
+    /// The version the member was read with (a versioned layout).
+    pub version: Option<crate::schema::Picked>,
 }
 
 /// Why a member's pipeline stopped.
@@ -112,6 +116,8 @@ pub enum PipelineError<E> {
     },
     /// The header row does not match the layout.
     Header(Box<HeaderDrift>),
+    /// The member fits no version of its layout.
+    Version(String),
     /// The member is UTF-16.
     Utf16 {
         /// The input.
@@ -141,6 +147,7 @@ impl<E: fmt::Display> fmt::Display for PipelineError<E> {
                 excerpt_text(member)
             ),
             PipelineError::Header(d) => write!(f, "{d}"),
+            PipelineError::Version(m) => f.write_str(m),
             PipelineError::Utf16 { input, member, found } => {
                 write!(f, "{input}:{}: {found}", excerpt_text(member))
             }
@@ -159,9 +166,21 @@ impl<E> From<SourceError> for PipelineError<E> {
 
 type Result<T, E> = std::result::Result<T, PipelineError<E>>;
 
+/// Where a member stands in its run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Origin<'a> {
+    /// The member's number within the run (carried into rows and keys).
+    pub file: u32,
+    /// The export version its input's control record states, which picks
+    /// among a versioned layout's versions.
+    pub export_version: Option<&'a str>,
+}
+
 /// Runs one member through the pipeline.
 ///
-/// `file` numbers the member within the run (carried into rows and keys);
+/// `origin` numbers the member within the run and carries its input's
+/// export version; a versioned layout reads the member with the version
+/// its first record fits (see [`crate::schema::Version`]);
 /// `make_rows` makes an empty row sink when no used one can be reset
 /// (on a worker); `consume` receives every chunk's result in input order,
 /// on one thread. Sinks and key buffers go round: at most `in_flight` of
@@ -174,7 +193,7 @@ type Result<T, E> = std::result::Result<T, PipelineError<E>>;
 pub fn run_member<S, E>(
     plan: &Arc<Plan>,
     info: &MemberInfo,
-    file: u32,
+    origin: Origin<'_>,
     body: Body<'_>,
     opts: &PipelineOptions,
     make_rows: Arc<dyn Fn() -> S + Send + Sync>,
@@ -228,6 +247,26 @@ where
     if let (Some(bom), Some(h)) = (bom, &mut in_order) {
         h.update(bom);
     }
+    let file = origin.file;
+    let mut version = None;
+    let chosen;
+    let plan = if plan.variants.is_empty() {
+        plan
+    } else {
+        let len = reader.peek_record_len().map_err(|e| read_err(e, 1))?;
+        let picked = plan
+            .layout
+            .pick_version(len, origin.export_version)
+            .map_err(|m| {
+                PipelineError::Version(format!(
+                    "{input}:{}: {m}",
+                    excerpt_text(&member)
+                ))
+            })?;
+        chosen = plan.variants[picked.index].clone();
+        version = Some(picked);
+        &chosen
+    };
     let mut header = None;
     if let Format::Delimited(d) = &plan.layout.format
         && d.header
@@ -373,5 +412,5 @@ where
         Some(h) => crate::source::sha256_hex(h),
         None => digest.expect("a member hashed beside is hashed to its end"),
     };
-    Ok(MemberRun { bytes, sha256, header, counts, rejects })
+    Ok(MemberRun { bytes, sha256, header, counts, rejects, version })
 }

@@ -203,6 +203,35 @@ impl<'a> ChunkReader<'a> {
         Ok(Some(UTF8_BOM))
     }
 
+    /// The length of the member's first record (without terminator),
+    /// without taking it: `None` for an empty member. Reads no further
+    /// than the record's end (or the record size limit).
+    ///
+    /// # Errors
+    /// A read error.
+    pub fn peek_record_len(&mut self) -> Result<Option<usize>, ReadError> {
+        let framing = self.framing;
+        let first = |buf: &[u8]| {
+            Records::new(buf, framing).next().map(|r| r.bytes.len())
+        };
+        match &mut self.input {
+            Input::Slice { data, pos, .. } => Ok(first(&data[*pos..])),
+            Input::Stream { r, buf, eof } => {
+                let mut window = 64 * 1024;
+                loop {
+                    fill(&mut **r, buf, eof, window)?;
+                    if *eof
+                        || last_boundary(framing, buf).is_some()
+                        || window > self.max_record
+                    {
+                        return Ok(first(buf));
+                    }
+                    window *= 2;
+                }
+            }
+        }
+    }
+
     /// Stops counting lines, for a caller that numbers each chunk's lines
     /// from 0 and adds where the chunk starts itself (chunks then carry
     /// no first line). Only a sliced body stops: the line of a record too

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{
-    ChunkResult, Duplicate, KeyIndex, NoRows, PipelineError, PipelineOptions,
-    Plan, Reject, run_member,
+    ChunkResult, ControlError, Duplicate, KeyIndex, NoRows, Origin,
+    PipelineError, PipelineOptions, Plan, Reject, input_year, read_control,
+    run_member,
 };
 use crate::decode::{Reason, excerpt_text};
 use crate::report::{
@@ -28,6 +29,9 @@ pub struct ValidateOptions {
     pub source: SourceOptions,
     /// Chunking and parallelism.
     pub pipeline: PipelineOptions,
+    /// The export year the run expects (`--year`): a control record
+    /// stating another is refused.
+    pub year: Option<i32>,
 }
 
 /// Why a validation could not finish.
@@ -40,14 +44,17 @@ pub enum ValidateError {
     Schema(String),
     /// Writing the rejects file failed.
     Output(std::io::Error),
+    /// An export's control record disagrees with the run (its year) or
+    /// cannot be read.
+    Control(String),
 }
 
 impl fmt::Display for ValidateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ValidateError::Input(m) | ValidateError::Schema(m) => {
-                f.write_str(m)
-            }
+            ValidateError::Input(m)
+            | ValidateError::Schema(m)
+            | ValidateError::Control(m) => f.write_str(m),
             ValidateError::Output(e) => write!(f, "writing rejects: {e}"),
         }
     }
@@ -65,7 +72,9 @@ impl From<PipelineError<std::io::Error>> for ValidateError {
     fn from(e: PipelineError<std::io::Error>) -> Self {
         match e {
             PipelineError::Sink(e) => ValidateError::Output(e),
-            PipelineError::Header(_) => ValidateError::Schema(e.to_string()),
+            PipelineError::Header(_) | PipelineError::Version(_) => {
+                ValidateError::Schema(e.to_string())
+            }
             other => ValidateError::Input(other.to_string()),
         }
     }
@@ -147,6 +156,23 @@ pub fn validate(
     // file number → (index in summary.members, layout index)
     let mut file_members: Vec<(usize, usize)> = Vec::new();
     for path in &files {
+        let control = read_control(
+            set,
+            path,
+            &opts.source,
+            opts.pipeline.max_record_bytes,
+        )
+        .map_err(|e| match e {
+            ControlError::Source(e) => ValidateError::from(e),
+            ControlError::Refused(m) => ValidateError::Control(m),
+        })?;
+        if let Some(c) = &control {
+            c.check_year(opts.year).map_err(ValidateError::Control)?;
+        }
+        let year = input_year(opts.year, control.as_ref());
+        let export_version =
+            control.as_ref().and_then(|c| c.export_version.clone());
+        summary.controls.extend(control);
         let first_member = summary.members.len();
         let unmatched: RefCell<Vec<Unmatched>> = RefCell::new(Vec::new());
         let ambiguous: RefCell<Option<String>> = RefCell::new(None);
@@ -201,7 +227,7 @@ pub fn validate(
                 let run = run_member(
                     plan,
                     info,
-                    file,
+                    Origin { file, export_version: export_version.as_deref() },
                     body,
                     &opts.pipeline,
                     Arc::new(|| NoRows),
@@ -217,6 +243,7 @@ pub fn validate(
                     sha256: run.sha256.clone(),
                     counts: run.counts,
                     seconds: t0.elapsed().as_secs_f64(),
+                    version: run.version.map(|v| v.to_string()),
                 });
                 Ok(Some(run.sha256))
             },
@@ -226,7 +253,7 @@ pub fn validate(
         }
         summary.unmatched.extend(unmatched.into_inner());
         let read = &summary.members[first_member..];
-        summary.missing.extend(Missing::of_input(set, path, |l| {
+        summary.missing.extend(Missing::of_input(set, path, year, |l| {
             read.iter().any(|m| m.layout == l)
         }));
         summary.inputs.push(InputReport {

@@ -206,6 +206,9 @@ pub struct Plan {
     /// The delimiter of an unquoted delimited layout, which takes the
     /// one-pass path.
     fast_delimiter: Option<u8>,
+    /// One plan per version of a versioned layout, in the layout's order
+    /// (empty otherwise): a member is read with the one it fits.
+    pub variants: Vec<Arc<Plan>>,
 }
 
 impl Plan {
@@ -241,7 +244,13 @@ impl Plan {
         };
         let (checked, checked_plain) = (steps(false), steps(true));
         let all = (0..layout.fields.len()).map(|i| (i, Quick::Decode));
+        let variants = layout
+            .versions
+            .iter()
+            .map(|v| Arc::new(Plan::new(layout.with_version(v))))
+            .collect();
         Plan {
+            variants,
             all: all.collect(),
             checked,
             checked_plain,

@@ -52,6 +52,9 @@ pub struct MemberReport {
     pub counts: Counts,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// The layout version the member was read with, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Totals of one layout/table over its members.
@@ -110,19 +113,21 @@ pub struct Missing {
 
 impl Missing {
     /// The members `input` lacks when it is one of `set`'s dataset
-    /// archives: a layout of that archive for which `has` is false.
+    /// archives: a layout of that archive for which `has` is false, and
+    /// which an export of `year` should have.
     pub fn of_input(
         set: &crate::schema::SchemaSet,
         input: &std::path::Path,
+        year: Option<i32>,
         has: impl Fn(&str) -> bool,
     ) -> Vec<Missing> {
-        let Some((archive, layouts)) =
-            set.dataset.as_ref().and_then(|d| d.missing_members(input, has))
-        else {
+        let Some(ds) = &set.dataset else { return Vec::new() };
+        let Some((archive, layouts)) = ds.missing_members(input, has) else {
             return Vec::new();
         };
         layouts
             .into_iter()
+            .filter(|l| ds.expects(l, year))
             .map(|l| Missing {
                 input: input.display().to_string(),
                 archive: archive.to_owned(),
@@ -130,6 +135,33 @@ impl Missing {
             })
             .collect()
     }
+}
+
+/// What an input's control record states, on one line.
+pub fn control_line(c: &crate::pipeline::Control) -> String {
+    let mut parts = Vec::new();
+    if let Some(y) = c.year {
+        parts.push(format!("year {y}"));
+    }
+    if let Some(s) = &c.supplement {
+        parts.push(format!("supplement {s}"));
+    }
+    if let Some(v) = &c.export_version {
+        parts.push(format!("export version {v}"));
+    }
+    if c.no_values {
+        parts.push("no values".into());
+    }
+    format!(
+        "control record {}:{}: {}",
+        c.input,
+        crate::decode::excerpt_text(&c.member),
+        if parts.is_empty() {
+            "states nothing".into()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 impl fmt::Display for Missing {
@@ -177,6 +209,8 @@ pub struct Summary {
     pub schema_hash: String,
     /// Inputs read.
     pub inputs: Vec<InputReport>,
+    /// What each input's control record states.
+    pub controls: Vec<crate::pipeline::Control>,
     /// Members read, in order.
     pub members: Vec<MemberReport>,
     /// Per table totals, in load order.
@@ -250,6 +284,14 @@ impl Summary {
                 self.totals.filtered,
                 self.bytes as f64 / 1e6
             )?;
+        }
+        for c in &self.controls {
+            writeln!(w, "{}", control_line(c))?;
+        }
+        for m in &self.members {
+            if let Some(v) = &m.version {
+                writeln!(w, "{}:{} read as version {v}", m.input, m.member)?;
+            }
         }
         for t in &self.tables {
             let c = &t.counts;

@@ -12,10 +12,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use super::checks::{RawControl, RawReconcile};
+use super::version::RawVariant;
 use super::{
     ArchiveSpec, Dataset, Delimited, DuplicatePolicy, Field, Filter, Fixed,
     Format, GenerateHints, Layout, Longer, OrphanPolicy, Quoting, Reference,
-    SchemaError, SchemaErrors, Shorter, Terminator,
+    SchemaError, SchemaErrors, Shorter, Terminator, Version,
 };
 use crate::decode::{
     self, Bound, DateFormat, DateKind, Decoder, Encoding, FieldType, Fraction,
@@ -63,6 +65,11 @@ struct RawLayout {
     filter: Vec<Spanned<RawFilter>>,
     #[serde(default)]
     field: Vec<Spanned<RawField>>,
+    version: Option<Spanned<String>>,
+    #[serde(default)]
+    export_versions: Vec<String>,
+    #[serde(default)]
+    variant: Vec<Spanned<RawVariant>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +125,10 @@ struct RawDataset {
     #[serde(default)]
     reference: Vec<Spanned<RawReference>>,
     generate: Option<Spanned<RawGenerate>>,
+    control: Option<Spanned<RawControl>>,
+    #[serde(default)]
+    reconcile: Vec<Spanned<RawReconcile>>,
+    years: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -151,7 +162,7 @@ struct RawReference {
 }
 
 /// Collects errors for one file, turning byte spans into line numbers.
-struct Errs<'a> {
+pub(super) struct Errs<'a> {
     path: &'a Path,
     text: &'a str,
     out: &'a mut Vec<SchemaError>,
@@ -163,7 +174,7 @@ impl Errs<'_> {
         self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
     }
 
-    fn at(
+    pub(super) fn at(
         &mut self,
         span: Option<&Range<usize>>,
         field: Option<&str>,
@@ -685,6 +696,7 @@ impl SchemaSet {
                 ),
             }
         }
+        let versions = layout_versions(&mut e, &raw, &fields, &format);
         if e.out.len() > before {
             return None;
         }
@@ -701,6 +713,7 @@ impl SchemaSet {
             duplicates,
             skip_blank: raw.skip_blank.unwrap_or(true),
             filters,
+            versions,
             path: path.to_owned(),
         })
     }
@@ -903,11 +916,19 @@ impl SchemaSet {
                     .collect(),
             };
         }
+        let control =
+            super::checks::control(&mut e, raw.control.as_ref(), layouts);
+        let reconcile =
+            super::checks::reconciles(&mut e, &raw.reconcile, layouts);
+        let years = super::checks::years(&mut e, raw.years.as_ref(), layouts);
         if e.out.len() > before {
             return None;
         }
         Some(Dataset {
             generate,
+            control,
+            reconcile,
+            years,
             name: raw.name.into_inner(),
             description: raw.description,
             archives,
@@ -1180,6 +1201,61 @@ fn bound(
         _ => {
             let _ = d;
             Err(format!("min/max do not apply to type {}", ty.sql()))
+        }
+    }
+}
+
+/// A fixed layout's versions (none unless it names one or has variants).
+fn layout_versions(
+    e: &mut Errs,
+    raw: &RawLayout,
+    fields: &[Field],
+    format: &Format,
+) -> Vec<Version> {
+    let span = raw
+        .version
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| raw.variant.first().map(Spanned::span));
+    let Some(span) = span else {
+        if !raw.export_versions.is_empty() {
+            e.at(None, None, "export_versions needs the layout's version");
+        }
+        return Vec::new();
+    };
+    let Format::Fixed(fx) = format else {
+        e.at(Some(&span), None, "versions apply only to fixed layouts");
+        return Vec::new();
+    };
+    if fx.terminator == Terminator::None {
+        e.at(
+            Some(&span),
+            None,
+            "versions need a record terminator (their records are told apart by length)",
+        );
+    }
+    let Some(own) = raw.version.as_ref() else {
+        e.at(
+            Some(&span),
+            None,
+            "variants need the layout's own version = \"…\"",
+        );
+        return Vec::new();
+    };
+    let variants: Vec<RawVariant> =
+        raw.variant.iter().map(|v| v.get_ref().clone()).collect();
+    match super::version::versions(
+        fields,
+        fx,
+        (own.get_ref(), &raw.export_versions),
+        &variants,
+    ) {
+        Ok(v) => v,
+        Err(msgs) => {
+            for m in msgs {
+                e.at(Some(&span), None, m);
+            }
+            Vec::new()
         }
     }
 }

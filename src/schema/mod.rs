@@ -9,15 +9,19 @@
 //! every problem with its file, line and field; [`ddl`] turns layouts into
 //! `CREATE TABLE` statements.
 
+mod checks;
 mod ddl;
 mod load;
+mod version;
 mod write;
 
+pub use checks::{ControlSpec, Mismatch, Reconcile, Years};
 pub use ddl::{
     column, create_index, create_table, index_name, index_statements,
     quote_ident, quote_literal, reference_indexes,
 };
 pub use load::{SchemaSet, hex};
+pub use version::{Picked, Version};
 
 use std::fmt;
 use std::ops::Range;
@@ -231,6 +235,9 @@ pub struct Layout {
     pub skip_blank: bool,
     /// Record filters.
     pub filters: Vec<Filter>,
+    /// Versions of a fixed layout, its own first (empty: records are read
+    /// as the layout says, whatever their length); see [`Version`].
+    pub versions: Vec<Version>,
     /// The schema file this layout came from.
     pub path: PathBuf,
 }
@@ -248,6 +255,7 @@ impl PartialEq for Layout {
             && self.duplicates == o.duplicates
             && self.skip_blank == o.skip_blank
             && self.filters == o.filters
+            && self.versions == o.versions
     }
 }
 
@@ -400,6 +408,12 @@ pub struct Dataset {
     pub references: Vec<Reference>,
     /// Proportions for generated data.
     pub generate: GenerateHints,
+    /// The control record, when the export has one.
+    pub control: Option<ControlSpec>,
+    /// Totals that must reconcile before a load commits.
+    pub reconcile: Vec<Reconcile>,
+    /// Layouts whose members exist only in some years.
+    pub years: Vec<(String, Years)>,
     /// The dataset file.
     pub path: PathBuf,
 }
