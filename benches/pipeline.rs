@@ -24,7 +24,7 @@ use criterion::{
 };
 use fwload::pipeline::{
     Chunk, ChunkResult, KeyEntry, KeyIndex, KeyOrder, MemberRun, NoRows,
-    PipelineOptions, Plan, process_chunk, run_member,
+    Origin, PipelineOptions, Plan, process_chunk, run_member,
 };
 use fwload::schema::DuplicatePolicy;
 use fwload::source::{MemberInfo, slice_body};
@@ -51,7 +51,7 @@ fn run(
     run_member(
         plan,
         info,
-        0,
+        Origin::default(),
         slice_body(data.clone()),
         &opts,
         make,

@@ -38,20 +38,22 @@ pub fn rezip(
 }
 
 fn validate(input: &Path, strict: bool) -> (i32, String) {
+    validate_with(input, if strict { &["--strict"] } else { &[] })
+}
+
+/// `fwload validate` of `input` with the HCAD schemas and `extra`: the
+/// exit code and the output.
+fn validate_with(input: &Path, extra: &[&str]) -> (i32, String) {
     let schema = repo("schemas/hcad");
     let mut a = vec!["validate", "-q", "--schema", &schema];
-    if strict {
-        a.push("--strict");
-    }
-    let input = input.to_str().unwrap();
-    a.push(input);
+    a.extend_from_slice(extra);
+    a.push(input.to_str().unwrap());
     let o = fwload(&a);
     (o.status.code().unwrap_or(-1), format!("{}{}", stdout(&o), stderr(&o)))
 }
 
-#[test]
-fn strict_refuses_missing_and_unmatched_members() {
-    let d = Dir::new();
+/// Every HCAD table generated into one zip in `d`.
+fn every_table(d: &Dir) -> std::path::PathBuf {
     let all = d.join("all.zip");
     run_gen(&[
         "--schema",
@@ -63,6 +65,13 @@ fn strict_refuses_missing_and_unmatched_members() {
         "--out",
         all.to_str().unwrap(),
     ]);
+    all
+}
+
+#[test]
+fn strict_refuses_missing_and_unmatched_members() {
+    let d = Dir::new();
+    let all = every_table(&d);
     // Named as the dataset's archive of accounts and owners.
     let whole = d.join("whole/Real_acct_owner.zip");
     let lacking = d.join("lacking/Real_acct_owner.zip");
@@ -109,4 +118,41 @@ fn strict_refuses_missing_and_unmatched_members() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("layout 'deeds'"), "{}", stderr(&o));
+}
+
+fn validate_year(input: &Path, year: Option<i32>) -> (i32, String) {
+    let y = year.map(|y| y.to_string());
+    let mut a = vec!["--strict"];
+    if let Some(y) = &y {
+        a.extend(["--year", y]);
+    }
+    validate_with(input, &a)
+}
+
+#[test]
+fn members_of_some_years_only_are_expected_in_those_years() {
+    let d = Dir::new();
+    let all = every_table(&d);
+    // real_mnrl.txt exists from 2024 on.
+    let owner = d.join("owner/Real_acct_owner.zip");
+    std::fs::create_dir_all(owner.parent().unwrap()).unwrap();
+    rezip(&all, &owner, "real_mnrl.txt", None);
+    let (code, out) = validate_year(&owner, Some(2023));
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = validate_year(&owner, Some(2024));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("layout 'real_mnrl'"), "{out}");
+    // Without a year, a member of some years only is not expected.
+    let (code, out) = validate_year(&owner, None);
+    assert_eq!(code, 0, "{out}");
+    // extra_features_detail2.txt only in the current year's export.
+    let land = d.join("land/Real_building_land.zip");
+    std::fs::create_dir_all(land.parent().unwrap()).unwrap();
+    rezip(&all, &land, "extra_features_detail2.txt", None);
+    let now = fwload::schema::this_year();
+    let (code, out) = validate_year(&land, Some(now - 1));
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = validate_year(&land, Some(now));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("layout 'extra_features_detail2'"), "{out}");
 }

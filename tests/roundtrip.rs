@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use fwload::decode::{FieldType, Value};
 use fwload::generate::{Plan as GenPlan, sample_records};
 use fwload::pipeline::{
-    ChunkResult, NoRows, PipelineOptions, Plan, RowSink, run_member,
+    ChunkResult, NoRows, Origin, PipelineOptions, Plan, RowSink, run_member,
 };
 use fwload::schema::SchemaSet;
 use fwload::source::{Body, MemberInfo, slice_body};
@@ -92,7 +92,7 @@ fn parse_into<S: RowSink + Default + 'static>(
     let run = run_member(
         &plan,
         &info,
-        0,
+        Origin::default(),
         body,
         &opts,
         Arc::new(S::default),

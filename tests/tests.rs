@@ -8,6 +8,7 @@ mod hcad_codebook;
 mod http_server;
 mod load;
 mod members;
+mod pacs_export;
 mod pg;
 mod pgcopy;
 mod reliability;

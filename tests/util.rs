@@ -111,8 +111,19 @@ pub fn decoded_rows(
                 let rows: &mut std::collections::BTreeMap<String, String> =
                     out.entry(layout.name.clone()).or_default();
                 let framing = Framing::of(layout);
-                let slicer = Slicer::new(layout);
                 let mut r = ChunkReader::new(body, framing, 1 << 20, 1 << 24);
+                // A versioned layout reads the member as the version its
+                // first record fits.
+                let versioned;
+                let layout = if layout.versions.is_empty() {
+                    layout
+                } else {
+                    let len = r.peek_record_len().unwrap();
+                    let v = layout.pick_version(len, None).unwrap();
+                    versioned = layout.with_version(&layout.versions[v.index]);
+                    &versioned
+                };
+                let slicer = Slicer::new(layout);
                 if let fwload::schema::Format::Delimited(d) = &layout.format
                     && d.header
                 {

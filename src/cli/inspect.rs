@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliResult, Exit, Failure, ReadArgs};
-use crate::pipeline::{ChunkReader, check_header, layout_for};
+use crate::pipeline::{ChunkReader, check_header, layout_for, read_control};
 use crate::record::Fields;
 use crate::report::render_raw;
 use crate::schema::{Format, SchemaSet};
@@ -77,6 +77,19 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
     }
     let records = a.records;
     let mut lines: Vec<String> = Vec::new();
+    let mut export_version = None;
+    if let Some(set) = &set {
+        match read_control(set, &a.input, &source_opts, pipe.max_record_bytes)
+        {
+            Ok(Some(c)) => {
+                lines.push(String::new());
+                lines.push(crate::report::control_line(&c));
+                export_version = c.export_version;
+            }
+            Ok(None) => {}
+            Err(e) => lines.push(format!("control record: {e}")),
+        }
+    }
     source::read_input::<Failure>(&a.input, &source_opts, &|_| true, &mut |info, body| {
         let layout = match &set {
             Some(s) => layout_for(s, &info.name).map_err(|e| Failure::msg(Exit::Usage, e))?,
@@ -87,6 +100,25 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
         let framing = layout.map(Framing::of).unwrap_or(Framing::Lines { quoted: None });
         let mut reader = ChunkReader::new(body, framing, pipe.chunk_size, pipe.max_record_bytes);
         let to_failure = |e| Failure::msg(Exit::Input, format!("{}:{}: {e}", info.input, info.name));
+        // A versioned layout: the version the member is read with, and why.
+        let versioned;
+        let layout = match layout {
+            Some(l) if !l.versions.is_empty() => {
+                let len = reader.peek_record_len().map_err(to_failure)?;
+                match l.pick_version(len, export_version.as_deref()) {
+                    Ok(p) => {
+                        lines.push(format!("  read as version {p}"));
+                        versioned = l.with_version(&l.versions[p.index]);
+                        Some(&versioned)
+                    }
+                    Err(m) => {
+                        lines.push(format!("  {m}"));
+                        Some(l)
+                    }
+                }
+            }
+            other => other,
+        };
         if let Some(l) = layout
             && let Format::Delimited(d) = &l.format
             && d.header

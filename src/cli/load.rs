@@ -107,7 +107,8 @@ pub struct LoadTuning {
     /// Refuse when the share of rejected records exceeds this.
     #[arg(long, value_name = "RATIO")]
     pub max_reject_ratio: Option<f64>,
-    /// Load despite the delete and reject guards.
+    /// Load despite the guards: deletes, rejects, totals that do not
+    /// reconcile, a "no values" export over targets with values.
     #[arg(long)]
     pub force: bool,
     /// Load inputs even when identical to the last successful run's.

@@ -1114,7 +1114,7 @@ fn publish_all(
         o.publish_seconds = t0.elapsed().as_secs_f64();
         out.push(o);
     }
-    let reconciled = reconciler.finish(&mut tx)?;
+    let reconciled = reconciler.finish(&mut tx, opts.force)?;
     TableOutcome::note_reconciled(&mut out, reconciled);
     // Every table is staged now: the counts are complete.
     check_thresholds(opts, &staged)?;

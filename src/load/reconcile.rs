@@ -124,11 +124,12 @@ impl<'a> Reconciler<'a> {
     /// Compares every reconciliation both of whose sides were taken.
     ///
     /// # Errors
-    /// Totals that disagree under `on_mismatch = "fail"` (refused, with
-    /// the numbers), or a failed statement.
+    /// Totals that disagree under `on_mismatch = "fail"` without `force`
+    /// (refused, with the numbers), or a failed statement.
     pub fn finish(
         &self,
         tx: &mut Transaction<'_>,
+        force: bool,
     ) -> Result<Vec<Reconciled>, LoadError> {
         let mut out = Vec::new();
         for c in self.checks.iter().filter(|c| c.totals && c.of) {
@@ -224,9 +225,9 @@ impl<'a> Reconciler<'a> {
                 r.of,
                 lines.join("\n  ")
             );
-            if r.on_mismatch == Mismatch::Fail {
+            if r.on_mismatch == Mismatch::Fail && !force {
                 return Err(LoadError::refused(format!(
-                    "{message}\nnothing was changed (the dataset says on_mismatch = \"fail\")"
+                    "{message}\nnothing was changed (the dataset says on_mismatch = \"fail\"; use --force to load anyway)"
                 )));
             }
             out.push(Reconciled {

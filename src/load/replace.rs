@@ -128,7 +128,7 @@ pub fn publish_replace(
         out.push(o);
         staged_all.push(s);
     }
-    let reconciled = reconciler.finish(&mut tx)?;
+    let reconciled = reconciler.finish(&mut tx, opts.force)?;
     TableOutcome::note_reconciled(&mut out, reconciled);
     if let Some(why) = opts.thresholds.crossed(totals.rejected, totals.read)
         && !opts.force

@@ -77,9 +77,11 @@ pub fn read_control(
         return Ok(None);
     };
     let mut found: Option<Control> = None;
+    // One member is wanted: the input's digest is taken where it is read.
+    let opts = SourceOptions { skip_archive_hash: true, ..*opts };
     source::read_input::<ControlError>(
         input,
-        opts,
+        &opts,
         &|name| layout.matches(name),
         &mut |info, body| {
             if found.is_some() {

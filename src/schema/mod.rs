@@ -15,7 +15,7 @@ mod load;
 mod version;
 mod write;
 
-pub use checks::{ControlSpec, Mismatch, Reconcile, Years};
+pub use checks::{ControlSpec, Mismatch, Reconcile, Years, this_year};
 pub use ddl::{
     column, create_index, create_table, index_name, index_statements,
     quote_ident, quote_literal, reference_indexes,

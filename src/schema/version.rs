@@ -102,7 +102,7 @@ impl Layout {
             }
             return Ok(picked(
                 i,
-                format!("export version {x} (records of {len} bytes)"),
+                format!("export version {x}, records of {len} bytes"),
             ));
         }
         match by_len.as_slice() {
@@ -287,4 +287,129 @@ pub(super) fn versions(
         }
     }
     if errs.is_empty() { Ok(out) } else { Err(errs) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::schema::SchemaSet;
+
+    const BASE: &str = r#"members = ["x"]
+format = "fixed"
+record_length = 10
+version = "new"
+export_versions = ["2.0"]
+key = ["id"]
+[[field]]
+name = "id"
+type = "int"
+from = 1
+to = 3
+[[field]]
+name = "name"
+type = "text"
+from = 4
+to = 7
+[[field]]
+name = "tail"
+type = "text"
+from = 8
+to = 10
+"#;
+
+    fn layout(extra: &str) -> Result<crate::schema::Layout, String> {
+        SchemaSet::layout_from_str(
+            Path::new("t.toml"),
+            &format!("{BASE}{extra}"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn variants_move_fields_and_drop_those_past_their_end() {
+        let l = layout(
+            r#"[[variant]]
+version = "old"
+record_length = 7
+export_versions = ["1.0"]
+[[variant.field]]
+name = "name"
+from = 1
+to = 4
+[[variant.field]]
+name = "id"
+from = 5
+to = 7
+"#,
+        )
+        .unwrap();
+        assert_eq!(l.versions.len(), 2);
+        let old = &l.versions[1];
+        assert_eq!(old.spans, vec![Some(4..7), Some(0..4), None]);
+        let as_old = l.with_version(old);
+        assert!(as_old.versions.is_empty());
+        assert_eq!(as_old.fields[0].span, Some(4..7));
+        assert_eq!(as_old.fields[2].span, None);
+        match &as_old.format {
+            crate::schema::Format::Fixed(f) => assert_eq!(f.record_length, 7),
+            _ => unreachable!(),
+        }
+        // By length, by export version, and the errors.
+        assert_eq!(l.pick_version(Some(7), None).unwrap().name, "old");
+        assert_eq!(l.pick_version(Some(10), None).unwrap().name, "new");
+        assert_eq!(l.pick_version(Some(10), Some("2.0")).unwrap().index, 0);
+        assert_eq!(l.pick_version(None, None).unwrap().index, 0);
+        let e = l.pick_version(Some(12), None).unwrap_err();
+        assert!(
+            e.contains("12 bytes")
+                && e.contains("new: 10 bytes")
+                && e.contains("old: 7 bytes"),
+            "{e}"
+        );
+        let e = l.pick_version(Some(10), Some("1.0")).unwrap_err();
+        assert!(
+            e.contains("export version 1.0") && e.contains("7-byte"),
+            "{e}"
+        );
+        // An export version no layout version claims: by length.
+        assert_eq!(l.pick_version(Some(7), Some("9.9")).unwrap().name, "old");
+    }
+
+    #[test]
+    fn bad_variants_are_schema_errors() {
+        let cut = layout("[[variant]]\nversion = \"v\"\nrecord_length = 9\n")
+            .unwrap_err();
+        assert!(cut.contains("'tail' (bytes 8-10) is cut"), "{cut}");
+        let key = layout(
+            "[[variant]]\nversion = \"v\"\nrecord_length = 10\nexport_versions = [\"3\"]\nabsent = [\"id\"]\n",
+        )
+        .unwrap_err();
+        assert!(key.contains("'id' is required"), "{key}");
+        let same =
+            layout("[[variant]]\nversion = \"v\"\nrecord_length = 10\n")
+                .unwrap_err();
+        assert!(same.contains("same record length 10"), "{same}");
+        let overlap = layout(
+            "[[variant]]\nversion = \"v\"\nrecord_length = 11\n[[variant.field]]\nname = \"name\"\nfrom = 2\nto = 5\n",
+        )
+        .unwrap_err();
+        assert!(overlap.contains("overlap"), "{overlap}");
+        let unknown = layout(
+            "[[variant]]\nversion = \"v\"\nrecord_length = 11\nabsent = [\"nope\"]\n",
+        )
+        .unwrap_err();
+        assert!(unknown.contains("'nope' is not a field"), "{unknown}");
+        let no_own = SchemaSet::layout_from_str(
+            Path::new("t.toml"),
+            &format!(
+                "{}[[variant]]\nversion = \"v\"\nrecord_length = 11\n",
+                BASE.replace("version = \"new\"\n", "")
+                    .replace("export_versions = [\"2.0\"]\n", "")
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(no_own.contains("the layout's own version"), "{no_own}");
+    }
 }
