@@ -553,3 +553,128 @@ sales = 2.0
     assert_eq!(want, read_csv(&rej, &cols));
     assert!(want.iter().any(|r| r[3] == "too_long"), "{want:?}");
 }
+
+/// A decimal's text (`12.3400`, `NULL`) in units of 10^-`scale`.
+fn units(v: &str, scale: usize) -> i128 {
+    if v == "NULL" {
+        return 0;
+    }
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let mut digits = format!("{int}{frac:0<scale$}");
+    digits.truncate(int.len() + scale);
+    digits.parse().unwrap_or_else(|_| panic!("not a number: {v:?}"))
+}
+
+/// The PACS entity totals state the number and the sums of the good
+/// entity-info records of their entity and year, and the header states
+/// the year and the export version: in the layouts' own version, and with
+/// entity info written as its 2,614-byte version among bad records.
+#[test]
+fn pacs_totals_reconcile_with_entity_info() {
+    let schema = repo("schemas/pacs");
+    let loaded =
+        fwload::schema::SchemaSet::load(&[PathBuf::from(&schema)]).unwrap();
+    let ds = loaded.dataset.as_ref().unwrap();
+    let r = ds.reconcile.first().expect("a [[reconcile]]").clone();
+    let control = ds.control.clone().expect("a [control]");
+    for (version, faults, length, export) in
+        [(None, "0", 2750, "8.0.30"), (Some("2614-byte"), "1%", 2614, "NULL")]
+    {
+        let d = Dir::new();
+        let out = d.join("p.zip");
+        let mut args = vec![
+            "--schema",
+            &schema,
+            "--rows",
+            "800",
+            "--faults",
+            faults,
+            "--year",
+            "2024",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(v) = version {
+            args.extend(["--layout-version", v]);
+        }
+        run_gen(&args);
+        // Read as a load reads it: the picked version's offsets.
+        let mut set = loaded.clone();
+        if let Some(v) = version {
+            for l in &mut set.layouts {
+                if let Some(x) = l.versions.iter().find(|x| x.name == v) {
+                    let x = x.clone();
+                    *l = l.with_version(&x);
+                }
+            }
+        }
+        let mut z =
+            zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+        let mut first = Vec::new();
+        std::io::Read::read_to_end(
+            &mut z.by_name("APPRAISAL_ENTITY_INFO.TXT").unwrap(),
+            &mut first,
+        )
+        .unwrap();
+        let first = first.split(|&b| b == b'\r').next().unwrap();
+        assert_eq!(first.len(), length, "{version:?}");
+        let rows = decoded_rows(&set, std::slice::from_ref(&out));
+        let col = |layout: &str, row: &str, name: &str| -> String {
+            let l = set.layout(layout).unwrap();
+            let i = l.field_index(name).unwrap();
+            row.split('|').nth(i).unwrap().to_owned()
+        };
+        // The header.
+        let header: Vec<&String> = rows[&control.layout].values().collect();
+        assert_eq!(header.len(), 1);
+        let h = header[0];
+        let year = control.year.as_deref().unwrap();
+        assert_eq!(col(&control.layout, h, year), "2024");
+        let ev = control.export_version.as_deref().unwrap();
+        assert_eq!(col(&control.layout, h, ev), export, "{version:?}");
+        let (nv, flag) = control.no_values.clone().unwrap();
+        assert_ne!(col(&control.layout, h, &nv), flag);
+        // The sums of the summed table's records, per group.
+        let scale = |layout: &str, name: &str| {
+            let l = set.layout(layout).unwrap();
+            match l.fields[l.field_index(name).unwrap()].decoder.ty {
+                fwload::decode::FieldType::Numeric(Some((_, s))) => s as usize,
+                _ => 0,
+            }
+        };
+        let mut groups: std::collections::BTreeMap<
+            Vec<String>,
+            (i128, Vec<i128>),
+        > = std::collections::BTreeMap::new();
+        for row in rows[&r.of].values() {
+            let g: Vec<String> =
+                r.of_columns.iter().map(|c| col(&r.of, row, c)).collect();
+            let e =
+                groups.entry(g).or_insert_with(|| (0, vec![0; r.sums.len()]));
+            e.0 += 1;
+            for (k, (t, o)) in r.sums.iter().enumerate() {
+                e.1[k] += units(&col(&r.of, row, o), scale(&r.totals, t));
+            }
+        }
+        let totals = &rows[&r.totals];
+        assert_eq!(totals.len(), groups.len(), "{version:?}");
+        assert!(groups.len() > 50, "{} groups", groups.len());
+        let mut nonzero = 0;
+        for row in totals.values() {
+            let g: Vec<String> =
+                r.columns.iter().map(|c| col(&r.totals, row, c)).collect();
+            let (n, sums) = groups
+                .get(&g)
+                .unwrap_or_else(|| panic!("totals of {g:?} sum no records"));
+            let count = r.count.as_deref().unwrap();
+            assert_eq!(units(&col(&r.totals, row, count), 0), *n, "{g:?}");
+            for (k, (t, _)) in r.sums.iter().enumerate() {
+                let stated =
+                    units(&col(&r.totals, row, t), scale(&r.totals, t));
+                assert_eq!(stated, sums[k], "{g:?} {t} ({version:?})");
+                nonzero += usize::from(stated != 0);
+            }
+        }
+        assert!(nonzero > groups.len(), "{nonzero} non-zero sums");
+    }
+}

@@ -43,6 +43,12 @@ pub struct GenArgs {
     /// Deflate level 0-9.
     #[arg(long, default_value_t = 1)]
     level: u32,
+    /// Write each layout that has a version of this name (a `[[variant]]`
+    /// or its own `version`) as that version: its record length and
+    /// offsets, fields it does not have left blank. Other layouts are
+    /// written as usual.
+    #[arg(long, value_name = "NAME")]
+    layout_version: Option<String>,
     /// Make a change set of this base archive instead of new data.
     #[arg(long, value_name = "INPUT")]
     base: Vec<PathBuf>,
@@ -143,6 +149,7 @@ pub(super) fn run(a: GenArgs) -> CliResult {
             CorruptArg::Bomb => Corruption::Bomb,
         }),
         bomb_bytes: a.bomb_bytes,
+        version: a.layout_version.clone(),
     };
     let r = generate(&set, &a.out, &opts)
         .map_err(|e| Failure::new(Exit::Usage, e))?;

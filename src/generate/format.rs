@@ -283,7 +283,13 @@ pub fn write_record(
             out.resize(start + fx.record_length, b' ');
             for (f, &(a, b)) in layout.fields.iter().zip(spans) {
                 let raw = &raw[a..b];
-                let span = f.span.clone().ok_or("fixed field without span")?;
+                // A field this version of the layout does not have.
+                let Some(span) = f.span.clone() else {
+                    if raw.is_empty() {
+                        continue;
+                    }
+                    return Err("fixed field without span".into());
+                };
                 let w = span.end - span.start;
                 if raw.len() > w {
                     return Err(format!(

@@ -13,6 +13,7 @@ mod archive;
 mod change;
 mod format;
 mod plan;
+mod reconcile;
 mod rng;
 mod value;
 
@@ -72,6 +73,9 @@ pub struct GenOptions {
     pub corrupt: Option<Corruption>,
     /// Size of the bomb member, in bytes.
     pub bomb_bytes: u64,
+    /// Write every layout that has a version of this name as that version
+    /// (its record length and offsets); others as usual.
+    pub version: Option<String>,
 }
 
 impl Default for GenOptions {
@@ -84,6 +88,7 @@ impl Default for GenOptions {
             level: 1,
             corrupt: None,
             bomb_bytes: 256 << 20,
+            version: None,
         }
     }
 }
@@ -245,8 +250,14 @@ pub fn generate(
     opts: &GenOptions,
 ) -> Result<GenReport, GenError> {
     let started = Instant::now();
-    let plan =
-        Plan::new(set, opts.rows, opts.seed, opts.year, opts.fault_rate)?;
+    let as_version = match &opts.version {
+        Some(v) => Some(reconcile::versioned(set, v)?),
+        None => None,
+    };
+    let written = as_version.as_ref().unwrap_or(set);
+    let mut plan =
+        Plan::new(written, opts.rows, opts.seed, opts.year, opts.fault_rate)?;
+    let extras = reconcile::prepare(set, &mut plan, opts)?;
     let mut report = GenReport {
         tables: Vec::new(),
         archives: Vec::new(),
@@ -284,6 +295,7 @@ pub fn generate(
                 write_table(
                     &plan,
                     t,
+                    &extras[t],
                     &mut w,
                     &path,
                     &member,
@@ -365,6 +377,7 @@ fn flip_member_byte(path: &Path) -> io::Result<()> {
 fn write_table(
     plan: &Plan,
     t: usize,
+    extra: &reconcile::TableExtra,
     w: &mut BackgroundWriter,
     path: &Path,
     member: &str,
@@ -372,7 +385,11 @@ fn write_table(
 ) -> Result<GenTable, GenError> {
     let tp = &plan.tables[t];
     let layout = &tp.layout;
-    let roots = plan.tables[tp.root].rows;
+    // A totals table has one record per group, in place of top-level rows.
+    let roots = match &extra.groups {
+        Some(g) => g.len() as u64,
+        None => plan.tables[tp.root].rows,
+    };
     let blocks = roots.div_ceil(BLOCK_ROOTS);
     let width = match &layout.format {
         Format::Fixed(f) => f.record_length as u64 + 2,
@@ -405,6 +422,7 @@ fn write_table(
                 block(
                     plan,
                     t,
+                    extra,
                     i * BLOCK_ROOTS..((i + 1) * BLOCK_ROOTS).min(roots),
                 )
             })
@@ -439,6 +457,7 @@ fn write_table(
 fn block(
     plan: &Plan,
     t: usize,
+    extra: &reconcile::TableExtra,
     roots: std::ops::Range<u64>,
 ) -> Result<BlockOut, GenError> {
     let tp = &plan.tables[t];
@@ -452,10 +471,14 @@ fn block(
     let mut prev_key: Option<Vec<Datum>> = None;
     let mut err = None;
     let mut row = RowBuf::default();
-    plan.walk(t, roots, &mut |id| {
+    let mut visit = |id: &RowId| {
         if err.is_some() {
             return;
         }
+        let states = match &extra.groups {
+            Some(g) => &g[id.uid as usize].1[..],
+            None => &extra.fixed[..],
+        };
         let mut fault = plan.fault(t, id.uid);
         if fault == Some(FaultKind::DuplicateKey) && prev_key.is_none() {
             fault = Some(FaultKind::MissingKey);
@@ -464,9 +487,16 @@ fn block(
             (Some(FaultKind::DuplicateKey), Some(k)) => k.clone(),
             _ => id.key.clone(),
         };
-        if let Err(e) =
-            make_row(plan, t, id.uid, &key, fault, &mut row, &mut out.bytes)
-        {
+        if let Err(e) = make_row(
+            plan,
+            t,
+            id.uid,
+            &key,
+            fault,
+            states,
+            &mut row,
+            &mut out.bytes,
+        ) {
             err = Some(GenError::new(format!("layout {}: {e}", layout.name)));
             return;
         }
@@ -487,6 +517,7 @@ fn block(
                     id.uid ^ 0xD0B,
                     &key,
                     None,
+                    states,
                     &mut row,
                     &mut out.bytes,
                 ) {
@@ -503,7 +534,15 @@ fn block(
         } else {
             prev_key = None;
         }
-    });
+    };
+    match &extra.groups {
+        Some(g) => {
+            for i in roots {
+                visit(&RowId { uid: i, key: g[i as usize].0.clone() });
+            }
+        }
+        None => plan.walk(t, roots, &mut visit),
+    }
     match err {
         Some(e) => Err(e),
         None => Ok(out),
@@ -512,19 +551,22 @@ fn block(
 
 /// Reused per-row buffers.
 #[derive(Default)]
-struct RowBuf {
-    values: Vec<Datum>,
+pub(crate) struct RowBuf {
+    pub(crate) values: Vec<Datum>,
     raw: Vec<u8>,
     spans: Vec<(usize, usize)>,
 }
 
-/// Generates and writes one record of table `t` with `key` (and `fault`).
-fn make_row(
+/// Generates and writes one record of table `t` with `key` (and `fault`),
+/// stating the (field, value) pairs of `states`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_row(
     plan: &Plan,
     t: usize,
     uid: u64,
     key: &[Datum],
     fault: Option<FaultKind>,
+    states: &[(usize, Datum)],
     buf: &mut RowBuf,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
@@ -555,7 +597,7 @@ fn make_row(
             let pos = lk.map.iter().find(|m| m.0 == i).map_or(0, |m| m.1);
             plan.root_key(lk.table, r).swap_remove(pos)
         } else {
-            let mut v = tp.gens[i].value(&mut rng);
+            let mut v = shrunk(tp, i, tp.gens[i].value(&mut rng));
             if let Datum::Text(s) = &mut v {
                 quirks(
                     layout,
@@ -569,6 +611,17 @@ fn make_row(
             v
         };
         buf.values.push(pad_untrimmed(f, v));
+    }
+    for (i, v) in states {
+        buf.values[*i] = pad_untrimmed(&layout.fields[*i], v.clone());
+    }
+    // A field the layout's version does not have is not written (NULL).
+    if layout.is_fixed() {
+        for (i, f) in layout.fields.iter().enumerate() {
+            if f.span.is_none() {
+                buf.values[i] = Datum::Null;
+            }
+        }
     }
     // Bad values that still format (too long text, a NULL that must not be).
     match fault {
@@ -601,6 +654,10 @@ fn make_row(
     buf.spans.clear();
     for (i, f) in layout.fields.iter().enumerate() {
         let start = buf.raw.len();
+        if f.span.is_none() && layout.is_fixed() {
+            buf.spans.push((start, start));
+            continue;
+        }
         match fault {
             Some(FaultKind::MissingKey) if layout.key.first() == Some(&i) => {}
             Some(FaultKind::ImpossibleDate(d)) if d == i => {
@@ -617,11 +674,15 @@ fn make_row(
                     format_value(layout, f, &buf.values[i], &mut buf.raw)
                 {
                     tries += 1;
-                    if tries > 16 || layout.key.contains(&i) {
+                    if tries > 16
+                        || layout.key.contains(&i)
+                        || states.iter().any(|s| s.0 == i)
+                    {
                         return Err(format!("field {}: {e}", f.name));
                     }
                     buf.raw.truncate(start);
-                    buf.values[i] = tp.gens[i].non_null(&mut rng);
+                    buf.values[i] =
+                        shrunk(tp, i, tp.gens[i].non_null(&mut rng));
                 }
             }
         }
@@ -697,7 +758,7 @@ pub(crate) fn make_row_for(
     key: &[Datum],
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    make_row(plan, t, uid, key, None, &mut RowBuf::default(), out)
+    make_row(plan, t, uid, key, None, &[], &mut RowBuf::default(), out)
 }
 
 /// Valid records of table `t` for top-level rows `roots` (of its tree's
@@ -718,7 +779,14 @@ pub fn sample_records(
     plan.walk(t, roots, &mut |id| {
         if err.is_none() {
             match make_row(
-                plan, t, id.uid, &id.key, None, &mut buf, &mut bytes,
+                plan,
+                t,
+                id.uid,
+                &id.key,
+                None,
+                &[],
+                &mut buf,
+                &mut bytes,
             ) {
                 Ok(()) => values.push(buf.values.clone()),
                 Err(e) => err = Some(GenError::new(e)),
@@ -728,6 +796,23 @@ pub fn sample_records(
     match err {
         Some(e) => Err(e),
         None => Ok((bytes, values)),
+    }
+}
+
+/// `v` made smaller where the plan shrinks field `i` (summed values whose
+/// totals would not fit otherwise).
+fn shrunk(tp: &plan::TablePlan, i: usize, v: Datum) -> Datum {
+    let Some(&(_, e)) = tp.shrink.iter().find(|s| s.0 == i) else {
+        return v;
+    };
+    let d = 10i128.pow(e.min(30));
+    match v {
+        Datum::Int(x) => Datum::Int((x as i128 / d) as i64),
+        Datum::Numeric(x) => Datum::Numeric(crate::decode::Decimal {
+            mantissa: x.mantissa / d,
+            scale: x.scale,
+        }),
+        other => other,
     }
 }
 

@@ -131,6 +131,9 @@ pub struct TablePlan {
     /// that other tables fill from it (a parent key or a looked-up code
     /// must fit every column that copies it).
     pub key_chars: Option<usize>,
+    /// Fields whose generated values are divided by 10^n (summed columns
+    /// whose totals would not fit otherwise).
+    pub shrink: Vec<(usize, u32)>,
 }
 
 /// A generated row's identity: its id and key values.
@@ -161,10 +164,13 @@ fn applicable_faults(l: &Layout) -> Vec<FaultKind> {
     let mut v = Vec::new();
     let key = |i: usize| l.key.contains(&i);
     let width = |i: usize| l.fields[i].span.as_ref().map(|s| s.end - s.start);
+    // A field the layout's version does not have is never written.
+    let absent = |i: usize| l.is_fixed() && l.fields[i].span.is_none();
     if let Some(i) = l.fields.iter().enumerate().position(|(i, f)| {
         matches!(f.decoder.ty, FieldType::Varchar(n) | FieldType::Char(n) if f.decoder.overflow == Overflow::Reject
             && width(i).is_none_or(|w| w > n as usize) && f.decoder.allowed.is_none() && f.decoder.pattern.is_none())
             && !key(i)
+            && !absent(i)
     }) {
         v.push(FaultKind::TooLong(i));
     }
@@ -176,6 +182,7 @@ fn applicable_faults(l: &Layout) -> Vec<FaultKind> {
                 | FieldType::Bigint
                 | FieldType::Numeric(_)
         ) && !key(i)
+            && !absent(i)
             && width(i).is_none_or(|w| w >= 2)
             && f.decoder.allowed.is_none()
     }) {
@@ -185,6 +192,7 @@ fn applicable_faults(l: &Layout) -> Vec<FaultKind> {
         f.decoder.ty == FieldType::Date
             && f.decoder.format.as_ref().is_some_and(|d| d.has_day())
             && !key(i)
+            && !absent(i)
     }) {
         v.push(FaultKind::ImpossibleDate(i));
     }
@@ -200,6 +208,7 @@ fn applicable_faults(l: &Layout) -> Vec<FaultKind> {
     if let Some(i) = l.fields.iter().enumerate().position(|(i, f)| {
         f.decoder.ty.is_text()
             && !key(i)
+            && !absent(i)
             && width(i).is_none_or(|w| w >= 3)
             && f.decoder.trim != Trim::None
     }) {
@@ -361,6 +370,7 @@ impl Plan {
                     && !l.key.is_empty(),
                 hash: name_hash(&l.name),
                 key_chars: None,
+                shrink: Vec::new(),
             });
             tables[li].lookups = lookups;
         }
@@ -568,7 +578,7 @@ fn narrow_keys(tables: &mut [TablePlan]) {
 }
 
 /// Converts a parent's key value to the child field's type.
-fn convert(v: &Datum, ty: FieldType) -> Datum {
+pub(crate) fn convert(v: &Datum, ty: FieldType) -> Datum {
     match (v, ty.is_text()) {
         (Datum::Int(i), true) => Datum::Text(i.to_string()),
         (Datum::Text(s), false)

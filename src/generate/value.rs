@@ -442,6 +442,11 @@ impl FieldGen {
         }
     }
 
+    /// Most digits a number of this field may have.
+    pub fn max_digits(&self) -> u32 {
+        self.max_digits
+    }
+
     /// The field's role.
     pub fn role(&self) -> Role {
         self.role
