@@ -97,6 +97,8 @@ fn role_of(name: &str, ty: FieldType) -> Role {
             || n == "yr_roll"
             || n == "roll_yr"
             || n == "clerk_yr"
+            || n == "prop_val_yr"
+            || n == "appraisal_year"
             || n == "year")
     {
         return Role::TaxYear;

@@ -85,10 +85,17 @@ impl<'a> Reconciler<'a> {
                     r.sums.iter().map(|(_, o)| o.clone()).collect(),
                 )
             };
+            // Groups as text, NULL as chr(1) (no text holds it): the
+            // comparison joins them with `=`, which a FULL JOIN needs.
             let mut select: Vec<String> = group
                 .iter()
                 .enumerate()
-                .map(|(i, g)| format!("{} AS g{i}", quote_ident(g)))
+                .map(|(i, g)| {
+                    format!(
+                        "coalesce({}::text, chr(1)) AS g{i}",
+                        quote_ident(g)
+                    )
+                })
                 .collect();
             let count = if side == 'o' {
                 "count(*)".to_owned()
@@ -136,9 +143,8 @@ impl<'a> Reconciler<'a> {
             let r = c.spec;
             let (t, o) = (temp_name(c.n, 't'), temp_name(c.n, 'o'));
             let k = r.columns.len();
-            let on: Vec<String> = (0..k)
-                .map(|i| format!("t.g{i} IS NOT DISTINCT FROM o.g{i}"))
-                .collect();
+            let on: Vec<String> =
+                (0..k).map(|i| format!("t.g{i} = o.g{i}")).collect();
             let mut values = vec!["n".to_owned()];
             values.extend((0..r.sums.len()).map(|i| format!("s{i}")));
             let differ: Vec<String> = values
@@ -147,7 +153,9 @@ impl<'a> Reconciler<'a> {
                 .map(|v| format!("coalesce(t.{v}, 0) <> coalesce(o.{v}, 0)"))
                 .collect();
             let shown: Vec<String> = (0..k)
-                .map(|i| format!("coalesce(t.g{i}, o.g{i})::text"))
+                .map(|i| {
+                    format!("coalesce(nullif(coalesce(t.g{i}, o.g{i}), chr(1)), 'NULL')")
+                })
                 .chain(values.iter().flat_map(|v| {
                     [
                         format!("coalesce(t.{v}, 0)::text"),
