@@ -161,6 +161,21 @@ impl LoadTuning {
     ///
     /// # Errors
     /// A bad database setting or option combination.
+    /// The load's progress bar and waiting notes (none under `-q`).
+    fn events(&self) -> crate::load::LoadEvents {
+        use crate::load::{MakeProgress, Notify};
+        let show = !self.quiet;
+        let bar: MakeProgress = std::sync::Arc::new(|total| {
+            crate::report::Progress::new(total, "load", true)
+        });
+        let note: Notify =
+            std::sync::Arc::new(|m: &str| eprintln!("fwload: {m}"));
+        crate::load::LoadEvents {
+            progress: show.then_some(bar),
+            waiting: show.then_some(note),
+        }
+    }
+
     pub fn options(
         &self,
         db: &DbArgs,
@@ -201,7 +216,7 @@ impl LoadTuning {
             source,
             pipeline,
             rejects_file: self.rejects.clone(),
-            progress: !self.quiet,
+            events: self.events(),
             stages: serde_json::Value::Null,
             work_mem: self.work_mem.0.clone(),
             interrupt: stop_on_signals(),

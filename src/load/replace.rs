@@ -384,7 +384,12 @@ pub fn rollback(
     meta::migrate(db, meta_schema)?;
     let m = quote_ident(meta_schema);
     let ctx = |e| LoadError::db(format!("rolling back {dataset}"), e);
-    super::lock(db, &super::lock_key(dataset, target_schema), false, &|_| {})?;
+    super::lock::lock(
+        db,
+        &super::lock::lock_key(dataset, target_schema),
+        false,
+        &|_| {},
+    )?;
     meta::abandon_dead_runs(db, meta_schema, dataset, target_schema)?;
     let rows = db
         .query(

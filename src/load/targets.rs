@@ -1,0 +1,200 @@
+//! Target tables: their names, whether they match their layouts column by
+//! column, their creation, and the guard against an export without
+//! values.
+
+use std::collections::BTreeMap;
+
+use postgres::Client;
+
+use super::inventory::Planned;
+use super::{DeletePolicy, LoadError, LoadOptions, LoadReport, publish};
+use crate::pipeline::Control;
+use crate::schema::{
+    Layout, SchemaSet, create_table, index_statements, quote_ident,
+};
+
+/// Column differences between an existing table and a layout, one line
+/// each; empty when they agree.
+///
+/// # Errors
+/// A database error.
+pub fn column_report(
+    db: &mut Client,
+    table: &str,
+    layout: &Layout,
+    soft: bool,
+) -> Result<Vec<String>, LoadError> {
+    let rows = db
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef
+             FROM pg_attribute a WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum",
+            &[&table],
+        )
+        .map_err(|e| LoadError::db(format!("reading the columns of {table}"), e))?;
+    let have: BTreeMap<String, (String, bool, bool)> = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2), r.get(3))))
+        .collect();
+    let mut out = Vec::new();
+    for f in &layout.fields {
+        let want = f.decoder.ty.pg_format_type();
+        match have.get(&f.name) {
+            None => out.push(format!(
+                "column {}: missing (the layout has {want})",
+                f.name
+            )),
+            Some((got, _, _)) if *got != want => out.push(format!(
+                "column {}: type is {got}, the layout has {want}",
+                f.name
+            )),
+            _ => {}
+        }
+    }
+    for (name, (ty, not_null, has_default)) in &have {
+        if layout.field_index(name).is_some() {
+            continue;
+        }
+        if name == "deleted_at" && soft {
+            continue;
+        }
+        if *not_null && !*has_default {
+            out.push(format!("column {name} ({ty}): not in the layout and NOT NULL without a default, so no row can be inserted"));
+        }
+    }
+    if soft && !have.contains_key("deleted_at") {
+        out.push("column deleted_at: missing, needed by --delete soft (timestamp with time zone)".into());
+    }
+    Ok(out)
+}
+
+/// The schema and name of a layout's target table.
+pub fn target_parts(target_schema: &str, layout: &Layout) -> (String, String) {
+    match layout.table.split_once('.') {
+        Some((s, t)) => (s.to_owned(), t.to_owned()),
+        None => (target_schema.to_owned(), layout.table.clone()),
+    }
+}
+
+/// `"schema"."table"`.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(table))
+}
+
+/// The qualified, quoted target table of a layout.
+pub fn target_name(target_schema: &str, layout: &Layout) -> String {
+    let (schema, table) = target_parts(target_schema, layout);
+    qualified(&schema, &table)
+}
+
+/// Refuses an export whose control record says it carries no values when
+/// a target of the dataset already holds rows (their values would be
+/// overwritten with none); `--force` loads it anyway.
+///
+/// # Errors
+/// The refusal, naming the input and the table; or a failed statement.
+fn no_values_guard(
+    db: &mut Client,
+    set: &SchemaSet,
+    controls: &[Control],
+    opts: &LoadOptions,
+) -> Result<(), LoadError> {
+    let Some(c) = controls.iter().find(|c| c.no_values) else {
+        return Ok(());
+    };
+    let control = set.dataset.as_ref().and_then(|d| d.control.as_ref());
+    for l in &set.layouts {
+        if control.is_some_and(|x| x.layout == l.name) {
+            continue;
+        }
+        let target = target_name(&opts.target_schema, l);
+        if !publish::table_exists(db, &target)? {
+            continue;
+        }
+        let any: bool = db
+            .query_one(&format!("SELECT EXISTS (SELECT FROM {target})"), &[])
+            .map_err(|e| LoadError::db(format!("looking at {target}"), e))?
+            .get(0);
+        if any {
+            return Err(LoadError::refused(format!(
+                "{}:{}: the control record says this export carries no values, and {target} already holds rows with values; loading it would overwrite them (use --force to load it anyway); nothing was changed",
+                c.input, c.member
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a missing target table with its key and indexes (and the
+/// target schema), inside the publish transaction.
+pub(super) fn create_target(
+    tx: &mut postgres::Transaction<'_>,
+    layout: &Layout,
+    target: &str,
+    opts: &LoadOptions,
+    set: &SchemaSet,
+) -> Result<(), LoadError> {
+    let ctx = |e| LoadError::db(format!("creating {target}"), e);
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(&opts.target_schema)
+    ))
+    .map_err(ctx)?;
+    tx.batch_execute(&create_table(
+        layout,
+        target,
+        opts.delete == DeletePolicy::Soft,
+    ))
+    .map_err(ctx)?;
+    for s in index_statements(layout, target, set.references()) {
+        tx.batch_execute(&s).map_err(ctx)?;
+    }
+    Ok(())
+}
+
+/// Checks the targets before anything changes: an export without values
+/// over targets holding rows (unless `--force`), and every target of the
+/// work existing (or to be created) with its layout's columns. Returns
+/// the layouts whose targets do not exist yet.
+///
+/// # Errors
+/// A guard, every target problem at once, or a failed statement.
+pub(super) fn check(
+    db: &mut Client,
+    set: &SchemaSet,
+    planned: &Planned,
+    report: &LoadReport,
+    opts: &LoadOptions,
+) -> Result<Vec<usize>, LoadError> {
+    if !opts.force {
+        no_values_guard(db, set, &report.controls, opts)?;
+    }
+    let soft = opts.delete == DeletePolicy::Soft;
+    let mut missing = Vec::new();
+    let mut problems = Vec::new();
+    for w in &planned.work {
+        let layout = &set.layouts[w.layout];
+        let target = target_name(&opts.target_schema, layout);
+        if !publish::table_exists(db, &target)? {
+            missing.push(w.layout);
+            if !opts.create {
+                problems.push(format!(
+                    "{target}: does not exist (use --create to create it)"
+                ));
+            }
+            continue;
+        }
+        problems.extend(
+            column_report(db, &target, layout, soft)?
+                .into_iter()
+                .map(|p| format!("{target}: {p}")),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(LoadError::schema(format!(
+            "target tables do not match the schema; nothing was changed:\n  {}",
+            problems.join("\n  ")
+        )));
+    }
+    Ok(missing)
+}
