@@ -79,8 +79,13 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
     let mut lines: Vec<String> = Vec::new();
     let mut export_version = None;
     if let Some(set) = &set {
-        match read_control(set, &a.input, &source_opts, pipe.max_record_bytes)
-        {
+        match read_control(
+            set,
+            &a.input,
+            &source_opts,
+            pipe.max_record_bytes,
+            None,
+        ) {
             Ok(Some(c)) => {
                 lines.push(String::new());
                 lines.push(crate::report::control_line(&c));

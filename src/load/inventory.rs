@@ -263,20 +263,17 @@ fn read_controls(
     files
         .iter()
         .map(|path| {
-            let c = read_control(
+            read_control(
                 set,
                 path,
                 &opts.source,
                 opts.pipeline.max_record_bytes,
+                opts.year,
             )
             .map_err(|e| match e {
                 ControlError::Source(e) => LoadError::input(e.to_string()),
                 ControlError::Refused(m) => LoadError::refused(m),
-            })?;
-            if let Some(c) = &c {
-                c.check_year(opts.year).map_err(LoadError::refused)?;
-            }
-            Ok(c)
+            })
         })
         .collect()
 }

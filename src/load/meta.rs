@@ -216,6 +216,26 @@ pub fn start_run(
     Ok(row.get(0))
 }
 
+/// Records the run as succeeded with its per-table outcomes inside the
+/// publish transaction, so success and data commit together.
+///
+/// # Errors
+/// A failed statement.
+pub fn record_success(
+    tx: &mut postgres::Transaction<'_>,
+    meta: &str,
+    run: i64,
+    tables: &[super::TableOutcome],
+) -> Result<(), LoadError> {
+    let counts = serde_json::to_value(tables).unwrap_or_default();
+    tx.execute(
+        &finish_sql(meta),
+        &[&run, &"succeeded", &None::<String>, &Json(counts)],
+    )
+    .map_err(|e| LoadError::db("recording the run", e))?;
+    Ok(())
+}
+
 /// The statement that ends a run record; also used inside the publish
 /// transaction so success and data commit together.
 pub fn finish_sql(meta: &str) -> String {

@@ -220,17 +220,7 @@ fn finish(
     out: &[TableOutcome],
     dry_run: bool,
 ) -> Result<(), LoadError> {
-    let counts = serde_json::to_value(out).unwrap_or_default();
-    tx.execute(
-        &meta::finish_sql(cx.meta),
-        &[
-            &cx.run,
-            &"succeeded",
-            &None::<String>,
-            &postgres::types::Json(counts),
-        ],
-    )
-    .map_err(|e| LoadError::db("recording the run", e))?;
+    meta::record_success(&mut tx, cx.meta, cx.run, out)?;
     if dry_run {
         tx.rollback().map_err(|e| LoadError::db("rolling back the dry run", e))
     } else {

@@ -295,18 +295,8 @@ fn publish_all(
     // Every table is staged now: the counts are complete.
     check_thresholds(opts, &staged)?;
     spool.flush_to(&mut tx, cx.meta)?;
-    let counts = serde_json::to_value(&out).unwrap_or_default();
     opts.stopped()?;
-    tx.execute(
-        &meta::finish_sql(cx.meta),
-        &[
-            &cx.run,
-            &"succeeded",
-            &None::<String>,
-            &postgres::types::Json(counts),
-        ],
-    )
-    .map_err(|e| LoadError::db("recording the run", e))?;
+    meta::record_success(&mut tx, cx.meta, cx.run, &out)?;
     if opts.dry_run {
         tx.rollback()
             .map_err(|e| LoadError::db("rolling back the dry run", e))?;

@@ -58,16 +58,18 @@ impl From<SourceError> for ControlError {
 }
 
 /// Reads `input`'s control record, when the dataset declares one and the
-/// input has its member: `None` otherwise.
+/// input has its member (`None` otherwise), and checks its year against
+/// the run's `year`.
 ///
 /// # Errors
-/// A read error, or a control member that is empty or whose declared
-/// fields do not decode.
+/// A read error, or a control member that is empty, whose declared
+/// fields do not decode, or that states another year than `year`.
 pub fn read_control(
     set: &SchemaSet,
     input: &Path,
     opts: &SourceOptions,
     max_record: usize,
+    year: Option<i32>,
 ) -> Result<Option<Control>, ControlError> {
     let Some(spec) = set.dataset.as_ref().and_then(|d| d.control.as_ref())
     else {
@@ -113,6 +115,9 @@ pub fn read_control(
                 })
         },
     )?;
+    if let Some(c) = &found {
+        c.check_year(year).map_err(ControlError::Refused)?;
+    }
     Ok(found)
 }
 

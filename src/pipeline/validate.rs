@@ -161,14 +161,12 @@ pub fn validate(
             path,
             &opts.source,
             opts.pipeline.max_record_bytes,
+            opts.year,
         )
         .map_err(|e| match e {
             ControlError::Source(e) => ValidateError::from(e),
             ControlError::Refused(m) => ValidateError::Control(m),
         })?;
-        if let Some(c) = &control {
-            c.check_year(opts.year).map_err(ValidateError::Control)?;
-        }
         let year = input_year(opts.year, control.as_ref());
         let export_version =
             control.as_ref().and_then(|c| c.export_version.clone());
