@@ -11,6 +11,7 @@ pub mod load;
 pub mod pgcopy;
 pub mod pipeline;
 pub mod record;
+pub mod reject;
 pub mod report;
 pub mod schema;
 pub mod source;

@@ -27,12 +27,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(f) => {
-            // A closed pipe (`fwload … | head`) is not a failure.
-            if f.error.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|e| {
-                    e.kind() == std::io::ErrorKind::BrokenPipe
-                })
-            }) {
+            if f.is_closed_stdout() {
                 return ExitCode::SUCCESS;
             }
             eprintln!("fwload: error: {}", f.error);

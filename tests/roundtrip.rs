@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use fwload::decode::{FieldType, Value};
 use fwload::generate::{Plan as GenPlan, sample_records};
+use fwload::pgcopy::RowSink;
 use fwload::pipeline::{
-    ChunkResult, NoRows, Origin, PipelineOptions, Plan, RowSink, run_member,
+    ChunkResult, NoRows, Origin, PipelineOptions, Plan, run_member,
 };
 use fwload::schema::SchemaSet;
 use fwload::source::{Body, MemberInfo, slice_body};
@@ -44,7 +45,7 @@ impl RowSink for Collect {
 type Parsed1 = Vec<(u64, u64, Option<u16>, &'static str)>;
 
 /// Rows (line, values), rejects and counts of a member.
-type Parsed = (Vec<(u64, Vec<String>)>, Parsed1, fwload::pipeline::Counts);
+type Parsed = (Vec<(u64, Vec<String>)>, Parsed1, fwload::reject::Counts);
 
 fn parse(
     layout: &fwload::schema::Layout,
@@ -66,7 +67,7 @@ fn parse_into<S: RowSink + Default + 'static>(
     body: Body<'_>,
     chunk: usize,
     mut keep: impl FnMut(&mut S) + Send,
-) -> (Parsed1, fwload::pipeline::Counts) {
+) -> (Parsed1, fwload::reject::Counts) {
     let plan = Arc::new(Plan::new(layout.clone()));
     let info = MemberInfo {
         input: Arc::from("mem"),
@@ -85,7 +86,7 @@ fn parse_into<S: RowSink + Default + 'static>(
         out.lock().unwrap().extend(
             r.rejects
                 .iter()
-                .map(|j| (j.line, j.byte, j.field, j.reason.code())),
+                .map(|j| (j.at.line, j.at.byte, j.at.field, j.reason.code())),
         );
         Ok(())
     };
@@ -266,7 +267,7 @@ fn validation_agrees(
     data: Vec<u8>,
     chunk: usize,
     toml: &str,
-) -> Result<fwload::pipeline::Counts, TestCaseError> {
+) -> Result<fwload::reject::Counts, TestCaseError> {
     let decoded = parse(layout, slice_body(data.clone()), chunk);
     let validated =
         parse_into(layout, slice_body(data), chunk, |_: &mut NoRows| {});

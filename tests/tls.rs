@@ -23,7 +23,7 @@ fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
 fn connect(url: &str) -> Result<postgres::Client, String> {
     Database::resolve(Some(url))
         .and_then(|d| d.connect())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.line())
 }
 
 /// The error of a connection that must fail.

@@ -30,7 +30,7 @@ use std::rc::Rc;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 
-use fwload::decode::Reason;
+use fwload::reject::Reason;
 use fwload::decode::plain_ascii;
 use fwload::generate::{terminator_bytes, write_record};
 use fwload::record::{DelimitedRecords, Fields, Slicer};

@@ -50,6 +50,18 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Whether the failure is only a closed standard output
+    /// (`fwload … | head`), which is not a failure: the error itself is a
+    /// broken pipe. A broken pipe further down a chain (a database
+    /// connection that closed under a `COPY`) is a failure.
+    pub fn is_closed_stdout(&self) -> bool {
+        self.error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.error)

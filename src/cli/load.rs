@@ -336,7 +336,9 @@ fn stop_on_signals() -> Interrupt {
 pub fn exit_of(e: &LoadError) -> Exit {
     match e.kind() {
         LoadErrorKind::Config(_) | LoadErrorKind::Schema(_) => Exit::Usage,
-        LoadErrorKind::Input(_) => Exit::Input,
+        LoadErrorKind::Source(_)
+        | LoadErrorKind::Input(_)
+        | LoadErrorKind::Spill { .. } => Exit::Input,
         LoadErrorKind::Refused(_) => Exit::Data,
         LoadErrorKind::Busy(_) => Exit::Busy,
         LoadErrorKind::Interrupted(signal) if *signal == SIGTERM => {
@@ -651,7 +653,26 @@ fn parse_work_mem(s: &str) -> Result<WorkMem, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_work_mem;
+    use super::{exit_of, failure, parse_work_mem};
+    use crate::cli::exit::Exit;
+    use crate::load::LoadError;
+    use std::io;
+
+    /// A `COPY` write that fails without a server error (the connection
+    /// closed under it) is a database failure, exit 4: not an unreadable
+    /// input (exit 3), and not the closed standard output that ends
+    /// `fwload … | head` quietly (exit 0).
+    #[test]
+    fn a_failed_copy_write_is_a_database_error() {
+        let closed = io::Error::new(io::ErrorKind::BrokenPipe, "closed");
+        let e = LoadError::copy("recording rejects", closed);
+        assert_eq!(exit_of(&e), Exit::Database);
+        assert_eq!(e.to_string(), "recording rejects");
+        assert_eq!(e.line(), "recording rejects: closed");
+        let f = failure(e);
+        assert!(!f.is_closed_stdout());
+        assert_eq!(f.error.chain().count(), 2, "the write error is its cause");
+    }
 
     #[test]
     fn work_mem_sizes() {

@@ -2,7 +2,7 @@
 //! `YYYYMMDD`, `HHMMSSff`, …), as PostgreSQL counts them: days or
 //! microseconds since 2000-01-01.
 
-use super::Reason;
+use crate::reject::Reason;
 
 /// Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_DAYS: i64 = 10_957;

@@ -1,7 +1,8 @@
 //! Integers, exact decimals and floats from ASCII digits, with the sign
 //! conventions of fixed-width exports (leading, trailing, COBOL overpunch).
 
-use super::{Reason, swar};
+use super::swar;
+use crate::reject::Reason;
 
 /// Where a number's sign is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

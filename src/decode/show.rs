@@ -3,7 +3,10 @@
 //! cannot show written `\xNN`, so nothing is hidden and nothing reaches a
 //! terminal raw; in messages, cut short.
 
+use std::fmt;
+
 use super::text::{Encoding, TextOptions, decode};
+use crate::reject::Position;
 
 /// Most characters of input a message quotes ([`excerpt`]).
 pub const EXCERPT_CHARS: usize = 120;
@@ -36,6 +39,22 @@ pub fn excerpt(raw: &[u8], more: bool, enc: Encoding) -> String {
 /// [`excerpt`] quotes UTF-8 bytes.
 pub fn excerpt_text(text: &str) -> String {
     excerpt(text.as_bytes(), false, Encoding::Utf8)
+}
+
+impl fmt::Display for Position {
+    /// `input:member: line 12, byte 4012` (the member's name cut to an
+    /// excerpt; the field, which needs the layout to be named, is left to
+    /// the caller).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: line {}, byte {}",
+            self.input,
+            excerpt_text(&self.member),
+            self.line,
+            self.byte
+        )
+    }
 }
 
 /// Renders `raw` into `out`, stopping before the piece that would take

@@ -4,7 +4,8 @@
 //! byte ≥ 0x80 (in latin-1 or windows-1252), a double space to collapse
 //! or a lower-case letter to raise is copied into the caller's scratch.
 
-use super::{Reason, swar};
+use super::swar;
+use crate::reject::Reason;
 
 /// A source file's character encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

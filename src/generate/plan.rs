@@ -10,9 +10,8 @@
 use super::GenError;
 use super::rng::{Rng, name_hash, seed_of};
 use super::value::{Datum, FieldGen};
-use crate::decode::{
-    Decimal, Encoding, FieldType, Overflow, Reason, Trim, days,
-};
+use crate::decode::{Decimal, Encoding, FieldType, Overflow, Trim, days};
+use crate::reject::Reason;
 use crate::schema::{
     DuplicatePolicy, Format, Layout, Longer, SchemaSet, Shorter,
 };

@@ -3,13 +3,17 @@
 
 use std::fmt;
 
+use crate::source::SourceError;
+
 /// Why a load stopped.
 #[derive(Debug)]
 pub struct LoadError {
     kind: Box<LoadErrorKind>,
 }
 
-/// The kinds of [`LoadError`].
+/// The kinds of [`LoadError`]. Those with an underlying error carry it
+/// and return it from [`std::error::Error::source`]; a message shows the
+/// whole chain (see [`LoadError::line`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LoadErrorKind {
@@ -20,19 +24,38 @@ pub enum LoadErrorKind {
         /// Where (never with the password).
         target: String,
         /// The driver's error.
-        source: postgres::Error,
+        source: ServerError,
     },
     /// A statement failed.
     Db {
         /// What fwload was doing.
         context: String,
         /// The driver's error (with SQLSTATE and detail).
-        source: postgres::Error,
+        source: ServerError,
+    },
+    /// Writing a `COPY` stream failed, without a server error to say why
+    /// (the connection broke under the write): a database failure.
+    Copy {
+        /// What fwload was copying.
+        context: String,
+        /// The write's error.
+        source: std::io::Error,
     },
     /// A target table does not match its layout.
     Schema(String),
     /// An input could not be read.
+    Source(SourceError),
+    /// An input is not what the load needs (a member gone since it was
+    /// listed, an unreadable control record).
     Input(String),
+    /// A local file of the load (the rejects spool, a key-index spill)
+    /// could not be written or read.
+    Spill {
+        /// Which file, doing what.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The data crossed a threshold (rejects, deletes, orphans); nothing
     /// was changed.
     Refused(String),
@@ -40,6 +63,25 @@ pub enum LoadErrorKind {
     Busy(String),
     /// A signal (its number) stopped the load; nothing was committed.
     Interrupted(i32),
+}
+
+/// A driver error shown with the server's fields (SQLSTATE, detail, hint,
+/// table, column, constraint) on one line.
+#[derive(Debug)]
+pub struct ServerError(pub postgres::Error);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for ServerError {
+    /// The driver's own cause where it has one the description above does
+    /// not already show (an I/O error of the connection).
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        None
+    }
 }
 
 impl LoadError {
@@ -59,7 +101,7 @@ impl LoadError {
         LoadError {
             kind: Box::new(LoadErrorKind::Connect {
                 target: target.to_string(),
-                source,
+                source: ServerError(source),
             }),
         }
     }
@@ -71,7 +113,7 @@ impl LoadError {
         LoadError {
             kind: Box::new(LoadErrorKind::Db {
                 context: context.into(),
-                source,
+                source: ServerError(source),
             }),
         }
     }
@@ -82,6 +124,18 @@ impl LoadError {
 
     pub(crate) fn input(m: impl Into<String>) -> LoadError {
         LoadError { kind: Box::new(LoadErrorKind::Input(m.into())) }
+    }
+
+    pub(crate) fn spill(
+        context: impl Into<String>,
+        source: std::io::Error,
+    ) -> LoadError {
+        LoadError {
+            kind: Box::new(LoadErrorKind::Spill {
+                context: context.into(),
+                source,
+            }),
+        }
     }
 
     pub(crate) fn refused(m: impl Into<String>) -> LoadError {
@@ -97,18 +151,35 @@ impl LoadError {
     }
 
     /// An error of writing a `COPY` stream: the driver's error when the
-    /// server or the connection failed (a database error, not the
-    /// input's), else a local write error.
+    /// server said why, else the write's own error; a database failure
+    /// either way (what is written was read and checked already).
     pub(crate) fn copy(
         context: impl Into<String>,
         e: std::io::Error,
     ) -> LoadError {
         let context = context.into();
-        let text = e.to_string();
-        match e.into_inner().map(|x| x.downcast::<postgres::Error>()) {
-            Some(Ok(pg)) => LoadError::db(context, *pg),
-            _ => LoadError::input(format!("{context}: {text}")),
+        if e.get_ref().is_some_and(|x| x.is::<postgres::Error>()) {
+            let pg = e.into_inner().and_then(|x| x.downcast().ok());
+            if let Some(pg) = pg {
+                return LoadError::db(context, *pg);
+            }
+            unreachable!("checked to be a driver error above");
         }
+        LoadError {
+            kind: Box::new(LoadErrorKind::Copy { context, source: e }),
+        }
+    }
+
+    /// The error and its causes on one line, `: `-separated: what the
+    /// run records and the JSON report shows.
+    pub fn line(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            s.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        s
     }
 
     /// The server's SQLSTATE, for a database error.
@@ -116,7 +187,7 @@ impl LoadError {
         match &*self.kind {
             LoadErrorKind::Db { source, .. }
             | LoadErrorKind::Connect { source, .. } => {
-                source.code().map(|c| c.code())
+                source.0.code().map(|c| c.code())
             }
             _ => None,
         }
@@ -164,6 +235,8 @@ pub fn describe(e: &postgres::Error) -> String {
 }
 
 impl fmt::Display for LoadError {
+    /// One line without the cause (see [`LoadError::line`]); an input
+    /// error is its own message.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.kind {
             LoadErrorKind::Config(m)
@@ -171,16 +244,13 @@ impl fmt::Display for LoadError {
             | LoadErrorKind::Input(m)
             | LoadErrorKind::Refused(m)
             | LoadErrorKind::Busy(m) => f.write_str(m),
-            LoadErrorKind::Connect { target, source } => {
-                write!(
-                    f,
-                    "cannot connect to PostgreSQL at {target}: {}",
-                    describe(source)
-                )
+            LoadErrorKind::Source(e) => write!(f, "{e}"),
+            LoadErrorKind::Connect { target, .. } => {
+                write!(f, "cannot connect to PostgreSQL at {target}")
             }
-            LoadErrorKind::Db { context, source } => {
-                write!(f, "{context}: {}", describe(source))
-            }
+            LoadErrorKind::Db { context, .. }
+            | LoadErrorKind::Copy { context, .. }
+            | LoadErrorKind::Spill { context, .. } => f.write_str(context),
             LoadErrorKind::Interrupted(signal) => write!(
                 f,
                 "interrupted by {}; nothing was committed",
@@ -194,10 +264,21 @@ impl fmt::Display for LoadError {
     }
 }
 
-impl std::error::Error for LoadError {}
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.kind {
+            LoadErrorKind::Connect { source, .. }
+            | LoadErrorKind::Db { source, .. } => Some(source),
+            LoadErrorKind::Copy { source, .. }
+            | LoadErrorKind::Spill { source, .. } => Some(source),
+            // A source error's message already shows its cause.
+            _ => None,
+        }
+    }
+}
 
-impl From<crate::source::SourceError> for LoadError {
-    fn from(e: crate::source::SourceError) -> Self {
-        LoadError::input(e.to_string())
+impl From<SourceError> for LoadError {
+    fn from(e: SourceError) -> Self {
+        LoadError { kind: Box::new(LoadErrorKind::Source(e)) }
     }
 }

@@ -11,7 +11,7 @@ use crate::pipeline::{
 };
 use crate::report::{Missing, Unmatched, incomplete};
 use crate::schema::SchemaSet;
-use crate::source::{self, HashingReader};
+use crate::source::{self, HashingReader, SourceError, SourceErrorKind};
 
 /// The inputs of a load as found before any database work.
 pub(super) struct Inventory {
@@ -47,16 +47,14 @@ impl Inventory {
         opts: &LoadOptions,
     ) -> Result<Inventory, LoadError> {
         // Digests first: they decide what is unchanged.
-        let files = source::expand_inputs(inputs)
-            .map_err(|e| LoadError::input(e.to_string()))?;
+        let files = source::expand_inputs(inputs)?;
         let digests: Vec<(u64, String)> = {
             use rayon::prelude::*;
             files.par_iter().map(|p| hash_file(p)).collect::<Result<_, _>>()?
         };
         let mut listed: Vec<(usize, Vec<Listed>)> = Vec::new();
         for (i, path) in files.iter().enumerate() {
-            let (members, _) = source::list_members(path, &opts.source)
-                .map_err(|e| LoadError::input(e.to_string()))?;
+            let (members, _) = source::list_members(path, &opts.source)?;
             let mut v = Vec::new();
             for m in members {
                 let li = layout_for(set, &m.name)
@@ -190,14 +188,15 @@ impl Inventory {
 }
 
 fn hash_file(path: &std::path::Path) -> Result<(u64, String), LoadError> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| LoadError::input(format!("{}: {e}", path.display())))?;
+    let io = |e| {
+        let input = path.display().to_string();
+        SourceError::new(&input, None, SourceErrorKind::Io(e))
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
     let (sha, n) =
         HashingReader::new(std::io::BufReader::with_capacity(1 << 20, f))
             .finish()
-            .map_err(|e| {
-                LoadError::input(format!("{}: {e}", path.display()))
-            })?;
+            .map_err(io)?;
     Ok((n, sha))
 }
 
@@ -271,7 +270,7 @@ fn read_controls(
                 opts.year,
             )
             .map_err(|e| match e {
-                ControlError::Source(e) => LoadError::input(e.to_string()),
+                ControlError::Source(e) => LoadError::from(e),
                 ControlError::Refused(m) => LoadError::refused(m),
             })
         })

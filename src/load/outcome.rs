@@ -11,7 +11,8 @@ use super::{
     LoadError, LoadErrorKind, LoadOptions, Mode, RunFile, Staged,
     TableOutcome, meta,
 };
-use crate::pipeline::{Control, Counts};
+use crate::pipeline::Control;
+use crate::reject::Counts;
 use crate::report::{Missing, RejectGroup};
 use crate::schema::SchemaSet;
 
@@ -225,7 +226,7 @@ impl<'a> Run<'a> {
             _ => "failed",
         };
         report.status = status.into();
-        report.reason = Some(error.to_string());
+        report.reason = Some(error.line());
         report.seconds = self.started.elapsed().as_secs_f64();
         let record = |db: &mut Client| {
             meta::finish_run(

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 use super::stage::{Spool, StageContext, Staged};
-use crate::decode::Reason;
-use crate::pipeline::Reject;
+use crate::reject::Reject;
+use crate::reject::{Position, Reason};
 use crate::schema::{
     Dataset, Layout, OrphanPolicy, Reference, create_index, quote_ident,
     reference_indexes,
@@ -369,18 +369,20 @@ pub fn check_references(
                     let key: String = row.get(2);
                     let (input, member) = names(file as u32);
                     let rej = Reject {
-                        input: input.as_str().into(),
-                        member: member.as_str().into(),
-                        line: line as u64,
-                        byte: 0,
-                        field,
+                        at: Position {
+                            input: input.as_str().into(),
+                            member: member.as_str().into(),
+                            line: line as u64,
+                            byte: 0,
+                            field,
+                        },
                         raw: key.into_bytes().into(),
                         raw_truncated: false,
                         reason: Reason::Orphan,
                     };
-                    cx.rejects.write_reject(&rej, layout, spool).map_err(
-                        |e| LoadError::input(format!("writing rejects: {e}")),
-                    )?;
+                    cx.rejects
+                        .write_reject(&rej, layout, spool)
+                        .map_err(|e| LoadError::spill("writing rejects", e))?;
                     n += 1;
                 }
                 drop(rows);

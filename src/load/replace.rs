@@ -18,7 +18,8 @@ use super::stage::{
     staging_ddl,
 };
 use super::{LoadError, LoadOptions, meta, publish, qualified, target_parts};
-use crate::pipeline::{Counts, Plan};
+use crate::pipeline::Plan;
+use crate::reject::Counts;
 use crate::schema::{Layout, SchemaSet, quote_ident};
 
 /// Suffix of a table being built.
@@ -47,7 +48,7 @@ pub fn publish_replace(
         .transaction()
         .map_err(|e| LoadError::db("starting the replace transaction", e))?;
     let mut spool = Spool::new(cx.run)
-        .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+        .map_err(|e| LoadError::spill("rejects spool", e))?;
     // While building, references resolve to the new tables.
     let mut live: HashMap<String, String> = targets.clone();
     let mut out = Vec::new();
@@ -493,7 +494,7 @@ pub fn rollback(
                 super::LoadErrorKind::Refused(_) => "refused",
                 _ => "failed",
             };
-            let reason = e.to_string();
+            let reason = e.line();
             // The failure is what the caller needs; recording it is best
             // effort (the connection may be gone).
             let _ = meta::finish_run(

@@ -16,7 +16,8 @@ use super::{
     StageContext, Staged, TableOutcome, connect, meta, publish, reconcile,
     stage,
 };
-use crate::pipeline::{Counts, Plan};
+use crate::pipeline::Plan;
+use crate::reject::Counts;
 use crate::schema::SchemaSet;
 
 /// What publishing needs besides the staged tables.
@@ -231,7 +232,7 @@ fn publish_all(
         .transaction()
         .map_err(|e| LoadError::db("starting the publish transaction", e))?;
     let mut spool = Spool::new(cx.run)
-        .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+        .map_err(|e| LoadError::spill("rejects spool", e))?;
     let mut out = Vec::new();
     let mut staged = Vec::new();
     let loading = |l: &str| loads.iter().any(|&i| set.layouts[i].name == l);

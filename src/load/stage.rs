@@ -3,7 +3,7 @@
 //! then removed by the layout's policy, and the staged state is recorded
 //! so a failed run can resume without reading the input again.
 
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +19,10 @@ use super::LoadError;
 use super::publish::{Naming, clip, key_and_indexes};
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
-    ChunkResult, Counts, KeyIndex, Origin, PipelineError, PipelineOptions,
-    Plan, Reject, apply_duplicates, run_member,
+    ChunkResult, KeyIndex, Origin, PipelineError, PipelineOptions, Plan,
+    apply_duplicates, run_member,
 };
+use crate::reject::{Counts, Reject};
 use crate::report::{
     MemberReport, Progress, RejectGroups, RejectWriter, render_raw,
 };
@@ -127,12 +128,12 @@ impl Spool {
         b.clear();
         b.extend_from_slice(&10i16.to_be_bytes());
         pgcopy::int8(b, self.run);
-        pgcopy::text(b, &r.input);
-        pgcopy::text(b, &r.member);
-        pgcopy::int8(b, r.line as i64);
-        pgcopy::int8(b, r.byte as i64);
+        pgcopy::text(b, &r.at.input);
+        pgcopy::text(b, &r.at.member);
+        pgcopy::int8(b, r.at.line as i64);
+        pgcopy::int8(b, r.at.byte as i64);
         pgcopy::text(b, &layout.name);
-        match r.field {
+        match r.at.field {
             Some(i) => pgcopy::text(b, &layout.fields[i as usize].name),
             None => pgcopy::null(b),
         }
@@ -164,9 +165,8 @@ impl Spool {
         let mut f = self
             .file
             .into_inner()
-            .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
-        f.rewind()
-            .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+            .map_err(|e| LoadError::spill("rejects spool", e.into_error()))?;
+        f.rewind().map_err(|e| LoadError::spill("rejects spool", e))?;
         let ctx = |e| LoadError::db("recording rejects", e);
         let mut w = db
             .copy_in(&format!(
@@ -174,15 +174,19 @@ impl Spool {
                 quote_ident(meta)
             ))
             .map_err(ctx)?;
-        w.write_all(pgcopy::HEADER).map_err(|e| {
-            LoadError::input(format!("recording rejects: {e}"))
-        })?;
-        std::io::copy(&mut f, &mut w).map_err(|e| {
-            LoadError::input(format!("recording rejects: {e}"))
-        })?;
-        w.write_all(pgcopy::TRAILER).map_err(|e| {
-            LoadError::input(format!("recording rejects: {e}"))
-        })?;
+        let copy = |e| LoadError::copy("recording rejects", e);
+        w.write_all(pgcopy::HEADER).map_err(copy)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| LoadError::spill("rejects spool", e))?;
+            if n == 0 {
+                break;
+            }
+            w.write_all(&buf[..n]).map_err(copy)?;
+        }
+        w.write_all(pgcopy::TRAILER).map_err(copy)?;
         w.finish().map_err(ctx)
     }
 }
@@ -501,7 +505,7 @@ pub fn stage<C: GenericClient>(
     db.batch_execute(&dest.create)
         .map_err(ctx("creating the staging table of"))?;
     let mut spool = Spool::new(cx.run)
-        .map_err(|e| LoadError::input(format!("rejects spool: {e}")))?;
+        .map_err(|e| LoadError::spill("rejects spool", e))?;
     let mut keys = KeyIndex::default();
     let mut unkeyed = 0u64;
     let mut reports: Vec<MemberReport> = Vec::new();
@@ -595,12 +599,16 @@ pub fn stage<C: GenericClient>(
                                     io,
                                 )
                             } else {
-                                LoadError::input(format!(
-                                    "staging {}:{}: {io}",
-                                    info.input, info.name
-                                ))
+                                LoadError::spill(
+                                    format!(
+                                        "staging {}:{}",
+                                        info.input, info.name
+                                    ),
+                                    io,
+                                )
                             }
                         }
+                        PipelineError::Source(e) => LoadError::from(e),
                         other => LoadError::input(other.to_string()),
                     })?;
                     outcome = Some(MemberReport {
@@ -668,7 +676,7 @@ pub fn stage<C: GenericClient>(
         Ok(())
     })
     .or_else(|e| if failed.is_some() { Ok(()) } else { Err(e) })
-    .map_err(|e| LoadError::input(format!("key index: {e}")))?;
+    .map_err(|e| LoadError::spill("key index", e))?;
     if let Some(e) = failed {
         return Err(e);
     }

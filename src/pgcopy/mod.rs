@@ -7,8 +7,11 @@
 //! `i16` −1 trailer. Each encoder is a free function named after the type
 //! it writes. Nothing here knows of files, threads or connections.
 
+mod sink;
+
+pub use sink::RowSink;
+
 use crate::decode::{Decimal, FieldType, Value};
-use crate::pipeline::RowSink;
 
 /// The binary COPY signature and header (no OIDs, no extension).
 pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";

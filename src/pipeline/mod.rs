@@ -30,8 +30,7 @@ pub use validate::{
     ValidateError, ValidateOptions, apply_duplicates, layout_for, validate,
 };
 pub use worker::{
-    ChunkResult, Counts, KeyEntry, KeyOrder, MAX_REJECT_RAW, NoRows, Plan,
-    Reject, RowSink, key_bytes, process_chunk,
+    ChunkResult, KeyEntry, KeyOrder, NoRows, Plan, key_bytes, process_chunk,
 };
 
 use std::collections::BTreeMap;
@@ -43,6 +42,8 @@ use bytes::Bytes;
 use sha2::Digest;
 
 use crate::decode::excerpt_text;
+use crate::pgcopy::RowSink;
+use crate::reject::Counts;
 use crate::schema::Format;
 use crate::source::{Body, MemberInfo, SourceError};
 

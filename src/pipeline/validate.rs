@@ -11,10 +11,11 @@ use std::time::Instant;
 
 use super::{
     ChunkResult, ControlError, Duplicate, KeyIndex, NoRows, Origin,
-    PipelineError, PipelineOptions, Plan, Reject, input_year, read_control,
+    PipelineError, PipelineOptions, Plan, input_year, read_control,
     run_member,
 };
-use crate::decode::{Reason, excerpt_text};
+use crate::decode::excerpt_text;
+use crate::reject::{Position, Reason, Reject};
 use crate::report::{
     InputReport, MemberReport, Missing, Progress, RejectGroups, RejectWriter,
     Summary, TableReport, Unmatched,
@@ -341,11 +342,13 @@ pub fn apply_duplicates(
         if layout.duplicates == DuplicatePolicy::Reject {
             m.counts.rejected += 1;
             let r = Reject {
-                input: Arc::from(m.input.as_str()),
-                member: Arc::from(m.member.as_str()),
-                line: d.entry.line,
-                byte: d.entry.byte,
-                field: layout.key.first().map(|&k| k as u16),
+                at: Position {
+                    input: Arc::from(m.input.as_str()),
+                    member: Arc::from(m.member.as_str()),
+                    line: d.entry.line,
+                    byte: d.entry.byte,
+                    field: layout.key.first().map(|&k| k as u16),
+                },
                 raw: d.entry.text().into(),
                 raw_truncated: d.entry.text_len as usize == d.entry.text.len(),
                 reason: Reason::DuplicateKey { first_line: d.kept.line },

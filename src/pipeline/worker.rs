@@ -4,86 +4,12 @@
 use std::sync::Arc;
 
 use super::Chunk;
-use crate::decode::{FieldType, Quick, Reason, Trim, Value, plain_ascii};
+use crate::decode::{FieldType, Quick, Trim, Value, plain_ascii};
+use crate::pgcopy::RowSink;
 use crate::record::{DelimitedRecords, Fields, Slicer};
+use crate::reject::{Counts, Position, Reason, Reject};
 use crate::schema::{Field, Format, Layout, Terminator};
 use crate::split::{Ending, Framing, RecordRef, Records};
-
-/// Longest raw value kept with a reject (bytes); longer ones are cut and
-/// marked, so a runaway record cannot flood the rejects.
-pub const MAX_REJECT_RAW: usize = 64 * 1024;
-
-/// Record counts. `read = valid + rejected + filtered` always holds.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub struct Counts {
-    /// Records read.
-    pub read: u64,
-    /// Records that passed every check.
-    pub valid: u64,
-    /// Records rejected.
-    pub rejected: u64,
-    /// Records filtered: blank, by a filter rule, or dropped as a
-    /// duplicate under the first/last policies.
-    pub filtered: u64,
-    /// Of `filtered`: blank records.
-    pub blank: u64,
-    /// Of `filtered`: records a filter rule left out.
-    pub filtered_by_rule: u64,
-    /// Of `filtered`: duplicates dropped by the first/last policies.
-    pub deduplicated: u64,
-}
-
-impl std::ops::AddAssign for Counts {
-    fn add_assign(&mut self, o: Counts) {
-        self.read += o.read;
-        self.valid += o.valid;
-        self.rejected += o.rejected;
-        self.filtered += o.filtered;
-        self.blank += o.blank;
-        self.filtered_by_rule += o.filtered_by_rule;
-        self.deduplicated += o.deduplicated;
-    }
-}
-
-impl Counts {
-    /// Whether the counts add up.
-    pub fn balanced(&self) -> bool {
-        self.read == self.valid + self.rejected + self.filtered
-            && self.filtered
-                == self.blank + self.filtered_by_rule + self.deduplicated
-    }
-}
-
-/// A rejected record with its position.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reject {
-    /// The input path.
-    pub input: Arc<str>,
-    /// The member.
-    pub member: Arc<str>,
-    /// Line, from 1.
-    pub line: u64,
-    /// Byte offset of the record (record-level) or field (field-level)
-    /// in the member, from 0.
-    pub byte: u64,
-    /// Field index, for a field-level reject.
-    pub field: Option<u16>,
-    /// The raw bytes of the field, or of the record.
-    pub raw: Box<[u8]>,
-    /// Whether `raw` was cut at [`MAX_REJECT_RAW`].
-    pub raw_truncated: bool,
-    /// Why.
-    pub reason: Reason,
-}
 
 /// Where a key was seen, for duplicate detection.
 #[derive(Clone, Copy, Debug)]
@@ -124,45 +50,6 @@ pub struct KeyOrder {
     pub first: Vec<u8>,
     /// The canonical bytes of the last key (empty without keys).
     pub last: Vec<u8>,
-}
-
-/// Receives the decoded values of each valid record.
-///
-/// `start_row`, then one `value` per field in layout order, then
-/// `end_row`; a record rejected midway ends with `abort_row` instead and
-/// must leave no trace.
-pub trait RowSink: Send {
-    /// Whether the sink uses the values. A sink that does not (validation)
-    /// lets the worker skip fields whose checks cannot fail on the record
-    /// at hand, instead of decoding them.
-    const VALUES: bool = true;
-    /// A record begins.
-    fn start_row(&mut self, file: u32, line: u64, nfields: usize);
-    /// The next field's value.
-    fn value(&mut self, ty: FieldType, v: &Value<'_>);
-    /// The record is complete and valid.
-    fn end_row(&mut self);
-    /// The record was rejected; forget its values.
-    fn abort_row(&mut self);
-    /// A rejected record whose key could still be read: its key values
-    /// (NULL for every other field) follow, ended by `end_row`. A load
-    /// keeps these apart so that deleting rows missing from a snapshot
-    /// never deletes a row whose new record was merely rejected. Sinks
-    /// that do not care ignore it (the default).
-    fn start_rejected_key(
-        &mut self,
-        _file: u32,
-        _line: u64,
-        _nfields: usize,
-    ) -> bool {
-        false
-    }
-    /// Empties the sink for another chunk, returning whether it can be
-    /// reused (its buffers kept, so a pipeline allocates them once rather
-    /// than per chunk). Sinks that cannot say no (the default).
-    fn reset(&mut self) -> bool {
-        false
-    }
 }
 
 /// A sink that keeps nothing (validation only).
@@ -338,7 +225,7 @@ impl<S> ChunkResult<S> {
             return;
         }
         for r in &mut self.rejects {
-            r.line += first;
+            r.at.line += first;
         }
         for k in &mut self.keys {
             k.line += first;
@@ -359,14 +246,6 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
-}
-
-fn raw_box(b: &[u8]) -> (Box<[u8]>, bool) {
-    if b.len() > MAX_REJECT_RAW {
-        (b[..MAX_REJECT_RAW].into(), true)
-    } else {
-        (b.into(), false)
-    }
 }
 
 /// Processes one chunk of `member` (file number `file`) into `rows`.
@@ -460,17 +339,14 @@ fn process_impl<S: RowSink>(
         counts.read += 1;
         let mut reject =
             |field: Option<usize>, raw: &[u8], byte: u64, reason: Reason| {
-                let (raw, raw_truncated) = raw_box(raw);
-                rejects.push(Reject {
+                let at = Position {
                     input: input.clone(),
                     member: member.clone(),
                     line: rec_line,
                     byte,
                     field: field.map(|f| f as u16),
-                    raw,
-                    raw_truncated,
-                    reason,
-                });
+                };
+                rejects.push(Reject::new(at, raw, reason));
             };
         if rec.bytes.is_empty() && !blocks && layout.skip_blank {
             counts.filtered += 1;
@@ -770,7 +646,7 @@ mod tests {
         let texts: Vec<&[u8]> = r.keys.iter().map(|k| k.text()).collect();
         assert_eq!(texts, [&b"ab"[..], b"abc"]);
         let rejects: Vec<_> =
-            r.rejects.iter().map(|j| (j.line, j.reason)).collect();
+            r.rejects.iter().map(|j| (j.at.line, j.reason)).collect();
         assert_eq!(
             rejects,
             [

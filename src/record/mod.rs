@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use memchr::memchr;
 
-use crate::decode::Reason;
+use crate::reject::Reason;
 use crate::schema::{Format, Layout, Longer, Quoting, Shorter};
 
 /// Where a field's bytes are.

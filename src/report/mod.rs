@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::decode::{excerpt, excerpt_text};
-use crate::pipeline::{Counts, Reject};
+use crate::reject::{Counts, Reject};
 use crate::schema::Layout;
 
 /// One input file.
@@ -155,7 +155,7 @@ pub fn control_line(c: &crate::pipeline::Control) -> String {
     format!(
         "control record {}:{}: {}",
         c.input,
-        crate::decode::excerpt_text(&c.member),
+        excerpt_text(&c.member),
         if parts.is_empty() {
             "states nothing".into()
         } else {
@@ -358,16 +358,15 @@ fn short(s: &str, n: usize) -> String {
 /// Renders a reject as one line:
 /// `input:member: line 12, byte 4012, field 3 (dos): "02/30/2024": impossible date`.
 pub fn reject_message(r: &Reject, layout: &Layout) -> String {
-    let member = excerpt_text(&r.member);
-    let mut s =
-        format!("{}:{member}: line {}, byte {}", r.input, r.line, r.byte);
-    if let Some(i) = r.field {
+    let mut s = r.at.to_string();
+    if let Some(i) = r.at.field {
         let f = &layout.fields[i as usize];
         s.push_str(&format!(", field {} ({})", i as usize + 1, f.name));
     }
     let raw = excerpt(&r.raw, r.raw_truncated, layout.encoding);
     s.push_str(&format!(": \"{raw}\": {}", r.reason));
-    if let (crate::decode::Reason::DateLayout, Some(i)) = (r.reason, r.field)
+    if let (crate::reject::Reason::DateLayout, Some(i)) =
+        (r.reason, r.at.field)
         && let Some(fmt) = &layout.fields[i as usize].decoder.format
     {
         s.push_str(&format!(" {}", fmt.as_str()));
@@ -397,18 +396,19 @@ impl RejectGroups {
     /// Counts `r` of `layout`, keeping the earliest reject of a member
     /// as the group's example.
     pub fn add(&mut self, r: &Reject, layout: &Layout) {
-        let key = (layout.name.clone(), r.field, r.reason.code());
-        let at = || (r.input.clone(), r.member.clone(), r.line, r.byte);
+        let key = (layout.name.clone(), r.at.field, r.reason.code());
+        let at =
+            || (r.at.input.clone(), r.at.member.clone(), r.at.line, r.at.byte);
         let g = self.groups.entry(key).or_insert_with(|| Group {
             count: 0,
             at: at(),
             first: reject_message(r, layout),
-            field: r.field.map(|i| layout.fields[i as usize].name.clone()),
+            field: r.at.field.map(|i| layout.fields[i as usize].name.clone()),
         });
         g.count += 1;
         let (input, member, line, byte) = &g.at;
-        if (input, member) == (&r.input, &r.member)
-            && (r.line, r.byte) < (*line, *byte)
+        if (input, member) == (&r.at.input, &r.at.member)
+            && (r.at.line, r.at.byte) < (*line, *byte)
         {
             g.first = reject_message(r, layout);
             g.at = at();
@@ -482,7 +482,7 @@ impl Thresholds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Reason;
+    use crate::reject::{Position, Reason};
     use crate::schema::SchemaSet;
     use std::path::Path;
 
@@ -495,15 +495,15 @@ mod tests {
             SchemaSet::layout_from_str(Path::new("t.toml"), toml).unwrap();
         let (input, a, b): (Arc<str>, Arc<str>, Arc<str>) =
             ("in.zip".into(), "a.txt".into(), "b.txt".into());
-        let dup = |member: &Arc<str>, line: u64| Reject {
-            input: input.clone(),
-            member: member.clone(),
-            line,
-            byte: line * 10,
-            field: Some(0),
-            raw: b"7"[..].into(),
-            raw_truncated: false,
-            reason: Reason::DuplicateKey { first_line: 1 },
+        let dup = |member: &Arc<str>, line: u64| {
+            let at = Position {
+                input: input.clone(),
+                member: member.clone(),
+                line,
+                byte: line * 10,
+                field: Some(0),
+            };
+            Reject::new(at, b"7", Reason::DuplicateKey { first_line: 1 })
         };
         // Found in hash order, not input order; then another member.
         let mut groups = RejectGroups::default();

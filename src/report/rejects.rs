@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::decode::render_raw;
-use crate::pipeline::Reject;
+use crate::reject::Reject;
 use crate::schema::Layout;
 
 /// The rejects file's header row.
@@ -43,19 +43,19 @@ impl RejectWriter {
     /// # Errors
     /// Writing failed.
     pub fn write(&mut self, r: &Reject, layout: &Layout) -> io::Result<()> {
-        let field = r
-            .field
-            .map(|i| layout.fields[i as usize].name.as_str())
-            .unwrap_or("");
+        let field =
+            r.at.field
+                .map(|i| layout.fields[i as usize].name.as_str())
+                .unwrap_or("");
         let mut raw = render_raw(&r.raw, layout.encoding);
         if r.raw_truncated {
             raw.push_str("…[truncated]");
         }
         let cells = [
-            csv(&r.input),
-            csv(&r.member),
-            r.line.to_string(),
-            r.byte.to_string(),
+            csv(&r.at.input),
+            csv(&r.at.member),
+            r.at.line.to_string(),
+            r.at.byte.to_string(),
             csv(&layout.name),
             csv(field),
             r.reason.code().to_owned(),
