@@ -4,7 +4,8 @@
 use super::{Reason, swar};
 
 /// Where a number's sign is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sign {
     /// An optional `+` or `-` before the digits (the default).
     #[default]
@@ -15,6 +16,7 @@ pub enum Sign {
     /// =+1..+9, `}`=-0, `J`..`R`=-1..-9); a plain last digit is positive.
     Overpunch,
     /// No sign at all: digits only.
+    #[serde(rename = "none")]
     Unsigned,
 }
 
@@ -27,17 +29,6 @@ impl Sign {
             Sign::Overpunch => "overpunch",
             Sign::Unsigned => "none",
         }
-    }
-
-    /// Parses the schema spelling.
-    pub fn from_name(s: &str) -> Option<Sign> {
-        Some(match s {
-            "leading" => Sign::Leading,
-            "trailing" => Sign::Trailing,
-            "overpunch" => Sign::Overpunch,
-            "none" => Sign::Unsigned,
-            _ => return None,
-        })
     }
 }
 
