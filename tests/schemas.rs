@@ -983,3 +983,22 @@ fn self_reference_is_allowed_and_ordered() {
         set.layouts.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(order, ["z", "b"]);
 }
+
+#[test]
+fn unknown_setting_value_names_file_line_and_value() {
+    let d = Dir::new();
+    let s = referencing(&d, &["a", "b"], &[("a", "b")]);
+    let ds = s.join("dataset.toml");
+    let text = std::fs::read_to_string(&ds).unwrap();
+    // The dataset's line 8, after name, a blank line and 5 lines of the
+    // reference.
+    d.write("s/dataset.toml", format!("{text}on_orphan = \"ignore\"\n"));
+    let o = fwload(&["schema", "check", s.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let want = format!(
+        "{}:8: unknown variant `ignore`, expected one of `keep`, `reject`, `fail`",
+        ds.display()
+    );
+    assert!(err.contains(&want), "{err}");
+}

@@ -161,8 +161,8 @@ impl std::ops::Deref for Nulls {
 }
 
 /// Which sides of a value to strip spaces from.
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Trim {
     /// Both sides (the default).
     #[default]
@@ -184,17 +184,6 @@ impl Trim {
             Trim::Right => "right",
             Trim::None => "none",
         }
-    }
-
-    /// Parses the schema spelling.
-    pub fn from_name(s: &str) -> Option<Trim> {
-        Some(match s {
-            "both" => Trim::Both,
-            "left" => Trim::Left,
-            "right" => Trim::Right,
-            "none" => Trim::None,
-            _ => return None,
-        })
     }
 
     /// Strips spaces from text as declared.
@@ -403,7 +392,8 @@ impl fmt::Display for FieldType {
 }
 
 /// What to do with text longer than `varchar(n)`/`char(n)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Overflow {
     /// Reject the record (the default).
     #[default]

@@ -5,7 +5,8 @@ use super::swar;
 use crate::reject::Reason;
 
 /// Where a number's sign is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sign {
     /// An optional `+` or `-` before the digits (the default).
     #[default]
@@ -16,6 +17,7 @@ pub enum Sign {
     /// =+1..+9, `}`=-0, `J`..`R`=-1..-9); a plain last digit is positive.
     Overpunch,
     /// No sign at all: digits only.
+    #[serde(rename = "none")]
     Unsigned,
 }
 
@@ -28,17 +30,6 @@ impl Sign {
             Sign::Overpunch => "overpunch",
             Sign::Unsigned => "none",
         }
-    }
-
-    /// Parses the schema spelling.
-    pub fn from_name(s: &str) -> Option<Sign> {
-        Some(match s {
-            "leading" => Sign::Leading,
-            "trailing" => Sign::Trailing,
-            "overpunch" => Sign::Overpunch,
-            "none" => Sign::Unsigned,
-            _ => return None,
-        })
     }
 }
 

@@ -9,7 +9,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::load::Errs;
+use super::errs::Errs;
 use crate::decode::FieldType;
 
 use super::{Dataset, Layout};
@@ -52,7 +52,8 @@ pub struct Reconcile {
 }
 
 /// What a load does when totals do not reconcile.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mismatch {
     /// Refuse the load: nothing is committed (the default).
     #[default]
@@ -138,7 +139,7 @@ pub(super) struct RawReconcile {
     count: Option<String>,
     #[serde(default)]
     sums: BTreeMap<String, String>,
-    on_mismatch: Option<String>,
+    on_mismatch: Option<Mismatch>,
 }
 
 fn layout<'a>(
@@ -259,18 +260,7 @@ pub(super) fn reconciles(
             field(e, &sp, t, tc, true);
             field(e, &sp, o, oc, true);
         }
-        let on_mismatch = match r.on_mismatch.as_deref() {
-            None | Some("fail") => Mismatch::Fail,
-            Some("warn") => Mismatch::Warn,
-            Some(x) => {
-                e.at(
-                    Some(&sp),
-                    None,
-                    format!("unknown on_mismatch {x:?} (fail, warn)"),
-                );
-                Mismatch::Fail
-            }
-        };
+        let on_mismatch = r.on_mismatch.unwrap_or_default();
         out.push(Reconcile {
             totals: r.totals.clone(),
             columns: r.columns.clone(),

@@ -11,7 +11,9 @@
 
 mod checks;
 mod ddl;
+mod errs;
 mod load;
+mod parse;
 mod version;
 mod write;
 
@@ -26,6 +28,8 @@ pub use version::{Picked, Version};
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
+
+use serde::Deserialize;
 
 use crate::decode::{Decoder, Encoding};
 
@@ -66,7 +70,8 @@ pub struct Delimited {
 }
 
 /// Line terminator of a layout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Terminator {
     /// LF or CRLF, record by record (the default).
     #[default]
@@ -92,7 +97,8 @@ impl Terminator {
 }
 
 /// Policy for fixed-width records longer than the layout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Longer {
     /// Ignore the extra tail (newer exports append fields).
     #[default]
@@ -102,7 +108,8 @@ pub enum Longer {
 }
 
 /// Policy for fixed-width records shorter than the layout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Shorter {
     /// Reject the record (the default).
     #[default]
@@ -112,7 +119,8 @@ pub enum Shorter {
 }
 
 /// Quoting of delimited fields.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Quoting {
     /// A `"` is an ordinary character (HCAD; the default).
     #[default]
@@ -122,7 +130,8 @@ pub enum Quoting {
 }
 
 /// What to do when two records share a key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DuplicatePolicy {
     /// The later records are rejects (the default).
     #[default]
@@ -300,7 +309,8 @@ pub struct Reference {
 }
 
 /// What a load does with rows whose reference has no target.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OrphanPolicy {
     /// Count them and load them anyway.
     Keep,
