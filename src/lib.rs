@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod decode;
+pub mod digest;
 pub mod fetch;
 pub mod generate;
 pub mod load;
@@ -16,3 +17,4 @@ pub mod report;
 pub mod schema;
 pub mod source;
 pub mod split;
+pub mod validate;

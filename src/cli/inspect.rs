@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{CliResult, Exit, Failure, ReadArgs};
-use crate::pipeline::{ChunkReader, check_header, layout_for, read_control};
+use crate::pipeline::{ChunkReader, check_header, read_control};
 use crate::record::Fields;
 use crate::report::render_raw;
 use crate::schema::{Format, SchemaSet};
@@ -57,7 +57,8 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
     )?;
     for m in &members {
         let layout = match &set {
-            Some(s) => layout_for(s, &m.name)
+            Some(s) => s
+                .layout_for(&m.name)
                 .map_err(|e| Failure::msg(Exit::Usage, e))?
                 .map(|l| l.name.clone()),
             None => None,
@@ -97,7 +98,7 @@ pub(super) fn run(a: InspectArgs) -> CliResult {
     }
     source::read_input::<Failure>(&a.input, &source_opts, &|_| true, &mut |info, body| {
         let layout = match &set {
-            Some(s) => layout_for(s, &info.name).map_err(|e| Failure::msg(Exit::Usage, e))?,
+            Some(s) => s.layout_for(&info.name).map_err(|e| Failure::msg(Exit::Usage, e))?,
             None => None,
         };
         lines.push(String::new());

@@ -18,9 +18,9 @@ use crate::load::{
     LoadOptions, NewRun, finish_run, load, migrate, outcome_key, start_run,
     unchanged_inputs,
 };
-use crate::pipeline::{ValidateOptions, validate};
 use crate::report::{Progress, incomplete};
 use crate::schema::SchemaSet;
+use crate::validate::{ValidateError, ValidateOptions, validate};
 
 /// Arguments of `fwload run`.
 #[derive(Args, Debug)]
@@ -194,19 +194,15 @@ pub(super) fn run(a: RunArgs) -> CliResult {
         Ok(s) => s,
         Err(e) => {
             let code = match e {
-                crate::pipeline::ValidateError::Input(_) => Exit::Input,
-                crate::pipeline::ValidateError::Control(_) => Exit::Data,
+                ValidateError::Source(_) | ValidateError::Input(_) => {
+                    Exit::Input
+                }
+                ValidateError::Control(_) => Exit::Data,
                 _ => Exit::Usage,
             };
-            stages["validate"] = json!({"error": e.to_string()});
-            record(
-                &opts,
-                &set,
-                &dataset,
-                "failed",
-                Some(&e.to_string()),
-                &stages,
-            );
+            let error = crate::report::one_line(&e);
+            stages["validate"] = json!({ "error": error });
+            record(&opts, &set, &dataset, "failed", Some(&error), &stages);
             return Err(Failure::new(code, e));
         }
     };

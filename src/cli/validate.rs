@@ -7,8 +7,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
-use crate::pipeline::{ValidateError, ValidateOptions, validate};
 use crate::report::{Progress, RejectWriter, Summary, Thresholds, incomplete};
+use crate::validate::{ValidateError, ValidateOptions, validate};
 
 /// Arguments of `fwload validate`.
 #[derive(Args, Debug)]
@@ -81,7 +81,9 @@ pub(super) fn run(a: ValidateArgs) -> CliResult {
     let result = validate(&set, &a.inputs, &opts, writer.as_mut(), &progress);
     progress.finish();
     let summary = result.map_err(|e| match e {
-        ValidateError::Input(_) => Failure::new(Exit::Input, e),
+        ValidateError::Source(_) | ValidateError::Input(_) => {
+            Failure::new(Exit::Input, e)
+        }
         ValidateError::Schema(_) => Failure::new(Exit::Usage, e),
         ValidateError::Output(_) => Failure::new(Exit::Usage, e),
         ValidateError::Control(_) => Failure::new(Exit::Data, e),

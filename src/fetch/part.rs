@@ -241,7 +241,7 @@ impl Part {
                 .await
                 .map_err(|e| FetchError::io("fsync", &self.path, e))?;
         }
-        Ok(crate::schema::hex(&self.hasher.clone().finalize()))
+        Ok(crate::digest::hex(&self.hasher.clone().finalize()))
     }
 
     async fn open_or_create(&mut self) -> Result<(), FetchError> {
@@ -331,7 +331,7 @@ mod tests {
         let mut p = Part::recover(&target, "u").await.expect("again");
         p.append(b"lo").await.expect("append");
         let sha = p.finish().await.expect("finish");
-        assert_eq!(sha, crate::schema::hex(&Sha256::digest(b"hello")));
+        assert_eq!(sha, crate::digest::hex(&Sha256::digest(b"hello")));
         p.commit(&target).await.expect("commit");
         assert_eq!(std::fs::read(&target).expect("read"), b"hello");
         assert!(!dir.path().join("a.zip.part.json").exists());

@@ -3,7 +3,7 @@
 //! at publish instead of being copied.
 
 use super::{
-    DeletePolicy, LoadError, LoadOptions, StageContext, Staged, publish,
+    DeletePolicy, LoadError, LoadOptions, StageContext, Staged, ddl,
     qualified, target_parts,
 };
 use crate::schema::{Layout, SchemaSet, quote_ident};
@@ -67,6 +67,6 @@ pub(super) fn adopt(
         ));
     }
     tx.batch_execute(&sql).map_err(ctx)?;
-    publish::drop_fwload_columns(tx, &target)?;
-    publish::standard_names(tx, layout, (&schema, &table), set.references())
+    ddl::drop_fwload_columns(tx, &target)?;
+    ddl::standard_names(tx, layout, (&schema, &table), set.references())
 }

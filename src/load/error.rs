@@ -173,13 +173,7 @@ impl LoadError {
     /// The error and its causes on one line, `: `-separated: what the
     /// run records and the JSON report shows.
     pub fn line(&self) -> String {
-        let mut s = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            s.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        s
+        crate::report::one_line(self)
     }
 
     /// The server's SQLSTATE, for a database error.

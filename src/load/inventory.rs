@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::{LoadError, LoadOptions, LoadReport, MemberRef, RunFile};
-use crate::pipeline::{
-    Control, ControlError, input_year, layout_for, read_control,
-};
+use crate::pipeline::{Control, ControlError, input_year, read_control};
 use crate::report::{Missing, Unmatched, incomplete};
 use crate::schema::SchemaSet;
 use crate::source::{self, HashingReader, SourceError, SourceErrorKind};
@@ -57,7 +55,8 @@ impl Inventory {
             let (members, _) = source::list_members(path, &opts.source)?;
             let mut v = Vec::new();
             for m in members {
-                let li = layout_for(set, &m.name)
+                let li = set
+                    .layout_for(&m.name)
                     .map_err(LoadError::schema)?
                     .and_then(|l| {
                         set.layouts.iter().position(|x| x.name == l.name)

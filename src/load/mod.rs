@@ -26,6 +26,7 @@
 
 mod adopt;
 mod connect;
+mod ddl;
 mod error;
 mod interrupt;
 mod inventory;

@@ -11,7 +11,8 @@ use postgres::error::SqlState;
 use postgres::types::Json;
 use postgres::{Client, Transaction};
 
-use super::publish::{DeletePolicy, Naming, TableOutcome};
+use super::ddl::{self, Naming};
+use super::publish::{DeletePolicy, TableOutcome};
 use super::reconcile::Reconciler;
 use super::stage::{
     Destination, MemberRef, Spool, StageContext, Staged, TableKind, stage,
@@ -80,7 +81,7 @@ pub fn publish_replace(
             table: new.clone(),
             kind,
             create,
-            build: publish::key_and_indexes(
+            build: ddl::key_and_indexes(
                 layout,
                 &new,
                 set.references(),
@@ -119,7 +120,7 @@ pub fn publish_replace(
         )?;
         o.rejected += spool.rows() - before;
         reconciler.take(&mut tx, &layout.name, &new)?;
-        publish::drop_fwload_columns(&mut tx, &new)?;
+        ddl::drop_fwload_columns(&mut tx, &new)?;
         tx.batch_execute(&format!("ANALYZE {new}"))
             .map_err(|e| LoadError::db(format!("analysing {new}"), e))?;
         o.inserted = publish::table_rows(&mut tx, &new)?;

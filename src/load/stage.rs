@@ -16,11 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 
-use super::publish::{Naming, clip, key_and_indexes};
+use super::ddl::{Naming, clip, key_and_indexes};
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
     ChunkResult, KeyIndex, Origin, PipelineError, PipelineOptions, Plan,
-    apply_duplicates, run_member,
+    run_member,
 };
 use crate::reject::{Counts, Reject};
 use crate::report::{
@@ -28,6 +28,7 @@ use crate::report::{
 };
 use crate::schema::{Layout, Reference, column, quote_ident};
 use crate::source::{self, SourceOptions};
+use crate::validate::apply_duplicates;
 
 /// One member to stage.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -611,17 +612,10 @@ pub fn stage<C: GenericClient>(
                         PipelineError::Source(e) => LoadError::from(e),
                         other => LoadError::input(other.to_string()),
                     })?;
-                    outcome = Some(MemberReport {
-                        input: info.input.to_string(),
-                        member: info.name.clone(),
-                        layout: layout.name.clone(),
-                        table: layout.table.clone(),
-                        bytes: run.bytes,
-                        sha256: run.sha256.clone(),
-                        counts: run.counts,
-                        seconds: t0.elapsed().as_secs_f64(),
-                        version: run.version.map(|v| v.to_string()),
-                    });
+                    let seconds = t0.elapsed().as_secs_f64();
+                    outcome = Some(MemberReport::of_run(
+                        info, layout, &run, seconds,
+                    ));
                     Ok(Some(run.sha256))
                 },
             )?;

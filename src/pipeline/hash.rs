@@ -136,7 +136,7 @@ impl Window {
             update_ahead(&mut hasher, &data[at..end]);
             at = end;
         }
-        Some(crate::source::sha256_hex(hasher))
+        Some(crate::digest::sha256_hex(hasher))
     }
 
     /// Gives back the pages both the hasher and the consumer passed.
@@ -201,7 +201,7 @@ mod tests {
             w.cut_all();
             hasher.join().expect("hasher")
         });
-        let expected = crate::source::sha256_hex({
+        let expected = crate::digest::sha256_hex({
             let mut h = Sha256::new();
             h.update(&data);
             h

@@ -19,16 +19,12 @@ mod hash;
 mod header;
 mod keys;
 mod read;
-mod validate;
 mod worker;
 
 pub use control::{Control, ControlError, input_year, read_control};
 pub use header::{HeaderDrift, check_header, looks_utf16};
 pub use keys::{Duplicate, KeyIndex, RUN_ENTRIES};
 pub use read::{Chunk, ChunkReader, ReadError, UTF8_BOM, Utf16};
-pub use validate::{
-    ValidateError, ValidateOptions, apply_duplicates, layout_for, validate,
-};
 pub use worker::{
     ChunkResult, KeyEntry, KeyOrder, NoRows, Plan, key_bytes, process_chunk,
 };
@@ -410,7 +406,7 @@ where
     let digest = outcome?;
     let (_, bytes) = reader.finish();
     let sha256 = match in_order {
-        Some(h) => crate::source::sha256_hex(h),
+        Some(h) => crate::digest::sha256_hex(h),
         None => digest.expect("a member hashed beside is hashed to its end"),
     };
     Ok(MemberRun { bytes, sha256, header, counts, rejects, version })

@@ -417,7 +417,7 @@ impl<'a> ChunkReader<'a> {
     /// The member's sha256 (hex) and length, after the last chunk.
     pub fn finish(self) -> (String, u64) {
         (
-            self.hasher.map(crate::source::sha256_hex).unwrap_or_default(),
+            self.hasher.map(crate::digest::sha256_hex).unwrap_or_default(),
             self.next_byte,
         )
     }
@@ -611,7 +611,7 @@ mod tests {
             let digest = Sha256::new_with_prefix(&data);
             assert_eq!(
                 r.finish(),
-                (crate::source::sha256_hex(digest), data.len() as u64)
+                (crate::digest::sha256_hex(digest), data.len() as u64)
             );
         }
         for (bom, want) in [

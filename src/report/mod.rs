@@ -17,8 +17,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::decode::{excerpt, excerpt_text};
+use crate::pipeline::MemberRun;
 use crate::reject::{Counts, Reject};
 use crate::schema::Layout;
+use crate::source::MemberInfo;
 
 /// One input file.
 #[derive(Clone, Debug, Serialize)]
@@ -55,6 +57,28 @@ pub struct MemberReport {
     /// The layout version the member was read with, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+}
+
+impl MemberReport {
+    /// The report of `info`, read for `layout` in `seconds` as `run` says.
+    pub fn of_run(
+        info: &MemberInfo,
+        layout: &Layout,
+        run: &MemberRun,
+        seconds: f64,
+    ) -> MemberReport {
+        MemberReport {
+            input: info.input.to_string(),
+            member: info.name.clone(),
+            layout: layout.name.clone(),
+            table: layout.table.clone(),
+            bytes: run.bytes,
+            sha256: run.sha256.clone(),
+            counts: run.counts,
+            seconds,
+            version: run.version.as_ref().map(|v| v.to_string()),
+        }
+    }
 }
 
 /// Totals of one layout/table over its members.
@@ -353,6 +377,18 @@ fn short(s: &str, n: usize) -> String {
             .collect();
         format!("…{tail}")
     }
+}
+
+/// An error and its causes on one line, `: `-separated: how run records
+/// and JSON reports keep an error.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
 }
 
 /// Renders a reject as one line:

@@ -105,6 +105,25 @@ impl SchemaSet {
     pub fn matching(&self, member: &str) -> Vec<&Layout> {
         self.layouts.iter().filter(|l| l.matches(member)).collect()
     }
+
+    /// The layout a member belongs to, if exactly one matches.
+    ///
+    /// # Errors
+    /// A message when two layouts match the same member.
+    pub fn layout_for(&self, member: &str) -> Result<Option<&Layout>, String> {
+        match self.matching(member).as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            many => Err(format!(
+                "member {} matches several layouts ({}); make their member globs distinct",
+                crate::decode::excerpt_text(member),
+                many.iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
 }
 
 /// The schema files `paths` name: each directory's `*.toml` files in name
@@ -171,7 +190,7 @@ fn hash_files(texts: &[(PathBuf, String)]) -> String {
         hasher.update(t.as_bytes());
         hasher.update([0]);
     }
-    hex(&hasher.finalize())
+    crate::digest::sha256_hex(hasher)
 }
 
 /// Reports layouts sharing a name or a target table.
@@ -245,13 +264,4 @@ fn load_order(layouts: &[Layout], dataset: Option<&Dataset>) -> Vec<String> {
         }
     }
     order
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }

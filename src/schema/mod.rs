@@ -22,7 +22,7 @@ pub use ddl::{
     column, create_index, create_table, index_name, index_statements,
     quote_ident, quote_literal, reference_indexes,
 };
-pub use load::{SchemaSet, hex};
+pub use load::SchemaSet;
 pub use version::{Picked, Version};
 
 use std::fmt;

@@ -4,10 +4,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use sha2::{Digest, Sha256};
 
-/// Lower-case hex sha256 of a finished hasher.
-pub fn finish(h: Sha256) -> String {
-    crate::schema::hex(&h.finalize())
-}
+use crate::digest::sha256_hex;
 
 /// Hashes every byte read through it, in order, and counts them.
 pub struct HashingReader<R> {
@@ -34,7 +31,7 @@ impl<R: Read> HashingReader<R> {
     /// A read error of the rest of the stream.
     pub fn finish(mut self) -> io::Result<(String, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((finish(self.hasher), self.count))
+        Ok((sha256_hex(self.hasher), self.count))
     }
 }
 
@@ -116,7 +113,7 @@ impl<R: Read + Seek> HashingSeeker<R> {
     pub fn finish(mut self) -> io::Result<String> {
         let len = self.len;
         self.hash_gap(len)?;
-        Ok(self.hasher.map(finish).unwrap_or_default())
+        Ok(self.hasher.map(sha256_hex).unwrap_or_default())
     }
 }
 
@@ -173,7 +170,7 @@ mod tests {
     fn seeker_hashes_whole_input_once() {
         let data: Vec<u8> =
             (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let want = finish(Sha256::new_with_prefix(&data));
+        let want = sha256_hex(Sha256::new_with_prefix(&data));
         let mut h =
             HashingSeeker::new(Cursor::new(data.clone()), data.len() as u64);
         let mut buf = vec![0u8; 1000];

@@ -16,7 +16,7 @@
 mod hash;
 mod mmap;
 
-pub use hash::{HashingReader, HashingSeeker, finish as sha256_hex};
+pub use hash::{HashingReader, HashingSeeker};
 pub use mmap::{MappedFile, MmapChoice};
 
 use std::fmt;

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{
+use crate::decode::excerpt_text;
+use crate::pipeline::{
     ChunkResult, ControlError, Duplicate, KeyIndex, NoRows, Origin,
     PipelineError, PipelineOptions, Plan, input_year, read_control,
     run_member,
 };
-use crate::decode::excerpt_text;
 use crate::reject::{Position, Reason, Reject};
 use crate::report::{
     InputReport, MemberReport, Missing, Progress, RejectGroups, RejectWriter,
@@ -38,7 +38,10 @@ pub struct ValidateOptions {
 /// Why a validation could not finish.
 #[derive(Debug)]
 pub enum ValidateError {
-    /// An input could not be read (or a record was too long for the limit).
+    /// An input could not be read.
+    Source(SourceError),
+    /// An input is not text a layout reads (a record too long for the
+    /// limit, UTF-16).
     Input(String),
     /// The input does not match the schema (header drift, a member matched
     /// by two layouts).
@@ -56,16 +59,25 @@ impl fmt::Display for ValidateError {
             ValidateError::Input(m)
             | ValidateError::Schema(m)
             | ValidateError::Control(m) => f.write_str(m),
-            ValidateError::Output(e) => write!(f, "writing rejects: {e}"),
+            ValidateError::Source(e) => write!(f, "{e}"),
+            ValidateError::Output(_) => f.write_str("writing rejects"),
         }
     }
 }
 
-impl std::error::Error for ValidateError {}
+impl std::error::Error for ValidateError {
+    /// A source error's message already shows its cause.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ValidateError::Output(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<SourceError> for ValidateError {
     fn from(e: SourceError) -> Self {
-        ValidateError::Input(e.to_string())
+        ValidateError::Source(e)
     }
 }
 
@@ -76,31 +88,9 @@ impl From<PipelineError<std::io::Error>> for ValidateError {
             PipelineError::Header(_) | PipelineError::Version(_) => {
                 ValidateError::Schema(e.to_string())
             }
+            PipelineError::Source(e) => ValidateError::Source(e),
             other => ValidateError::Input(other.to_string()),
         }
-    }
-}
-
-/// The layout a member belongs to, if exactly one matches.
-///
-/// # Errors
-/// A message when two layouts match the same member.
-pub fn layout_for<'a>(
-    set: &'a SchemaSet,
-    member: &str,
-) -> Result<Option<&'a Layout>, String> {
-    let m = set.matching(member);
-    match m.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(one)),
-        many => Err(format!(
-            "member {} matches several layouts ({}); make their member globs distinct",
-            excerpt_text(member),
-            many.iter()
-                .map(|l| l.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
     }
 }
 
@@ -176,7 +166,7 @@ pub fn validate(
         let unmatched: RefCell<Vec<Unmatched>> = RefCell::new(Vec::new());
         let ambiguous: RefCell<Option<String>> = RefCell::new(None);
         let input_name = path.display().to_string();
-        let want = |name: &str| match layout_for(set, name) {
+        let want = |name: &str| match set.layout_for(name) {
             Ok(Some(_)) => true,
             Ok(None) => {
                 unmatched.borrow_mut().push(Unmatched {
@@ -198,7 +188,8 @@ pub fn validate(
             &opts.source,
             &want,
             &mut |info, body| {
-                let layout = layout_for(set, &info.name)
+                let layout = set
+                    .layout_for(&info.name)
                     .map_err(ValidateError::Schema)?
                     .expect("wanted member has a layout");
                 let li = index_of[layout.name.as_str()];
@@ -233,17 +224,10 @@ pub fn validate(
                     &mut consume,
                 )?;
                 file_members.push((summary.members.len(), li));
-                summary.members.push(MemberReport {
-                    input: info.input.to_string(),
-                    member: info.name.clone(),
-                    layout: layout.name.clone(),
-                    table: layout.table.clone(),
-                    bytes: run.bytes,
-                    sha256: run.sha256.clone(),
-                    counts: run.counts,
-                    seconds: t0.elapsed().as_secs_f64(),
-                    version: run.version.map(|v| v.to_string()),
-                });
+                let seconds = t0.elapsed().as_secs_f64();
+                summary
+                    .members
+                    .push(MemberReport::of_run(info, layout, &run, seconds));
                 Ok(Some(run.sha256))
             },
         )?;
