@@ -11,6 +11,7 @@ mod datetime;
 mod number;
 mod quick;
 mod show;
+mod simd;
 pub(crate) mod swar;
 mod text;
 
@@ -507,7 +508,7 @@ impl Decoder {
         }
         let v = self.trim.apply(raw);
         let plain = v.len() <= limit && text::plain_ascii(v);
-        (plain && !self.nulls.matches(v)).then(|| text::ascii_str(v))
+        (plain && !self.nulls.matches(v)).then(|| simd::ascii_str(v))
     }
 
     /// Decodes one field.

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 use super::{
     Decoder, FieldType, Fraction, Overflow, Sign, Trim, plain_ascii, swar,
 };
@@ -225,26 +227,12 @@ impl Quick {
 /// Whether the last `n` (1 to 16) of the 16 bytes `w` are digits, at
 /// most `int` of them, or (when `point`) digits with one point, at most
 /// `int` before it and `frac` after, and a digit somewhere: what
-/// [`decimal`] and [`swar::digits_only`] decide from two words, from one
-/// SSE2 register (16-byte compares, part of the x86-64 baseline).
+/// [`decimal`] and [`swar::digits_only`] decide from two words, from the
+/// masks of [`simd::digits_and_points`] (one SSE2 register).
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 #[inline(always)]
 fn number_in(w: &[u8; 16], n: usize, int: u8, frac: u8, point: bool) -> bool {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8,
-        _mm_movemask_epi8, _mm_set1_epi8, _mm_sub_epi8,
-    };
-    // SAFETY: SSE2 is part of every x86-64 target, so the intrinsics are
-    // available; `w` is 16 readable bytes and the load is unaligned.
-    let (digits, points) = unsafe {
-        let x = _mm_loadu_si128(w.as_ptr().cast::<__m128i>());
-        // A digit is a byte at most 9 above '0'.
-        let d = _mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8));
-        let digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
-        let point = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'.' as i8));
-        (_mm_movemask_epi8(digit) as u32, _mm_movemask_epi8(point) as u32)
-    };
+    let (digits, points) = simd::digits_and_points(w);
     // Bit j for byte j; the value is bits 16 - n to 15.
     let value = 0xFFFF & !((1u32 << (16 - n)) - 1);
     let other = !digits & value;

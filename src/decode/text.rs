@@ -4,7 +4,7 @@
 //! byte ≥ 0x80 (in latin-1 or windows-1252), a double space to collapse
 //! or a lower-case letter to raise is copied into the caller's scratch.
 
-use super::swar;
+use super::{simd, swar};
 use crate::reject::Reason;
 
 /// A source file's character encoding.
@@ -128,7 +128,7 @@ pub fn decode<'a>(
     let needs_transcode = high && opts.encoding != Encoding::Utf8;
     if !needs_collapse && !needs_upper && !needs_transcode {
         return if ascii {
-            Ok(ascii_str(raw))
+            Ok(simd::ascii_str(raw))
         } else {
             std::str::from_utf8(raw).map_err(|e| invalid_utf8(raw, e))
         };
@@ -260,17 +260,6 @@ impl Swar {
         let x = x & swar::LOW7;
         self.lower |= (x + swar::ONES * 0x1F) & !(x + swar::ONES * 0x05);
     }
-}
-
-/// An ASCII slice as `&str` without validating it again.
-#[allow(unsafe_code)]
-#[inline]
-pub(super) fn ascii_str(raw: &[u8]) -> &str {
-    debug_assert!(raw.is_ascii());
-    // SAFETY: the caller scanned every byte and found none ≥ 0x80, and
-    // ASCII is valid UTF-8. Measured: `str::from_utf8` on these short
-    // values was 7% of validation time (benches/decode.rs).
-    unsafe { std::str::from_utf8_unchecked(raw) }
 }
 
 fn invalid_utf8(_raw: &[u8], e: std::str::Utf8Error) -> Reason {

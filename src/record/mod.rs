@@ -5,9 +5,14 @@
 //! unquoted delimited layouts, and only for a quoted field containing `""`
 //! a copy with the escapes removed.
 
+mod simd;
+
 use std::ops::Range;
 
 use memchr::memchr;
+
+pub(crate) use simd::prefetch;
+use simd::{BLOCK, Blocks};
 
 use crate::reject::Reason;
 use crate::schema::{Format, Layout, Longer, Quoting, Shorter};
@@ -302,10 +307,11 @@ fn slice_quoted(rec: &[u8], d: u8, out: &mut Fields) -> Result<(), Reason> {
 /// [`Slicer::slice`]).
 ///
 /// The scan runs a window of [`WINDOW`] bytes at a time: first every
-/// delimiter and LF of the window is written down as a position (sixteen
-/// positions per 64-byte block without a branch each, from bit masks of
-/// the block), with where each LF falls in that list; then each record is
-/// the positions up to its LF, which become its field bounds as they are.
+/// delimiter and LF of the window is written down as a position, from bit
+/// masks of each 64-byte block (twelve writes per block whatever its
+/// count, without a branch each; a block with more takes the rest one by
+/// one), with where each LF falls in that list; then each record is the
+/// positions up to its LF, which become its field bounds as they are.
 pub struct DelimitedRecords<'a> {
     buf: &'a [u8],
     delim: u8,
@@ -333,30 +339,6 @@ pub struct DelimitedRecords<'a> {
 /// Bytes scanned per window: the positions of one window stay in cache
 /// between writing and reading them.
 const WINDOW: usize = 32 * 1024;
-
-const BLOCK: usize = 64;
-
-/// How far ahead of a block the scan asks for memory: reading a file
-/// mapped from the page cache, the hardware's own prefetching stops at
-/// each 4 KiB page, and the scan stalled on half of its blocks' loads.
-const AHEAD: usize = 2048;
-
-/// Asks the CPU to bring the cache line of `p` in. A hint: it never
-/// faults, whatever the address, so `p` may be past the end of the
-/// bytes it points into.
-#[inline(always)]
-pub(crate) fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of every x86-64 target; a prefetch reads
-    // nothing the program sees and does not fault on any address.
-    #[allow(unsafe_code)]
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 impl<'a> DelimitedRecords<'a> {
     /// Records of `buf` (whole records; the last may lack its LF) with
@@ -482,7 +464,7 @@ impl<'a> DelimitedRecords<'a> {
             lfs: &mut self.lfs,
             last_odd: self.last_odd,
         };
-        scan.run(&self.buf[from..to], from, self.delim);
+        simd::scan(&mut scan, &self.buf[from..to], from, self.delim);
         (self.len, self.last_odd) = (scan.len, scan.last_odd);
         self.scanned = to;
     }
@@ -496,75 +478,7 @@ struct Scan<'s> {
     last_odd: u32,
 }
 
-impl Scan<'_> {
-    /// Scans `window`, which starts at byte `base` of the chunk.
-    fn run(&mut self, window: &[u8], base: usize, delim: u8) {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("bmi1")
-            && is_x86_feature_detected!("lzcnt")
-            && is_x86_feature_detected!("popcnt")
-        {
-            // SAFETY: the CPU has every feature `run_v3` is compiled for
-            // (checked just above; the answers are cached by std).
-            #[allow(unsafe_code)]
-            unsafe {
-                return self.run_v3(window, base, delim);
-            }
-        }
-        self.run_any(window, base, delim);
-    }
-
-    /// [`Scan::run_any`] compiled for x86-64 CPUs with AVX2, BMI and
-    /// POPCNT (x86-64-v3, 2013 on), where counting and finding bits are
-    /// single instructions (the baseline x86-64 build spends a few on
-    /// each, and the windowed scan gains nothing there), and a block's
-    /// masks take two 32-byte compares of each kind instead of four
-    /// 16-byte ones.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-    fn run_v3(&mut self, window: &[u8], base: usize, delim: u8) {
-        // SAFETY: this function is compiled for AVX2, so its callers
-        // checked the CPU has it.
-        #[allow(unsafe_code)]
-        self.run_with(window, base, delim, |b, d| unsafe {
-            block_masks_avx2(b, d)
-        });
-    }
-
-    #[inline(always)]
-    fn run_any(&mut self, window: &[u8], base: usize, delim: u8) {
-        self.run_with(window, base, delim, block_masks);
-    }
-
-    /// Scans `window` with `masks`, a block's masks as [`block_masks`]
-    /// gives them.
-    #[inline(always)]
-    fn run_with(
-        &mut self,
-        window: &[u8],
-        base: usize,
-        delim: u8,
-        masks: impl Fn(&[u8; BLOCK], u8) -> (u64, u64, u64),
-    ) {
-        let mut blocks = window.chunks_exact(BLOCK);
-        for (k, block) in blocks.by_ref().enumerate() {
-            prefetch(block.as_ptr().wrapping_add(AHEAD));
-            let block = block.try_into().expect("64 bytes");
-            self.block(base + k * BLOCK, masks(block, delim));
-        }
-        let rest = blocks.remainder();
-        if !rest.is_empty() {
-            // Past the end: zeros, whose bits are cleared.
-            let mut pad = [0u8; BLOCK];
-            pad[..rest.len()].copy_from_slice(rest);
-            let valid = (1u64 << rest.len()) - 1;
-            let (hits, lfs, odd) = masks(&pad, delim);
-            let at = base + window.len() - rest.len();
-            self.block(at, (hits & valid, lfs & valid, odd & valid));
-        }
-    }
-
+impl Blocks for Scan<'_> {
     /// Writes down the block at byte `at`: its delimiters and LFs, where
     /// each LF is among them, and its last byte outside 0x01..=0x7F.
     #[inline(always)]
@@ -599,96 +513,6 @@ impl Scan<'_> {
         }
         self.len += hits.count_ones() as usize;
     }
-}
-
-/// Bit i set in the first mask when byte i of a block is `delim` or LF,
-/// in the second when it is LF, in the third when it is 0x00 or >= 0x80
-/// (SSE2, part of the x86-64 baseline: 16-byte compares).
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[inline(always)]
-fn block_masks(block: &[u8; BLOCK], delim: u8) -> (u64, u64, u64) {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
-    };
-    let (mut hits, mut lfs, mut odd) = (0u64, 0u64, 0u64);
-    for (k, part) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of every x86-64 target, so the intrinsics
-        // are available; `part` is exactly 16 readable bytes and the load
-        // is unaligned.
-        let (h, l, o) = unsafe {
-            let x = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-            let lf = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\n' as i8));
-            let d = _mm_cmpeq_epi8(x, _mm_set1_epi8(delim as i8));
-            // The sign bit of each byte >= 0x80, or of the all-ones NUL
-            // compare.
-            let o = _mm_or_si128(x, _mm_cmpeq_epi8(x, _mm_setzero_si128()));
-            (
-                _mm_movemask_epi8(_mm_or_si128(lf, d)) as u32 as u64,
-                _mm_movemask_epi8(lf) as u32 as u64,
-                _mm_movemask_epi8(o) as u32 as u64,
-            )
-        };
-        hits |= h << (16 * k);
-        lfs |= l << (16 * k);
-        odd |= o << (16 * k);
-    }
-    (hits, lfs, odd)
-}
-
-/// [`block_masks`] in 32-byte compares.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn block_masks_avx2(block: &[u8; BLOCK], delim: u8) -> (u64, u64, u64) {
-    use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
-        _mm256_or_si256, _mm256_set1_epi8, _mm256_setzero_si256,
-    };
-    let (mut hits, mut lfs, mut odd) = (0u64, 0u64, 0u64);
-    for (k, part) in block.chunks_exact(32).enumerate() {
-        // SAFETY: the caller checked for AVX2; `part` is exactly 32
-        // readable bytes and the load is unaligned.
-        let (h, l, o) = unsafe {
-            let x = _mm256_loadu_si256(part.as_ptr().cast::<__m256i>());
-            let lf = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(b'\n' as i8));
-            let d = _mm256_cmpeq_epi8(x, _mm256_set1_epi8(delim as i8));
-            let zero = _mm256_cmpeq_epi8(x, _mm256_setzero_si256());
-            (
-                _mm256_movemask_epi8(_mm256_or_si256(lf, d)) as u32 as u64,
-                _mm256_movemask_epi8(lf) as u32 as u64,
-                _mm256_movemask_epi8(_mm256_or_si256(x, zero)) as u32 as u64,
-            )
-        };
-        hits |= h << (32 * k);
-        lfs |= l << (32 * k);
-        odd |= o << (32 * k);
-    }
-    (hits, lfs, odd)
-}
-
-/// As the x86-64 version, with word arithmetic.
-#[cfg(not(target_arch = "x86_64"))]
-#[inline(always)]
-fn block_masks(block: &[u8; BLOCK], delim: u8) -> (u64, u64, u64) {
-    use crate::decode::swar::{HIGH, equal, zero};
-    // Bit 7 of each byte to bit i of the result.
-    let pack =
-        |m: u64| (0..8).fold(0, |acc, i| acc | ((m >> (8 * i + 7)) & 1) << i);
-    let (mut hits, mut lfs, mut odd) = (0u64, 0u64, 0u64);
-    for (k, w) in block.chunks_exact(8).enumerate() {
-        let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        let lf = equal(x, b'\n');
-        hits |= pack(lf | equal(x, delim)) << (8 * k);
-        lfs |= pack(lf) << (8 * k);
-        odd |= pack((x & HIGH) | zero(x)) << (8 * k);
-    }
-    (hits, lfs, odd)
 }
 
 #[cfg(test)]
@@ -823,36 +647,31 @@ to = 6
         }
     }
 
-    /// The scan chosen at run time writes what the baseline one writes.
+    /// The scan writes down every delimiter and LF of a window, one past
+    /// each, and where each LF falls among them.
     #[test]
-    fn scans_agree() {
+    fn scan_finds_every_delimiter_and_lf() {
         let data = rough_records();
-        let scan = |any: bool| {
-            let mut bounds = vec![0u32; data.len() + 2 * BLOCK];
-            let mut lfs = Vec::new();
-            let mut s = Scan {
-                bounds: &mut bounds,
-                len: 1,
-                lfs: &mut lfs,
-                last_odd: 0,
-            };
-            let window = &data[3..data.len() - 5];
-            if any {
-                s.run_any(window, 3, b',');
-            } else {
-                s.run(window, 3, b',');
+        let window = &data[3..data.len() - 5];
+        let mut bounds = vec![0u32; data.len() + 2 * BLOCK];
+        let mut lfs = Vec::new();
+        let mut s =
+            Scan { bounds: &mut bounds, len: 1, lfs: &mut lfs, last_odd: 0 };
+        simd::scan(&mut s, window, 3, b',');
+        let len = s.len;
+        let mut want = vec![0u32];
+        let mut want_lfs = Vec::new();
+        for (i, &b) in window.iter().enumerate() {
+            if b == b'\n' {
+                want_lfs.push(want.len() as u32);
             }
-            let (len, last_odd) = (s.len, s.last_odd);
-            bounds.truncate(len);
-            (bounds, lfs, last_odd)
-        };
-        let chosen = scan(false);
-        assert_eq!(chosen, scan(true));
-        let hits = data[3..data.len() - 5]
-            .iter()
-            .filter(|&&b| b == b',' || b == b'\n')
-            .count();
-        assert_eq!(chosen.0.len(), 1 + hits);
+            if b == b',' || b == b'\n' {
+                want.push(3 + i as u32 + 1);
+            }
+        }
+        assert_eq!(&bounds[..len], &want[..]);
+        let lf_at: Vec<u32> = lfs.iter().map(|l| l.0).collect();
+        assert_eq!(lf_at, want_lfs);
     }
 
     #[test]
@@ -927,32 +746,5 @@ to = 6
         let mut f = Fields::default();
         q.slice(b"x,\"a\"\"b\",c", &mut f).unwrap();
         assert_eq!((f.offset(0), f.offset(1), f.offset(2)), (0, 3, 9));
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    #[allow(unsafe_code)]
-    fn wide_block_masks_are_the_narrow_ones() {
-        if !is_x86_feature_detected!("avx2") {
-            eprintln!("no AVX2 here: the 32-byte masks are not used");
-            return;
-        }
-        // Blocks drawn from the bytes that matter, at every position.
-        let alphabet = b"\t\n\r,|a \x00\x7F\x80\xFF";
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..20_000 {
-            let mut block = [0u8; BLOCK];
-            for b in &mut block {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = alphabet[(x % alphabet.len() as u64) as usize];
-            }
-            for delim in [b'\t', b',', b'|'] {
-                // SAFETY: AVX2 checked above.
-                let wide = unsafe { block_masks_avx2(&block, delim) };
-                assert_eq!(wide, block_masks(&block, delim), "{block:?}");
-            }
-        }
     }
 }

@@ -1,4 +1,5 @@
-//! Memory-mapped input files: the one place fwload uses `unsafe`.
+//! Memory-mapped input files: the source stage's one `unsafe` module
+//! (README "Where unsafe is" lists the others).
 #![allow(unsafe_code)]
 
 use std::fs::File;
