@@ -7,6 +7,7 @@ pub mod cli;
 pub mod decode;
 pub mod fetch;
 pub mod generate;
+pub mod keys;
 pub mod load;
 pub mod pgcopy;
 pub mod pipeline;

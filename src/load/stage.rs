@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 use super::publish::{Naming, clip, key_and_indexes};
+use crate::keys::KeyIndex;
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
-    ChunkResult, KeyIndex, Origin, PipelineError, PipelineOptions, Plan,
+    ChunkResult, Origin, PipelineError, PipelineOptions, Plan,
     apply_duplicates, run_member,
 };
 use crate::reject::{Counts, Reject};

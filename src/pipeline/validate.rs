@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{
-    ChunkResult, ControlError, Duplicate, KeyIndex, NoRows, Origin,
-    PipelineError, PipelineOptions, Plan, input_year, read_control,
-    run_member,
+    ChunkResult, ControlError, NoRows, Origin, PipelineError, PipelineOptions,
+    Plan, input_year, read_control, run_member,
 };
 use crate::decode::excerpt_text;
+use crate::keys::{Duplicate, KeyIndex};
 use crate::reject::{Position, Reason, Reject};
 use crate::report::{
     InputReport, MemberReport, Missing, Progress, RejectGroups, RejectWriter,
