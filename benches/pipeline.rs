@@ -22,9 +22,10 @@ use bytes::Bytes;
 use criterion::{
     BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
 };
+use fwload::keys::{KeyEntry, KeyIndex, KeyOrder};
 use fwload::pipeline::{
-    Chunk, ChunkResult, KeyEntry, KeyIndex, KeyOrder, MemberRun, NoRows,
-    Origin, PipelineOptions, Plan, process_chunk, run_member,
+    Chunk, ChunkResult, MemberRun, NoRows, Origin, PipelineOptions, Plan,
+    process_chunk, run_member,
 };
 use fwload::schema::DuplicatePolicy;
 use fwload::source::{MemberInfo, slice_body};

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod digest;
 pub mod fetch;
 pub mod generate;
+pub mod keys;
 pub mod load;
 pub mod pgcopy;
 pub mod pipeline;

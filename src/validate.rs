@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::decode::excerpt_text;
+use crate::keys::{Duplicate, KeyIndex};
 use crate::pipeline::{
-    ChunkResult, ControlError, Duplicate, KeyIndex, NoRows, Origin,
-    PipelineError, PipelineOptions, Plan, input_year, read_control,
-    run_member,
+    ChunkResult, ControlError, NoRows, Origin, PipelineError, PipelineOptions,
+    Plan, input_year, read_control, run_member,
 };
 use crate::reject::{Position, Reason, Reject};
 use crate::report::{

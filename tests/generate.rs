@@ -298,7 +298,7 @@ fn faults_found_at_scale_in_the_archive_and_in_plain_files() {
         .find(|t| t["layout"] == "fixtures")
         .expect("a fixtures table");
     let keys = fixtures["counts"]["valid"].as_u64().unwrap();
-    assert!(keys > fwload::pipeline::RUN_ENTRIES as u64, "{keys} keys");
+    assert!(keys > fwload::keys::RUN_ENTRIES as u64, "{keys} keys");
     // The rejects file is the same, byte for byte, on one thread and
     // other chunks: record rejects in input order, then each table's
     // duplicate keys in the final merge's order.

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::LoadError;
 
 use super::ddl::{Naming, clip, key_and_indexes};
+use crate::keys::KeyIndex;
 use crate::pgcopy::{self, CopyRows};
 use crate::pipeline::{
-    ChunkResult, KeyIndex, Origin, PipelineError, PipelineOptions, Plan,
-    run_member,
+    ChunkResult, Origin, PipelineError, PipelineOptions, Plan, run_member,
 };
 use crate::reject::{Counts, Reject};
 use crate::report::{

@@ -17,17 +17,13 @@
 mod control;
 mod hash;
 mod header;
-mod keys;
 mod read;
 mod worker;
 
 pub use control::{Control, ControlError, input_year, read_control};
 pub use header::{HeaderDrift, check_header, looks_utf16};
-pub use keys::{Duplicate, KeyIndex, RUN_ENTRIES};
 pub use read::{Chunk, ChunkReader, ReadError, UTF8_BOM, Utf16};
-pub use worker::{
-    ChunkResult, KeyEntry, KeyOrder, NoRows, Plan, key_bytes, process_chunk,
-};
+pub use worker::{ChunkResult, NoRows, Plan, key_bytes, process_chunk};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +34,7 @@ use bytes::Bytes;
 use sha2::Digest;
 
 use crate::decode::excerpt_text;
+use crate::keys::KeyEntry;
 use crate::pgcopy::RowSink;
 use crate::reject::Counts;
 use crate::schema::Format;
