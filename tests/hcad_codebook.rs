@@ -11,7 +11,7 @@ use fwload::schema::{Layout, OrphanPolicy, SchemaSet};
 use serde_json::Value;
 
 use crate::pg::TestDb;
-use crate::util::{Dir, fwload, repo, run_gen, stderr, stdout};
+use crate::util::{fwload, repo, run_gen, stderr, stdout, Dir};
 
 fn codebook() -> Value {
     let text =
@@ -60,7 +60,11 @@ fn holds(ty: FieldType, kind: &str, size: u32) -> Result<(), String> {
         FieldType::Date => size >= 10,
         _ => false,
     };
-    if ok { Ok(()) } else { Err(format!("{ty:?} for {kind}({size})")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{ty:?} for {kind}({size})"))
+    }
 }
 
 #[test]
@@ -241,4 +245,74 @@ fn generated_full_set_validates_and_loads() {
         db.schema
     ));
     assert_eq!(missing, 0, "state classes missing from desc_r_01_state_class");
+}
+
+/// Loads a generated full HCAD set into `db`; returns the load's JSON
+/// report.
+fn load_generated(db: &TestDb, d: &Dir, rows: &str, seed: &str) -> Value {
+    let schema = repo("schemas/hcad");
+    let out = d.join("hcad");
+    let out = out.to_str().unwrap();
+    run_gen(&[
+        "--schema", &schema, "--rows", rows, "--seed", seed, "--out", out,
+    ]);
+    let report = d.join("report.json");
+    let mut args: Vec<String> = vec!["load".into(), "-q".into()];
+    args.extend(db.args());
+    for a in ["--schema", &schema, "--create", "--report"] {
+        args.push(a.into());
+    }
+    args.push(report.to_str().unwrap().into());
+    args.push(out.into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = fwload(&refs);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let text = std::fs::read_to_string(&report).expect("load report");
+    serde_json::from_str(&text).expect("report JSON")
+}
+
+#[test]
+fn generated_codes_exist_in_every_referenced_table() {
+    let set = hcad();
+    let ds = set.dataset.as_ref().unwrap();
+    let (db, d) = (TestDb::new(), Dir::new());
+    let report = load_generated(&db, &d, "200", "11");
+    // Orphans under on_orphan = "reject" leave the load: the report
+    // counts them per table.
+    let mut problems = Vec::new();
+    for t in report["tables"].as_array().expect("tables") {
+        if t["orphans"].as_u64() != Some(0) {
+            problems
+                .push(format!("{}: {} orphans", t["layout"], t["orphans"]));
+        }
+    }
+    // Orphans kept in the target: every reference, asked of the data.
+    let table = |name: &str| {
+        &set.layouts.iter().find(|l| l.name == name).expect(name).table
+    };
+    for r in &ds.references {
+        let on: Vec<String> = r
+            .columns
+            .iter()
+            .zip(&r.to_columns)
+            .map(|(c, p)| format!("p.{p} = c.{c}"))
+            .collect();
+        let set_cols: Vec<String> =
+            r.columns.iter().map(|c| format!("c.{c} IS NOT NULL")).collect();
+        let n: i64 = db.one(&format!(
+            "SELECT count(*) FROM {s}.{} c WHERE {} AND NOT EXISTS (SELECT FROM {s}.{} p WHERE {})",
+            table(&r.from),
+            set_cols.join(" AND "),
+            table(&r.to),
+            on.join(" AND "),
+            s = db.schema,
+        ));
+        if n != 0 {
+            problems.push(format!(
+                "{}.{:?} → {}.{:?}: {n} orphans",
+                r.from, r.columns, r.to, r.to_columns
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -507,10 +507,7 @@ fn block(
         if fault.is_none() {
             // The first/last duplicate quirk: now and then the same key
             // again with other values.
-            if tp.dup_quirk
-                && rng::Rng::new(seed_of(&[plan.seed, tp.hash, id.uid, 0xD0B]))
-                    .chance(0.004)
-            {
+            if dup_quirk(plan, t, id.uid) {
                 if let Err(e) = make_row(
                     plan,
                     t,
@@ -546,6 +543,29 @@ fn block(
     match err {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// Whether row `uid` of table `t` is written twice (the first/last
+/// duplicate quirk).
+fn dup_quirk(plan: &Plan, t: usize, uid: u64) -> bool {
+    plan.tables[t].dup_quirk
+        && rng::Rng::new(seed_of(&[plan.seed, plan.tables[t].hash, uid, 0xD0B]))
+            .chance(0.004)
+}
+
+/// The value field `field` of row `r` of top-level table `t` is written
+/// with (what a lookup into a column other than the key copies).
+pub(crate) fn row_value(plan: &Plan, t: usize, r: u64, field: usize) -> Datum {
+    let key = plan.root_key(t, r);
+    let mut buf = RowBuf::default();
+    let mut out = Vec::new();
+    if make_row(plan, t, r, &key, None, &[], &mut buf, &mut out).is_err() {
+        return Datum::Null;
+    }
+    match buf.values.swap_remove(field) {
+        Datum::Text(s) => Datum::Text(s.trim_end().to_string()),
+        v => v,
     }
 }
 
@@ -590,12 +610,17 @@ pub(crate) fn make_row(
             ]));
             let mut r = lr.below(n);
             let mut tries = 0;
-            while plan.fault(lk.table, r).is_some() && tries < 64 {
+            // Nor one written twice (the duplicate quirk), whose values
+            // the load may replace.
+            while (plan.fault(lk.table, r).is_some()
+                || dup_quirk(plan, lk.table, r))
+                && tries < 64
+            {
                 r = (r + 1) % n;
                 tries += 1;
             }
-            let pos = lk.map.iter().find(|m| m.0 == i).map_or(0, |m| m.1);
-            plan.root_key(lk.table, r).swap_remove(pos)
+            let there = lk.map.iter().find(|m| m.0 == i).map_or(0, |m| m.1);
+            plan.lookup_value(lk, r, there)
         } else {
             let mut v = shrunk(tp, i, tp.gens[i].value(&mut rng));
             if let Datum::Text(s) = &mut v {

@@ -82,12 +82,12 @@ pub struct ParentLink {
     pub map: Vec<(usize, usize)>,
 }
 
-/// Columns that must hold a key of a top-level table.
+/// Columns that must hold values of one row of a top-level table.
 #[derive(Clone, Debug)]
 pub struct Lookup {
     /// The referenced top-level table (plan index).
     pub table: usize,
-    /// (field here, position in that table's key).
+    /// (field here, field there); the field there need not be a key.
     pub map: Vec<(usize, usize)>,
 }
 
@@ -266,34 +266,32 @@ impl Plan {
                         .iter()
                         .filter_map(|c| l.field_index(c))
                         .collect();
-                    let pos: Vec<Option<usize>> = r
+                    let to: Vec<usize> = r
                         .to_columns
                         .iter()
-                        .map(|c| {
-                            p.field_index(c).and_then(|fi| {
-                                p.key.iter().position(|&k| k == fi)
-                            })
-                        })
+                        .filter_map(|c| p.field_index(c))
                         .collect();
                     if cols.is_empty()
-                        || cols.len() != pos.len()
-                        || pos.iter().any(Option::is_none)
+                        || cols.len() != r.columns.len()
+                        || to.len() != cols.len()
                     {
                         continue;
                     }
-                    let pos: Vec<usize> = pos.into_iter().flatten().collect();
+                    let pos: Vec<Option<usize>> = to
+                        .iter()
+                        .map(|fi| p.key.iter().position(|k| k == fi))
+                        .collect();
                     let in_key = cols.iter().all(|c| l.key.contains(c));
-                    if in_key && pos.len() == p.key.len() && pi < li {
+                    let whole_key = pos.iter().all(Option::is_some)
+                        && pos.len() == p.key.len();
+                    if in_key && whole_key && pi < li {
+                        let pos = pos.into_iter().flatten();
                         let prefix =
                             l.key.iter().zip(&cols).all(|(a, b)| a == b);
-                        let map = cols
-                            .iter()
-                            .copied()
-                            .zip(pos.iter().copied())
-                            .collect();
+                        let map = cols.iter().copied().zip(pos).collect();
                         cands.push((ParentLink { table: pi, map }, prefix));
                     }
-                    others.push((pi, cols, pos));
+                    others.push((pi, cols, to));
                 }
                 // The parent: most columns, then the one leading the key.
                 cands.sort_by_key(|(link, prefix)| {
@@ -302,7 +300,7 @@ impl Plan {
                 parent = cands.into_iter().next().map(|c| c.0);
                 // Every other reference fills its columns from a row of
                 // the referenced table (a lookup).
-                for (pi, cols, pos) in others {
+                for (pi, cols, to) in others {
                     let is_parent = parent.as_ref().is_some_and(|p| {
                         p.table == pi
                             && p.map
@@ -319,7 +317,7 @@ impl Plan {
                     if no_key || own_last {
                         lookups.push(Lookup {
                             table: pi,
-                            map: cols.into_iter().zip(pos).collect(),
+                            map: cols.into_iter().zip(to).collect(),
                         });
                     }
                 }
@@ -379,6 +377,7 @@ impl Plan {
                 tables.iter().map(|x| x.parent.is_none()).collect();
             tables[t].lookups.retain(|lk| roots[lk.table] && lk.table != t);
         }
+        share_lookups(&mut tables);
         for t in 0..tables.len() {
             let mut r = t;
             while let Some(p) = &tables[r].parent {
@@ -459,6 +458,16 @@ impl Plan {
         Some(*r.pick(&tp.faults))
     }
 
+    /// The value of field `field` of row `r` of top-level table `t`, as
+    /// a lookup into it copies it.
+    pub fn lookup_value(&self, lk: &Lookup, r: u64, field: usize) -> Datum {
+        let tp = &self.tables[lk.table];
+        match tp.layout.key.iter().position(|&k| k == field) {
+            Some(pos) => self.root_key(lk.table, r).swap_remove(pos),
+            None => super::row_value(self, lk.table, r, field),
+        }
+    }
+
     /// Rows of child table `t` under the parent row `parent_uid`.
     fn children(&self, t: usize, parent_uid: u64) -> u32 {
         let tp = &self.tables[t];
@@ -535,8 +544,7 @@ impl Plan {
                                     // lookup table: distinct rows of it.
                                     let n = self.tables[lk.table].rows.max(1);
                                     let r = (prow.uid % n + j as u64) % n;
-                                    let pos = lk.map[0].1;
-                                    self.root_key(lk.table, r).swap_remove(pos)
+                                    self.lookup_value(lk, r, lk.map[0].1)
                                 } else if tp.own_key.first() == Some(&kf) {
                                     sibling_value(tp, kf, j, prow.uid)
                                 } else {
@@ -552,20 +560,54 @@ impl Plan {
     }
 }
 
+/// Makes a field that several lookups fill take values all their
+/// targets hold: the first lookup's target column, when it is not that
+/// table's key, is itself filled from the others' (one shared pool).
+fn share_lookups(tables: &mut [TablePlan]) {
+    let mut extra: Vec<(usize, Lookup)> = Vec::new();
+    for tp in tables.iter() {
+        for (a, first) in tp.lookups.iter().enumerate() {
+            let [(field, there)] = first.map[..] else { continue };
+            let target = &tables[first.table];
+            if target.layout.key.contains(&there) {
+                continue;
+            }
+            for other in &tp.lookups[a + 1..] {
+                let [(f2, there2)] = other.map[..] else { continue };
+                if f2 == field && other.table != first.table {
+                    extra.push((
+                        first.table,
+                        Lookup { table: other.table, map: vec![(there, there2)] },
+                    ));
+                }
+            }
+        }
+    }
+    for (t, lk) in extra {
+        if !tables[t].lookups.iter().any(|l| l.covers(lk.map[0].0)) {
+            tables[t].lookups.insert(0, lk);
+        }
+    }
+}
+
 /// Sets each table's `key_chars` from the text columns filled from its
 /// first key column, through parent links and lookups.
 fn narrow_keys(tables: &mut [TablePlan]) {
     let mut fills: Vec<(usize, usize)> = Vec::new();
     for tp in tables.iter() {
-        let links = tp
-            .parent
-            .iter()
-            .map(|p| (p.table, &p.map))
-            .chain(tp.lookups.iter().map(|lk| (lk.table, &lk.map)));
-        for (to, map) in links {
-            for &(field, pos) in map {
-                if pos == 0 && tp.layout.fields[field].decoder.ty.is_text() {
-                    fills.push((to, tp.gens[field].max_chars()));
+        let text = |f: usize| tp.layout.fields[f].decoder.ty.is_text();
+        if let Some(p) = &tp.parent {
+            for &(field, pos) in &p.map {
+                if pos == 0 && text(field) {
+                    fills.push((p.table, tp.gens[field].max_chars()));
+                }
+            }
+        }
+        for lk in &tp.lookups {
+            for &(field, there) in &lk.map {
+                let first = tables[lk.table].layout.key.first() == Some(&there);
+                if first && text(field) {
+                    fills.push((lk.table, tp.gens[field].max_chars()));
                 }
             }
         }
