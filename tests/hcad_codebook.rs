@@ -11,7 +11,7 @@ use fwload::schema::{Layout, OrphanPolicy, SchemaSet};
 use serde_json::Value;
 
 use crate::pg::TestDb;
-use crate::util::{fwload, repo, run_gen, stderr, stdout, Dir};
+use crate::util::{Dir, fwload, repo, run_gen, stderr, stdout};
 
 fn codebook() -> Value {
     let text =
@@ -60,11 +60,7 @@ fn holds(ty: FieldType, kind: &str, size: u32) -> Result<(), String> {
         FieldType::Date => size >= 10,
         _ => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{ty:?} for {kind}({size})"))
-    }
+    if ok { Ok(()) } else { Err(format!("{ty:?} for {kind}({size})")) }
 }
 
 #[test]

@@ -550,8 +550,13 @@ fn block(
 /// duplicate quirk).
 fn dup_quirk(plan: &Plan, t: usize, uid: u64) -> bool {
     plan.tables[t].dup_quirk
-        && rng::Rng::new(seed_of(&[plan.seed, plan.tables[t].hash, uid, 0xD0B]))
-            .chance(0.004)
+        && rng::Rng::new(seed_of(&[
+            plan.seed,
+            plan.tables[t].hash,
+            uid,
+            0xD0B,
+        ]))
+        .chance(0.004)
 }
 
 /// The value field `field` of row `r` of top-level table `t` is written

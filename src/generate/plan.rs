@@ -314,7 +314,14 @@ impl Plan {
                     let no_key = cols.iter().all(|c| !l.key.contains(c));
                     let own_last =
                         cols.len() == 1 && Some(&cols[0]) == l.key.last();
-                    if no_key || own_last {
+                    // A child's own key column (not one its parent fills),
+                    // wherever it stands in the key: the walk draws
+                    // distinct rows of the lookup table for siblings.
+                    let own_of_child = cols.len() == 1
+                        && parent.as_ref().is_some_and(|p| {
+                            p.map.iter().all(|m| m.0 != cols[0])
+                        });
+                    if no_key || own_last || own_of_child {
                         lookups.push(Lookup {
                             table: pi,
                             map: cols.into_iter().zip(to).collect(),
@@ -577,7 +584,10 @@ fn share_lookups(tables: &mut [TablePlan]) {
                 if f2 == field && other.table != first.table {
                     extra.push((
                         first.table,
-                        Lookup { table: other.table, map: vec![(there, there2)] },
+                        Lookup {
+                            table: other.table,
+                            map: vec![(there, there2)],
+                        },
                     ));
                 }
             }
@@ -605,7 +615,8 @@ fn narrow_keys(tables: &mut [TablePlan]) {
         }
         for lk in &tp.lookups {
             for &(field, there) in &lk.map {
-                let first = tables[lk.table].layout.key.first() == Some(&there);
+                let first =
+                    tables[lk.table].layout.key.first() == Some(&there);
                 if first && text(field) {
                     fills.push((lk.table, tp.gens[field].max_chars()));
                 }
