@@ -981,7 +981,20 @@ fn concurrent_loads_wait_or_fail_fast() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // It waits on the advisory lock: a lock not granted shows in pg_locks.
+    let since = std::time::Instant::now();
+    let lock_waits = format!(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+         AND NOT granted AND objid::int8 = hashtext('{}')::int8 & 4294967295",
+        key.replace('\'', "''")
+    );
+    while db.one::<i64>(&lock_waits) == 0 {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(60),
+            "the second load never waited on the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let waiting: i64 = db.one(&format!(
         "SELECT count(*) FROM {}.runs WHERE status = 'running'",
         db.meta
