@@ -81,6 +81,15 @@ impl From<SourceError> for ValidateError {
     }
 }
 
+impl From<ControlError> for ValidateError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Source(e) => ValidateError::Source(e),
+            ControlError::Refused(m) => ValidateError::Control(m),
+        }
+    }
+}
+
 impl From<PipelineError<std::io::Error>> for ValidateError {
     fn from(e: PipelineError<std::io::Error>) -> Self {
         match e {
@@ -153,11 +162,7 @@ pub fn validate(
             &opts.source,
             opts.pipeline.max_record_bytes,
             opts.year,
-        )
-        .map_err(|e| match e {
-            ControlError::Source(e) => ValidateError::from(e),
-            ControlError::Refused(m) => ValidateError::Control(m),
-        })?;
+        )?;
         let year = input_year(opts.year, control.as_ref());
         let export_version =
             control.as_ref().and_then(|c| c.export_version.clone());

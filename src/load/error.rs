@@ -271,6 +271,15 @@ impl std::error::Error for LoadError {
     }
 }
 
+impl From<crate::pipeline::ControlError> for LoadError {
+    fn from(e: crate::pipeline::ControlError) -> Self {
+        match e {
+            crate::pipeline::ControlError::Source(e) => LoadError::from(e),
+            crate::pipeline::ControlError::Refused(m) => LoadError::refused(m),
+        }
+    }
+}
+
 impl From<SourceError> for LoadError {
     fn from(e: SourceError) -> Self {
         LoadError { kind: Box::new(LoadErrorKind::Source(e)) }

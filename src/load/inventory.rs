@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::{LoadError, LoadOptions, LoadReport, MemberRef, RunFile};
-use crate::pipeline::{Control, ControlError, input_year, read_control};
+use crate::pipeline::{Control, input_year, read_control};
 use crate::report::{Missing, Unmatched, incomplete};
 use crate::schema::SchemaSet;
 use crate::source::{self, HashingReader, SourceError, SourceErrorKind};
@@ -268,10 +268,7 @@ fn read_controls(
                 opts.pipeline.max_record_bytes,
                 opts.year,
             )
-            .map_err(|e| match e {
-                ControlError::Source(e) => LoadError::from(e),
-                ControlError::Refused(m) => LoadError::refused(m),
-            })
+            .map_err(LoadError::from)
         })
         .collect()
 }
