@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static SERVER: OnceLock<String> = OnceLock::new();
 static NEXT: AtomicU32 = AtomicU32::new(0);
+/// The data directory of the throwaway cluster, when one was started; the
+/// atexit hook stops it.
+static THROWAWAY: OnceLock<String> = OnceLock::new();
 
 /// The base URL of the test server (without sslmode).
 pub fn server() -> &'static str {
@@ -61,8 +64,8 @@ fn as_postgres(cmd: &Path, args: &[&str]) -> std::process::Output {
 }
 
 extern "C" fn stop_cluster() {
-    if let Ok(dir) = std::env::var("FWLOAD_TEST_CLUSTER") {
-        stop(&dir);
+    if let Some(dir) = THROWAWAY.get() {
+        stop(dir);
     }
 }
 
@@ -236,10 +239,12 @@ impl Drop for Cluster {
 fn throwaway_cluster() -> String {
     let mut cluster = Cluster::start("", None, &[]);
     cluster.keep = true;
-    // SAFETY: setting an environment variable before other threads read it
-    // is the only use; the atexit hook stops the cluster.
+    THROWAWAY
+        .set(cluster.data.clone())
+        .expect("one throwaway cluster per test process");
+    // SAFETY: registers a plain `extern "C" fn` that only reads a OnceLock
+    // and runs pg_ctl; atexit has no other precondition.
     unsafe {
-        std::env::set_var("FWLOAD_TEST_CLUSTER", &cluster.data);
         libc::atexit(stop_cluster);
     }
     cluster.local().batch_execute("CREATE DATABASE test").unwrap();

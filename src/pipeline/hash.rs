@@ -180,63 +180,101 @@ impl Drop for StopOnDrop<'_> {
 mod tests {
     use super::*;
 
+    /// Runs `f` on its own thread and fails the test when it has not
+    /// finished within 60 s: a bug in the window's waits hangs instead of
+    /// failing, and a hung test says nothing.
+    fn within_a_minute<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(v) => v,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("hung: no result within 60 s")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                match t.join() {
+                    Err(p) => std::panic::resume_unwind(p),
+                    Ok(()) => unreachable!("the thread sends before it ends"),
+                }
+            }
+        }
+    }
+
     #[test]
     fn hashes_the_whole_member_within_the_window() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let w = Window::new(None, 4096, true);
-        let digest = std::thread::scope(|sc| {
-            let hasher = sc.spawn(|| w.hash(&data, 1000));
-            let mut at = 0u64;
-            while at < data.len() as u64 {
-                at = (at + 3000).min(data.len() as u64);
-                w.cut_to(at);
-                // The hasher is never more than the lead behind the reader,
-                // nor more than the lead ahead of it.
-                let s = w.lock();
-                assert!(s.hashed + w.lead >= at, "{} behind {at}", s.hashed);
-                assert!(s.hashed <= s.cut + w.lead + 1000);
-                drop(s);
-                w.consumed_to(at);
-            }
-            w.cut_all();
-            hasher.join().expect("hasher")
-        });
-        let expected = crate::digest::sha256_hex({
-            let mut h = Sha256::new();
-            h.update(&data);
-            h
-        });
-        assert_eq!(digest.as_deref(), Some(expected.as_str()));
-        let s = w.lock();
-        assert_eq!((s.released, s.hashed), (data.len() as u64, s.consumed));
+        within_a_minute(|| {
+            let data: Vec<u8> =
+                (0..100_000u32).map(|i| (i % 251) as u8).collect();
+            let w = Window::new(None, 4096, true);
+            let digest = std::thread::scope(|sc| {
+                let hasher = sc.spawn(|| w.hash(&data, 1000));
+                let mut at = 0u64;
+                while at < data.len() as u64 {
+                    at = (at + 3000).min(data.len() as u64);
+                    w.cut_to(at);
+                    // The hasher is never more than the lead behind the reader,
+                    // nor more than the lead ahead of it.
+                    let s = w.lock();
+                    assert!(
+                        s.hashed + w.lead >= at,
+                        "{} behind {at}",
+                        s.hashed
+                    );
+                    assert!(s.hashed <= s.cut + w.lead + 1000);
+                    drop(s);
+                    w.consumed_to(at);
+                }
+                w.cut_all();
+                hasher.join().expect("hasher")
+            });
+            let expected = crate::digest::sha256_hex({
+                let mut h = Sha256::new();
+                h.update(&data);
+                h
+            });
+            assert_eq!(digest.as_deref(), Some(expected.as_str()));
+            let s = w.lock();
+            assert_eq!(
+                (s.released, s.hashed),
+                (data.len() as u64, s.consumed)
+            );
+        })
     }
 
     #[test]
     fn without_a_hasher_beside_the_reader_never_waits() {
-        let w = Window::new(None, 4096, false);
-        // Would wait forever if it waited for a hasher.
-        w.cut_to(1 << 40);
-        w.consumed_to(1 << 40);
-        assert_eq!(w.lock().released, 1 << 40);
+        within_a_minute(|| {
+            let w = Window::new(None, 4096, false);
+            // Would wait forever if it waited for a hasher.
+            w.cut_to(1 << 40);
+            w.consumed_to(1 << 40);
+            assert_eq!(w.lock().released, 1 << 40);
+        })
     }
 
     #[test]
     fn a_stop_frees_the_hasher_and_the_reader() {
-        let data = vec![b'x'; 1 << 20];
-        let w = Window::new(None, 4096, true);
-        let digest = std::thread::scope(|sc| {
-            let hasher = sc.spawn(|| w.hash(&data, 1024));
-            // The reader never cuts: the hasher waits at the lead until
-            // the stop.
-            while w.lock().hashed < w.lead {
-                std::thread::yield_now();
-            }
-            w.stop();
-            // Past the stop the reader does not wait either.
-            w.cut_to(data.len() as u64);
-            hasher.join().expect("hasher")
-        });
-        assert_eq!(digest, None);
-        assert!(w.lock().hashed <= w.lead + 1024);
+        within_a_minute(|| {
+            let data = vec![b'x'; 1 << 20];
+            let w = Window::new(None, 4096, true);
+            let digest = std::thread::scope(|sc| {
+                let hasher = sc.spawn(|| w.hash(&data, 1024));
+                // The reader never cuts: the hasher waits at the lead until
+                // the stop.
+                while w.lock().hashed < w.lead {
+                    std::thread::yield_now();
+                }
+                w.stop();
+                // Past the stop the reader does not wait either.
+                w.cut_to(data.len() as u64);
+                hasher.join().expect("hasher")
+            });
+            assert_eq!(digest, None);
+            assert!(w.lock().hashed <= w.lead + 1024);
+        })
     }
 }
