@@ -241,29 +241,27 @@ impl SourceError {
                 }
             }
             Some(GuardError::Limit(m)) => SourceErrorKind::Limit(m.clone()),
+            Some(e @ GuardError::Checksum { .. }) => SourceErrorKind::Corrupt(
+                format!("checksum mismatch, the member is corrupt ({e})"),
+            ),
             None => classify(e),
         };
         SourceError::new(input, Some(member), kind)
     }
 }
 
+/// The kind of a decompressor's I/O error, told by its `io::ErrorKind`
+/// only: a zip member's checksum is checked by [`Guard`] itself, before the
+/// zip reader's own check would fire.
 fn classify(e: io::Error) -> SourceErrorKind {
-    let msg = e.to_string();
-    let lower = msg.to_ascii_lowercase();
-    if lower.contains("checksum") || lower.contains("crc") {
-        SourceErrorKind::Corrupt(format!(
-            "checksum mismatch, the member is corrupt ({msg})"
-        ))
-    } else if e.kind() == io::ErrorKind::UnexpectedEof {
-        SourceErrorKind::Corrupt(format!(
-            "unexpected end of compressed data, the archive is truncated ({msg})"
-        ))
-    } else if e.kind() == io::ErrorKind::InvalidInput
-        || e.kind() == io::ErrorKind::InvalidData
-    {
-        SourceErrorKind::Corrupt(format!("corrupt compressed data ({msg})"))
-    } else {
-        SourceErrorKind::Io(e)
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => SourceErrorKind::Corrupt(format!(
+            "unexpected end of compressed data, the archive is truncated ({e})"
+        )),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            SourceErrorKind::Corrupt(format!("corrupt compressed data ({e})"))
+        }
+        _ => SourceErrorKind::Io(e),
     }
 }
 
@@ -315,8 +313,17 @@ impl std::error::Error for SourceError {
 /// Errors raised inside a guarded stream, carried through `io::Error`.
 #[derive(Debug)]
 enum GuardError {
-    Size { declared: u64, actual: u64 },
+    Size {
+        declared: u64,
+        actual: u64,
+    },
     Limit(String),
+    /// The CRC-32 of the member's bytes is not the one its archive
+    /// declares.
+    Checksum {
+        declared: u32,
+        actual: u32,
+    },
 }
 
 impl fmt::Display for GuardError {
@@ -326,6 +333,10 @@ impl fmt::Display for GuardError {
                 write!(f, "size {actual} differs from declared {declared}")
             }
             GuardError::Limit(m) => f.write_str(m),
+            GuardError::Checksum { declared, actual } => write!(
+                f,
+                "its CRC-32 is {actual:08x}, the archive declares {declared:08x}"
+            ),
         }
     }
 }
@@ -345,10 +356,29 @@ struct Guard<R> {
     /// The input file's size in bytes.
     input_size: u64,
     limits: Limits,
+    /// The CRC-32 the archive declares for the member and the one of its
+    /// bytes so far; checked once the declared size has been read.
+    crc: Option<Crc>,
+}
+
+/// A member's declared CRC-32 and the running one of its bytes.
+struct Crc {
+    declared: u32,
+    running: crc32fast::Hasher,
 }
 
 impl<R: Read> Read for Guard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.declared == Some(self.count)
+            && let Some(crc) = self.crc.take()
+        {
+            let actual = crc.running.finalize();
+            if actual != crc.declared {
+                let e =
+                    GuardError::Checksum { declared: crc.declared, actual };
+                return Err(io::Error::other(e));
+            }
+        }
         // Never read more than one byte past the declared size: enough to
         // notice a member that is longer than it says.
         let cap = match self.declared {
@@ -359,6 +389,9 @@ impl<R: Read> Read for Guard<R> {
         };
         let n = self.inner.read(&mut buf[..cap])?;
         self.count += n as u64;
+        if let Some(crc) = &mut self.crc {
+            crc.running.update(&buf[..n]);
+        }
         if let Some(d) = self.declared
             && (self.count > d || (n == 0 && self.count != d))
         {
@@ -634,6 +667,7 @@ pub fn read_input<E: From<SourceError>>(
                     earlier: 0,
                     input_size: size,
                     limits: opts.limits,
+                    crc: None,
                 };
                 let d = visit(&info, Body::Stream(&mut g))?;
                 io::copy(&mut g, &mut io::sink()).map_err(|e| {
@@ -679,6 +713,7 @@ pub fn read_input<E: From<SourceError>>(
                     earlier: 0,
                     input_size: size,
                     limits: opts.limits,
+                    crc: None,
                 };
                 if want(&info.name) {
                     visit(&info, Body::Stream(&mut r))?;
@@ -709,6 +744,7 @@ pub fn read_input<E: From<SourceError>>(
                     earlier: 0,
                     input_size: size,
                     limits: opts.limits,
+                    crc: None,
                 };
                 read_tar(&name, &input, total, want, visit)?;
             }
@@ -795,6 +831,8 @@ struct ZipEntry {
     name: String,
     size: u64,
     compressed_size: u64,
+    /// The CRC-32 the central directory declares.
+    crc32: u32,
 }
 
 /// The file entries of a zip (directories left out), in the order their
@@ -835,6 +873,7 @@ fn zip_entries<R: Read + Seek>(
             name: member,
             size: e.size(),
             compressed_size: e.compressed_size(),
+            crc32: e.crc32(),
         });
     }
     entries.sort_by_key(|e| (e.header_start, e.index));
@@ -969,6 +1008,10 @@ fn visit_zip_member<E: From<SourceError>>(
         earlier: member.earlier,
         input_size: member.input_size,
         limits: opts.limits,
+        crc: Some(Crc {
+            declared: e.crc32,
+            running: crc32fast::Hasher::new(),
+        }),
     };
     visit(&info, Body::Stream(&mut g))?;
     io::copy(&mut g, &mut io::sink())
@@ -1106,6 +1149,7 @@ mod tests {
             earlier,
             input_size,
             limits,
+            crc: None,
         };
         let read = |mut g: Guard<io::Cursor<Vec<u8>>>| {
             io::copy(&mut g, &mut io::sink()).map_err(|e| e.to_string())
@@ -1116,5 +1160,30 @@ mod tests {
         assert!(e.contains("beyond the 1000 byte limit of an input"), "{e}");
         let e = read(guard(700, 50)).unwrap_err();
         assert!(e.contains("together expand 18:1 from its 50 bytes"), "{e}");
+    }
+
+    #[test]
+    fn guard_checks_the_declared_crc_itself() {
+        let data = b"0123456789".repeat(100);
+        let read = |declared: u32| {
+            let mut g = Guard {
+                inner: io::Cursor::new(data.clone()),
+                count: 0,
+                declared: Some(data.len() as u64),
+                compressed: Arc::new(AtomicU64::new(data.len() as u64)),
+                earlier: 0,
+                input_size: data.len() as u64,
+                limits: Limits::default(),
+                crc: Some(Crc { declared, running: crc32fast::Hasher::new() }),
+            };
+            io::copy(&mut g, &mut io::sink())
+        };
+        let good = crc32fast::hash(&data);
+        assert_eq!(read(good).unwrap(), data.len() as u64);
+        let e =
+            SourceError::from_read("a.zip", "m", read(good ^ 1).unwrap_err());
+        let text = e.to_string();
+        assert!(text.contains("a.zip:m: checksum mismatch"), "{text}");
+        assert!(text.contains(&format!("{:08x}", good ^ 1)), "{text}");
     }
 }
