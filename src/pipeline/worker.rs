@@ -270,218 +270,344 @@ fn process_impl<S: RowSink>(
     origin: &Origin<'_>,
     chunk: &Chunk,
     rows: &mut S,
-    mut keys: Vec<KeyEntry>,
+    keys: Vec<KeyEntry>,
     s: &mut Scratch,
 ) -> Partial {
-    let Origin { input, member, file } = *origin;
-    let layout = &plan.layout;
-    let mut counts = Counts::default();
-    let mut rejects = Vec::new();
-
-    let has_key = !layout.key.is_empty();
-    let nfields = layout.fields.len();
-    let first_line = chunk.first_line.unwrap_or(0);
-    let mut line = first_line;
-    let blocks = matches!(plan.framing, Framing::Blocks { .. });
     let Scratch { fields, text, key, key_text, prev_key } = s;
-    let mut ascending = true;
-    let mut first_key = Vec::new();
+    let first_line = chunk.first_line.unwrap_or(0);
+    let mut pass = Pass {
+        plan,
+        origin,
+        chunk,
+        rows,
+        keys,
+        counts: Counts::default(),
+        rejects: Vec::new(),
+        line: first_line,
+        ascending: true,
+        first_key: Vec::new(),
+        text,
+        key,
+        key_text,
+        prev_key,
+    };
     let data = &chunk.data[..];
-    // `plain`: whether the record holds only bytes 0x01-0x7F, when the
-    // splitter found out.
-    let mut each = |rec: RecordRef<'_>,
-                    sliced: Result<(), Reason>,
-                    fields: &Fields,
-                    plain: Option<bool>| {
-        let rec_line = line;
-        line += 1 + rec.extra_lines as u64;
-        let rec_byte = chunk.start_byte + rec.offset as u64;
-        counts.read += 1;
-        let mut reject =
-            |field: Option<usize>, raw: &[u8], byte: u64, reason: Reason| {
-                let at = Position {
-                    input: input.clone(),
-                    member: member.clone(),
-                    line: rec_line,
-                    byte,
-                    field: field.map(|f| f as u16),
-                };
-                rejects.push(Reject::new(at, raw, reason));
-            };
-        if rec.bytes.is_empty() && !blocks && layout.skip_blank {
-            counts.filtered += 1;
-            counts.blank += 1;
+    if let Some(delim) = plan.fast_delimiter {
+        // Unquoted delimited records: records and fields in one pass.
+        let nfields = plan.layout.fields.len();
+        let mut it = DelimitedRecords::new(data, delim, nfields);
+        while let Some((rec, sliced)) = it.next_record(fields) {
+            pass.record(rec, sliced, fields, Some(it.plain()));
+        }
+    } else {
+        for rec in Records::new(data, plan.framing) {
+            let sliced = plan.slicer.slice(rec.bytes, fields);
+            pass.record(rec, sliced, fields, None);
+        }
+    }
+    pass.finish(first_line)
+}
+
+/// One chunk's pass over its records: what it has counted, rejected and
+/// keyed so far, and the scratch buffers it reuses.
+struct Pass<'a, S> {
+    plan: &'a Plan,
+    origin: &'a Origin<'a>,
+    chunk: &'a Chunk,
+    rows: &'a mut S,
+    keys: Vec<KeyEntry>,
+    counts: Counts,
+    rejects: Vec<Reject>,
+    /// The line the next record starts on.
+    line: u64,
+    /// Whether the keys so far ascend, and the first of them.
+    ascending: bool,
+    first_key: Vec<u8>,
+    text: &'a mut Vec<u8>,
+    key: &'a mut Vec<u8>,
+    key_text: &'a mut Vec<u8>,
+    prev_key: &'a mut Vec<u8>,
+}
+
+/// Where the record being checked starts.
+#[derive(Clone, Copy)]
+struct At {
+    line: u64,
+    byte: u64,
+}
+
+impl<'a, S: RowSink> Pass<'a, S> {
+    /// Checks one record (`plain`: whether it holds only bytes
+    /// 0x01-0x7F, when the splitter found out) and hands its row to the
+    /// sink, or rejects it.
+    #[inline]
+    fn record(
+        &mut self,
+        rec: RecordRef<'_>,
+        sliced: Result<(), Reason>,
+        fields: &Fields,
+        plain: Option<bool>,
+    ) {
+        let at = At {
+            line: self.line,
+            byte: self.chunk.start_byte + rec.offset as u64,
+        };
+        self.line += 1 + rec.extra_lines as u64;
+        self.counts.read += 1;
+        if !self.admit(&rec, sliced, fields, at) {
             return;
+        }
+        let has_key = !self.plan.layout.key.is_empty();
+        let nfields = self.plan.layout.fields.len();
+        self.rows.start_row(self.origin.file, at.line, nfields);
+        if has_key {
+            self.key.clear();
+            self.key_text.clear();
+        }
+        let order = if S::VALUES {
+            &self.plan.all[..]
+        } else {
+            self.quick_order(rec.bytes, fields, plain)
+        };
+        if !self.decode_fields(order, rec.bytes, fields, at) {
+            return;
+        }
+        self.rows.end_row();
+        self.counts.valid += 1;
+        if has_key {
+            self.push_key(at);
+        }
+    }
+
+    /// Whether the record gets to its fields: not a blank line skipped,
+    /// nor filtered out by a rule, nor rejected for its framing.
+    #[inline]
+    fn admit(
+        &mut self,
+        rec: &RecordRef<'_>,
+        sliced: Result<(), Reason>,
+        fields: &Fields,
+        at: At,
+    ) -> bool {
+        let plan = self.plan;
+        let blocks = matches!(plan.framing, Framing::Blocks { .. });
+        if rec.bytes.is_empty() && !blocks && plan.layout.skip_blank {
+            self.counts.filtered += 1;
+            self.counts.blank += 1;
+            return false;
         }
         let bad_ending = matches!(
             (plan.terminator, rec.ending),
             (Terminator::Crlf, Ending::Lf) | (Terminator::Lf, Ending::CrLf)
         );
-        if bad_ending {
-            counts.rejected += 1;
-            reject(None, rec.bytes, rec_byte, Reason::WrongTerminator);
-            return;
+        let reason = if bad_ending {
+            Err(Reason::WrongTerminator)
+        } else if rec.unterminated_quote {
+            Err(Reason::UnterminatedQuote)
+        } else {
+            sliced
+        };
+        if let Err(reason) = reason {
+            self.reject(None, rec.bytes, at.line, at.byte, reason);
+            return false;
         }
-        if rec.unterminated_quote {
-            counts.rejected += 1;
-            reject(None, rec.bytes, rec_byte, Reason::UnterminatedQuote);
-            return;
-        }
-        if let Err(reason) = sliced {
-            counts.rejected += 1;
-            reject(None, rec.bytes, rec_byte, reason);
-            return;
-        }
-        for f in &layout.filters {
+        for f in &plan.layout.filters {
             if !f.keeps(Trim::Both.apply(fields.get(rec.bytes, f.field))) {
-                counts.filtered += 1;
-                counts.filtered_by_rule += 1;
-                return;
+                self.counts.filtered += 1;
+                self.counts.filtered_by_rule += 1;
+                return false;
             }
         }
-        rows.start_row(file, rec_line, nfields);
-        if has_key {
-            key.clear();
-            key_text.clear();
-        }
-        // A sink that does not take values decodes only what a quick
-        // test cannot pass; without a NUL or a byte ≥ 0x80, text is valid
-        // in any encoding, so most text fields are not even looked at.
-        // The quick tests run grouped by kind, then the fields that must
-        // be decoded; only when one fails are the fields taken again in
-        // layout order, so that the first failing field is the one
-        // reported.
-        let order = if S::VALUES {
-            &plan.all
-        } else {
-            let plain = plain.unwrap_or_else(|| plain_ascii(rec.bytes));
-            let checks =
-                if plain { &plan.checked_plain } else { &plan.checked };
-            // One loop per kind, each compiled for its kind alone.
-            let quick = checks.kinds.iter().all(|(kind, r)| {
-                let run = |k: u8| {
-                    checks.grouped[r.clone()].iter().all(|&(i, q)| {
-                        let (buf, span) = fields.within(rec.bytes, i);
-                        q.accepts_as(k, buf, span)
-                    })
-                };
-                match *kind {
-                    Quick::KIND_SHORTER => run(Quick::KIND_SHORTER),
-                    Quick::KIND_DIGITS => run(Quick::KIND_DIGITS),
-                    Quick::KIND_DECIMAL => run(Quick::KIND_DECIMAL),
-                    Quick::KIND_DATE => run(Quick::KIND_DATE),
-                    Quick::KIND_ASCII => run(Quick::KIND_ASCII),
-                    _ => false,
+        true
+    }
+
+    /// The fields a sink without values must still decode, in layout
+    /// order: none when the quick tests and the always-decoded fields
+    /// pass (the key is then taken), else every checked field.
+    ///
+    /// A sink that does not take values decodes only what a quick test
+    /// cannot pass; without a NUL or a byte ≥ 0x80, text is valid in any
+    /// encoding, so most text fields are not even looked at. The quick
+    /// tests run grouped by kind, then the fields that must be decoded;
+    /// only when one fails are the fields taken again in layout order,
+    /// so that the first failing field is the one reported.
+    #[inline]
+    fn quick_order(
+        &mut self,
+        bytes: &[u8],
+        fields: &Fields,
+        plain: Option<bool>,
+    ) -> &'a [(usize, Quick)] {
+        let plan: &'a Plan = self.plan;
+        let plain = plain.unwrap_or_else(|| plain_ascii(bytes));
+        let checks = if plain { &plan.checked_plain } else { &plan.checked };
+        // One loop per kind, each compiled for its kind alone.
+        let quick = checks.kinds.iter().all(|(kind, r)| {
+            let run = |k: u8| {
+                checks.grouped[r.clone()].iter().all(|&(i, q)| {
+                    let (buf, span) = fields.within(bytes, i);
+                    q.accepts_as(k, buf, span)
+                })
+            };
+            match *kind {
+                Quick::KIND_SHORTER => run(Quick::KIND_SHORTER),
+                Quick::KIND_DIGITS => run(Quick::KIND_DIGITS),
+                Quick::KIND_DECIMAL => run(Quick::KIND_DECIMAL),
+                Quick::KIND_DATE => run(Quick::KIND_DATE),
+                Quick::KIND_ASCII => run(Quick::KIND_ASCII),
+                _ => false,
+            }
+        });
+        let has_key = !plan.layout.key.is_empty();
+        let decoded = quick
+            && checks.decoded.iter().all(|&i| {
+                let raw = fields.get(bytes, i);
+                let decoder = &plan.layout.fields[i].decoder;
+                // A key (usually text) is often its bytes, trimmed.
+                // Other fields decoded here (a required text, say) are
+                // checked, never part of the key.
+                if let Some(s) = decoder.plain_text(raw) {
+                    if has_key && plan.key_mask[i] {
+                        key_bytes(&Value::Text(s), self.key, self.key_text);
+                    }
+                    return true;
+                }
+                match decoder.decode(raw, self.text) {
+                    Ok(v) if has_key && plan.key_mask[i] => {
+                        key_bytes(&v, self.key, self.key_text);
+                        true
+                    }
+                    Ok(_) => true,
+                    Err(_) => false,
                 }
             });
-            let decoded = quick
-                && checks.decoded.iter().all(|&i| {
-                    let raw = fields.get(rec.bytes, i);
-                    let decoder = &layout.fields[i].decoder;
-                    // A key (usually text) is often its bytes, trimmed.
-                    // Other fields decoded here (a required text, say)
-                    // are checked, never part of the key.
-                    if let Some(s) = decoder.plain_text(raw) {
-                        if has_key && plan.key_mask[i] {
-                            key_bytes(&Value::Text(s), key, key_text);
-                        }
-                        return true;
-                    }
-                    match decoder.decode(raw, text) {
-                        Ok(v) if has_key && plan.key_mask[i] => {
-                            key_bytes(&v, key, key_text);
-                            true
-                        }
-                        Ok(_) => true,
-                        Err(_) => false,
-                    }
-                });
-            if decoded {
-                &[][..]
-            } else {
-                if has_key {
-                    key.clear();
-                    key_text.clear();
-                }
-                &checks.ordered[..]
+        if decoded {
+            &[]
+        } else {
+            if has_key {
+                self.key.clear();
+                self.key_text.clear();
             }
-        };
+            &checks.ordered[..]
+        }
+    }
+
+    /// Decodes the fields of `order` that their quick test does not
+    /// pass into the sink, taking the key; on the first that fails,
+    /// aborts the row, rejects the record (keeping its key, when the
+    /// sink wants rejected keys) and returns false.
+    #[inline]
+    fn decode_fields(
+        &mut self,
+        order: &[(usize, Quick)],
+        bytes: &[u8],
+        fields: &Fields,
+        at: At,
+    ) -> bool {
+        let plan = self.plan;
+        let layout = &plan.layout;
+        let has_key = !layout.key.is_empty();
         for &(i, quick) in order {
             let field = &layout.fields[i];
-            let (buf, span) = fields.within(rec.bytes, i);
+            let (buf, span) = fields.within(bytes, i);
             if quick.accepts(buf, span.clone()) {
                 continue;
             }
             let raw = &buf[span];
-            match field.decoder.decode(raw, text) {
+            match field.decoder.decode(raw, self.text) {
                 Ok(v) => {
                     if has_key && plan.key_mask[i] {
-                        key_bytes(&v, key, key_text);
+                        key_bytes(&v, self.key, self.key_text);
                     }
-                    rows.value(field.decoder.ty, &v);
+                    self.rows.value(field.decoder.ty, &v);
                 }
                 Err(reason) => {
-                    rows.abort_row();
-                    counts.rejected += 1;
-                    let byte = rec_byte + fields.offset(i) as u64;
-                    reject(Some(i), raw, byte, reason);
+                    self.rows.abort_row();
+                    let byte = at.byte + fields.offset(i) as u64;
+                    self.reject(Some(i), raw, at.line, byte, reason);
+                    let (file, n) = (self.origin.file, layout.fields.len());
                     if has_key
-                        && rows.start_rejected_key(file, rec_line, nfields)
+                        && self.rows.start_rejected_key(file, at.line, n)
                     {
                         rejected_key(
                             layout,
                             &plan.key_mask,
                             fields,
-                            rec.bytes,
-                            text,
-                            rows,
+                            bytes,
+                            self.text,
+                            self.rows,
                         );
                     }
-                    return;
+                    return false;
                 }
             }
         }
-        rows.end_row();
-        counts.valid += 1;
-        if has_key {
-            if keys.is_empty() {
-                first_key.extend_from_slice(key);
-            } else if ascending && prev_key[..] >= key[..] {
-                ascending = false;
+        true
+    }
+
+    /// Counts and keeps a reject of the record on `line`.
+    fn reject(
+        &mut self,
+        field: Option<usize>,
+        raw: &[u8],
+        line: u64,
+        byte: u64,
+        reason: Reason,
+    ) {
+        self.counts.rejected += 1;
+        let at = Position {
+            input: self.origin.input.clone(),
+            member: self.origin.member.clone(),
+            line,
+            byte,
+            field: field.map(|f| f as u16),
+        };
+        self.rejects.push(Reject::new(at, raw, reason));
+    }
+
+    /// Keeps the key just taken (for the duplicate check), noting whether
+    /// the keys still ascend.
+    #[inline]
+    fn push_key(&mut self, at: At) {
+        if self.keys.is_empty() {
+            self.first_key.extend_from_slice(self.key);
+        } else if self.ascending && self.prev_key[..] >= self.key[..] {
+            self.ascending = false;
+        }
+        std::mem::swap(self.prev_key, self.key);
+        let h = xxhash_rust::xxh3::xxh3_128(self.prev_key);
+        let mut t = [0u8; 31];
+        let n = self.key_text.len().min(31);
+        t[..n].copy_from_slice(&self.key_text[..n]);
+        self.keys.push(KeyEntry {
+            hash: [h as u64, (h >> 64) as u64],
+            file: self.origin.file,
+            line: at.line,
+            byte: at.byte,
+            text: t,
+            text_len: n as u8,
+        });
+    }
+
+    /// What the pass made of the chunk, whose first line is `first_line`.
+    fn finish(self, first_line: u64) -> Partial {
+        let key_order = if self.keys.is_empty() {
+            KeyOrder::default()
+        } else {
+            KeyOrder {
+                ascending: self.ascending,
+                first: self.first_key,
+                last: self.prev_key.clone(),
             }
-            std::mem::swap(prev_key, key);
-            let h = xxhash_rust::xxh3::xxh3_128(prev_key);
-            let mut t = [0u8; 31];
-            let n = key_text.len().min(31);
-            t[..n].copy_from_slice(&key_text[..n]);
-            keys.push(KeyEntry {
-                hash: [h as u64, (h >> 64) as u64],
-                file,
-                line: rec_line,
-                byte: rec_byte,
-                text: t,
-                text_len: n as u8,
-            });
-        }
-    };
-    if let Some(delim) = plan.fast_delimiter {
-        // Unquoted delimited records: records and fields in one pass.
-        let mut it = DelimitedRecords::new(data, delim, nfields);
-        while let Some((rec, sliced)) = it.next_record(fields) {
-            each(rec, sliced, fields, Some(it.plain()));
-        }
-    } else {
-        for rec in Records::new(data, plan.framing) {
-            let sliced = plan.slicer.slice(rec.bytes, fields);
-            each(rec, sliced, fields, None);
+        };
+        Partial {
+            counts: self.counts,
+            rejects: self.rejects,
+            keys: self.keys,
+            key_order,
+            lines: self.line - first_line,
         }
     }
-    let key_order = if keys.is_empty() {
-        KeyOrder::default()
-    } else {
-        KeyOrder { ascending, first: first_key, last: prev_key.clone() }
-    };
-    Partial { counts, rejects, keys, key_order, lines: line - first_line }
 }
 
 /// Appends a key value's canonical bytes (for hashing) and its text (for
