@@ -131,31 +131,76 @@ pub fn validate(
     progress: &Progress,
 ) -> Result<Summary, ValidateError> {
     let started = Instant::now();
-    let plans: Vec<Arc<Plan>> =
-        set.layouts.iter().map(|l| Arc::new(Plan::new(l.clone()))).collect();
-    let index_of: HashMap<&str, usize> = set
-        .layouts
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.name.as_str(), i))
-        .collect();
-    let mut keys: Vec<KeyIndex> =
-        set.layouts.iter().map(|_| KeyIndex::default()).collect();
-    // The table whose keys were collected last and are not yet sealed.
-    let mut unsealed: Option<usize> = None;
     let files = source::expand_inputs(inputs)?;
-    let mut summary = Summary {
-        fwload_version: env!("CARGO_PKG_VERSION").into(),
-        schema_hash: set.hash.clone(),
-        ..Summary::default()
-    };
-    let shared = Mutex::new(Shared {
-        groups: RejectGroups::default(),
-        writer: rejects,
-    });
-    // file number → (index in summary.members, layout index)
-    let mut file_members: Vec<(usize, usize)> = Vec::new();
+    let mut run = Validation::new(set, opts, rejects, progress);
     for path in &files {
+        run.input(path)?;
+    }
+    run.duplicates()?;
+    let mut summary = run.finish()?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// A validation under way: the compiled layouts, each table's key index,
+/// and the summary so far.
+struct Validation<'a> {
+    set: &'a SchemaSet,
+    opts: &'a ValidateOptions,
+    progress: &'a Progress,
+    plans: Vec<Arc<Plan>>,
+    index_of: HashMap<&'a str, usize>,
+    keys: Vec<KeyIndex>,
+    /// The table whose keys were collected last and are not yet sealed.
+    unsealed: Option<usize>,
+    shared: Mutex<Shared<'a>>,
+    /// File number → (index in `summary.members`, layout index).
+    file_members: Vec<(usize, usize)>,
+    summary: Summary,
+}
+
+impl<'a> Validation<'a> {
+    fn new(
+        set: &'a SchemaSet,
+        opts: &'a ValidateOptions,
+        rejects: Option<&'a mut RejectWriter>,
+        progress: &'a Progress,
+    ) -> Validation<'a> {
+        Validation {
+            set,
+            opts,
+            progress,
+            plans: set
+                .layouts
+                .iter()
+                .map(|l| Arc::new(Plan::new(l.clone())))
+                .collect(),
+            index_of: set
+                .layouts
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.name.as_str(), i))
+                .collect(),
+            keys: set.layouts.iter().map(|_| KeyIndex::default()).collect(),
+            unsealed: None,
+            shared: Mutex::new(Shared {
+                groups: RejectGroups::default(),
+                writer: rejects,
+            }),
+            file_members: Vec::new(),
+            summary: Summary {
+                fwload_version: env!("CARGO_PKG_VERSION").into(),
+                schema_hash: set.hash.clone(),
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// Reads one input: its control record, then every member a layout
+    /// matches; notes the members no layout matches and the layouts the
+    /// input should have held.
+    fn input(&mut self, path: &std::path::Path) -> Result<(), ValidateError> {
+        let (set, opts) = (self.set, self.opts);
         let control = read_control(
             set,
             path,
@@ -166,8 +211,8 @@ pub fn validate(
         let year = input_year(opts.year, control.as_ref());
         let export_version =
             control.as_ref().and_then(|c| c.export_version.clone());
-        summary.controls.extend(control);
-        let first_member = summary.members.len();
+        self.summary.controls.extend(control);
+        let first_member = self.summary.members.len();
         let unmatched: RefCell<Vec<Unmatched>> = RefCell::new(Vec::new());
         let ambiguous: RefCell<Option<String>> = RefCell::new(None);
         let input_name = path.display().to_string();
@@ -193,52 +238,13 @@ pub fn validate(
             &opts.source,
             &want,
             &mut |info, body| {
-                let layout = set
-                    .layout_for(&info.name)
-                    .map_err(ValidateError::Schema)?
-                    .expect("wanted member has a layout");
-                let li = index_of[layout.name.as_str()];
-                let plan = &plans[li];
-                let file = file_members.len() as u32;
-                progress.message(&info.name);
-                let t0 = Instant::now();
-                if let Some(prev) = unsealed.replace(li)
-                    && prev != li
-                {
-                    keys[prev].seal().map_err(ValidateError::Output)?;
-                }
-                let key_index = &mut keys[li];
-                let mut consume =
-                    |r: &mut ChunkResult<NoRows>| -> std::io::Result<()> {
-                        progress.inc(r.len as u64);
-                        if !r.rejects.is_empty() {
-                            let mut sh = shared.lock().expect("rejects lock");
-                            for rej in &r.rejects {
-                                sh.reject(rej, &plan.layout)?;
-                            }
-                        }
-                        key_index.push(&r.keys, &r.key_order)
-                    };
-                let run = run_member(
-                    plan,
-                    info,
-                    Origin { file, export_version: export_version.as_deref() },
-                    body,
-                    &opts.pipeline,
-                    Arc::new(|| NoRows),
-                    &mut consume,
-                )?;
-                file_members.push((summary.members.len(), li));
-                let seconds = t0.elapsed().as_secs_f64();
-                summary
-                    .members
-                    .push(MemberReport::of_run(info, layout, &run, seconds));
-                Ok(Some(run.sha256))
+                self.member(info, body, export_version.as_deref()).map(Some)
             },
         )?;
         if let Some(m) = ambiguous.into_inner() {
             return Err(ValidateError::Schema(m));
         }
+        let summary = &mut self.summary;
         summary.unmatched.extend(unmatched.into_inner());
         let read = &summary.members[first_member..];
         summary.missing.extend(Missing::of_input(set, path, year, |l| {
@@ -250,66 +256,141 @@ pub fn validate(
             size: digest.size,
             sha256: digest.sha256,
         });
+        Ok(())
     }
-    // Duplicate keys, table by table.
-    let mut shared = shared.into_inner().expect("rejects lock");
-    for (li, index) in keys.into_iter().enumerate() {
-        let layout = &set.layouts[li];
-        let members = &mut summary.members;
-        index
-            .for_each_duplicate(layout.duplicates, &mut |d| {
-                apply_duplicates(
-                    &[d],
-                    layout,
-                    &|file| file_members[file as usize].0,
-                    members,
-                    &mut |r| shared.reject(r, layout),
-                )
-            })
-            .map_err(ValidateError::Output)?;
+
+    /// Runs one member through the pipeline: its rejects to the shared
+    /// groups and writer, its keys to its table's index. Returns the
+    /// member's digest.
+    fn member(
+        &mut self,
+        info: &source::MemberInfo,
+        body: source::Body<'_>,
+        export_version: Option<&str>,
+    ) -> Result<String, ValidateError> {
+        let layout = self
+            .set
+            .layout_for(&info.name)
+            .map_err(ValidateError::Schema)?
+            .expect("wanted member has a layout");
+        let li = self.index_of[layout.name.as_str()];
+        let plan = &self.plans[li];
+        let file = self.file_members.len() as u32;
+        let progress = self.progress;
+        progress.message(&info.name);
+        let t0 = Instant::now();
+        if let Some(prev) = self.unsealed.replace(li)
+            && prev != li
+        {
+            self.keys[prev].seal().map_err(ValidateError::Output)?;
+        }
+        let key_index = &mut self.keys[li];
+        let shared = &self.shared;
+        let mut consume =
+            |r: &mut ChunkResult<NoRows>| -> std::io::Result<()> {
+                progress.inc(r.len as u64);
+                if !r.rejects.is_empty() {
+                    let mut sh = shared.lock().expect("rejects lock");
+                    for rej in &r.rejects {
+                        sh.reject(rej, &plan.layout)?;
+                    }
+                }
+                key_index.push(&r.keys, &r.key_order)
+            };
+        let run = run_member(
+            plan,
+            info,
+            Origin { file, export_version },
+            body,
+            &self.opts.pipeline,
+            Arc::new(|| NoRows),
+            &mut consume,
+        )?;
+        let summary = &mut self.summary;
+        self.file_members.push((summary.members.len(), li));
+        let seconds = t0.elapsed().as_secs_f64();
+        summary
+            .members
+            .push(MemberReport::of_run(info, layout, &run, seconds));
+        Ok(run.sha256)
     }
-    for (li, layout) in set.layouts.iter().enumerate() {
-        let mut t = TableReport {
-            layout: layout.name.clone(),
-            table: layout.table.clone(),
-            members: 0,
-            counts: Default::default(),
-        };
-        for &(mi, l) in &file_members {
-            if l == li {
-                t.members += 1;
-                t.counts += summary.members[mi].counts;
+
+    /// Finds duplicate keys, table by table, and applies each table's
+    /// policy to them.
+    fn duplicates(&mut self) -> Result<(), ValidateError> {
+        let shared = self.shared.get_mut().expect("rejects lock");
+        let file_members = &self.file_members;
+        for (li, index) in
+            std::mem::take(&mut self.keys).into_iter().enumerate()
+        {
+            let layout = &self.set.layouts[li];
+            let members = &mut self.summary.members;
+            index
+                .for_each_duplicate(layout.duplicates, &mut |d| {
+                    apply_duplicates(
+                        &[d],
+                        layout,
+                        &|file| file_members[file as usize].0,
+                        members,
+                        &mut |r| shared.reject(r, layout),
+                    )
+                })
+                .map_err(ValidateError::Output)?;
+        }
+        Ok(())
+    }
+
+    /// The summary: a report per table that had input, the totals, the
+    /// reject groups. Refused when no member matched a layout.
+    fn finish(self) -> Result<Summary, ValidateError> {
+        let mut summary = self.summary;
+        for (li, layout) in self.set.layouts.iter().enumerate() {
+            let mut t = TableReport {
+                layout: layout.name.clone(),
+                table: layout.table.clone(),
+                members: 0,
+                counts: Default::default(),
+            };
+            for &(mi, l) in &self.file_members {
+                if l == li {
+                    t.members += 1;
+                    t.counts += summary.members[mi].counts;
+                }
+            }
+            if t.members == 0 {
+                summary.layouts_without_input.push(layout.name.clone());
+            } else {
+                summary.totals += t.counts;
+                summary.bytes += summary
+                    .members
+                    .iter()
+                    .filter(|m| m.layout == layout.name)
+                    .map(|m| m.bytes)
+                    .sum::<u64>();
+                summary.tables.push(t);
             }
         }
-        if t.members == 0 {
-            summary.layouts_without_input.push(layout.name.clone());
-        } else {
-            summary.totals += t.counts;
-            summary.bytes += summary
-                .members
-                .iter()
-                .filter(|m| m.layout == layout.name)
-                .map(|m| m.bytes)
-                .sum::<u64>();
-            summary.tables.push(t);
+        if summary.members.is_empty() {
+            return Err(nothing_matched(&summary));
         }
+        let shared = self.shared.into_inner().expect("rejects lock");
+        summary.reject_groups = shared.groups.into_groups();
+        Ok(summary)
     }
-    if summary.members.is_empty() {
-        let seen: Vec<String> = summary
-            .unmatched
-            .iter()
-            .take(5)
-            .map(|u| format!("{}:{}", u.input, excerpt_text(&u.member)))
-            .collect();
-        return Err(ValidateError::Schema(format!(
-            "no member of the inputs matches a layout of the schema, so nothing was validated (members seen: {})",
-            if seen.is_empty() { "none".to_owned() } else { seen.join(", ") }
-        )));
-    }
-    summary.reject_groups = shared.groups.into_groups();
+}
 
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+/// The error when no member of the inputs matched a layout.
+fn nothing_matched(summary: &Summary) -> ValidateError {
+    let seen: Vec<String> = summary
+        .unmatched
+        .iter()
+        .take(5)
+        .map(|u| format!("{}:{}", u.input, excerpt_text(&u.member)))
+        .collect();
+    ValidateError::Schema(format!(
+        "no member of the inputs matches a layout of the schema, so nothing was validated (members seen: {})",
+        if seen.is_empty() { "none".to_owned() } else { seen.join(", ") }
+    ))
 }
 
 /// Moves duplicate records out of `valid`: into `rejected` (policy
