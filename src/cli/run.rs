@@ -13,7 +13,7 @@ use serde_json::json;
 use super::fetch::{Bars, FetchTuning, print_summary, setup_exit};
 use super::load::{DbArgs, LoadTuning, failure};
 use super::{CliResult, Exit, Failure, ReadArgs};
-use crate::fetch::{Source, Status, fetch_all_blocking};
+use crate::fetch::{FetchOutcome, Source, Status, fetch_all_blocking};
 use crate::load::{
     LoadOptions, NewRun, finish_run, load, migrate, outcome_key, start_run,
     unchanged_inputs,
@@ -52,33 +52,167 @@ pub struct RunArgs {
     read: ReadArgs,
 }
 
-/// Records a run that ended before the load stage (best effort: when the
-/// database cannot be reached the exit code still tells what happened).
-fn record(
-    opts: &LoadOptions,
-    set: &SchemaSet,
-    dataset: &str,
-    status: &str,
-    reason: Option<&str>,
-    stages: &serde_json::Value,
-) {
-    let Ok(mut db) = opts.database.connect() else { return };
-    if migrate(&mut db, &opts.meta).is_err() {
-        return;
+/// A `run` under way: the dataset, the load's options, and each stage's
+/// outcome so far (kept with the run record).
+struct Run {
+    set: SchemaSet,
+    opts: LoadOptions,
+    dataset: String,
+    stages: serde_json::Value,
+}
+
+impl Run {
+    /// Records a run that ended before the load stage (best effort: when
+    /// the database cannot be reached the exit code still tells what
+    /// happened).
+    fn record(&self, status: &str, reason: Option<&str>) {
+        let opts = &self.opts;
+        let Ok(mut db) = opts.database.connect() else { return };
+        if migrate(&mut db, &opts.meta).is_err() {
+            return;
+        }
+        let new = NewRun {
+            dataset: &self.dataset,
+            target_schema: &opts.target_schema,
+            mode: opts.mode.as_str(),
+            schema_hash: &self.set.hash,
+            outcome_key: None,
+            options: json!({}),
+            stages: self.stages.clone(),
+            controls: serde_json::Value::Null,
+        };
+        if let Ok(run) = start_run(&mut db, &opts.meta, &new) {
+            let _ = finish_run(
+                &mut db,
+                &opts.meta,
+                run,
+                status,
+                reason,
+                &self.stages,
+            );
+        }
     }
-    let new = NewRun {
-        dataset,
-        target_schema: &opts.target_schema,
-        mode: opts.mode.as_str(),
-        schema_hash: &set.hash,
-        outcome_key: None,
-        options: json!({}),
-        stages: stages.clone(),
-        controls: serde_json::Value::Null,
-    };
-    if let Ok(run) = start_run(&mut db, &opts.meta, &new) {
-        let _ = finish_run(&mut db, &opts.meta, run, status, reason, stages);
+
+    /// Ends the run before the load: recorded with `status`, failing
+    /// with `code`.
+    fn stop(&self, status: &str, code: Exit, reason: String) -> Failure {
+        self.record(status, Some(&reason));
+        Failure::msg(code, reason)
     }
+
+    /// Whether every downloaded input is one the last successful run with
+    /// the same outcome key loaded.
+    fn unchanged(&self, outcomes: &[FetchOutcome]) -> Result<bool, Failure> {
+        let opts = &self.opts;
+        let digests: Vec<&String> = outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok().map(|f| &f.sha256))
+            .collect();
+        let mut db = opts.database.connect().map_err(failure)?;
+        migrate(&mut db, &opts.meta).map_err(failure)?;
+        let previous = unchanged_inputs(
+            &mut db,
+            &opts.meta,
+            &self.set,
+            (&self.dataset, &opts.target_schema),
+            &outcome_key(&self.set, opts.mode, opts.delete),
+        )
+        .map_err(failure)?;
+        Ok(digests.iter().all(|d| previous.contains(*d)))
+    }
+
+    /// Validates the inputs with no database; refuses to go on when the
+    /// inputs are incomplete (strict) or rejects cross a threshold.
+    fn validate(
+        &mut self,
+        inputs: &[PathBuf],
+        total: u64,
+        quiet: bool,
+        out: &mut impl Write,
+    ) -> Result<(), Failure> {
+        let opts = &self.opts;
+        let progress = Progress::new(total, "validate", !quiet);
+        let summary = validate(
+            &self.set,
+            inputs,
+            &ValidateOptions {
+                source: opts.source,
+                pipeline: opts.pipeline,
+                year: opts.year,
+            },
+            None,
+            &progress,
+        );
+        progress.finish();
+        let summary = match summary {
+            Ok(s) => s,
+            Err(e) => {
+                let code = match e {
+                    ValidateError::Source(_) | ValidateError::Input(_) => {
+                        Exit::Input
+                    }
+                    ValidateError::Control(_) => Exit::Data,
+                    _ => Exit::Usage,
+                };
+                let error = crate::report::one_line(&e);
+                self.stages["validate"] = json!({ "error": error });
+                self.record("failed", Some(&error));
+                return Err(Failure::new(code, e));
+            }
+        };
+        summary.write_text(out)?;
+        self.stages["validate"] = json!({
+            "totals": summary.totals,
+            "reject_groups": summary.reject_groups,
+            "seconds": summary.seconds,
+        });
+        let opts = &self.opts;
+        if let Some(why) = opts
+            .strict
+            .then(|| incomplete(&summary.unmatched, &summary.missing))
+            .flatten()
+        {
+            let reason = format!(
+                "{why}\nnothing was loaded (--no-strict loads anyway)"
+            );
+            return Err(self.stop("refused", Exit::Usage, reason));
+        }
+        if let Some(why) = opts
+            .thresholds
+            .crossed(summary.totals.rejected, summary.totals.read)
+            && !opts.force
+        {
+            let reason = format!(
+                "validation failed: {why}; nothing was loaded (use --force to load anyway)"
+            );
+            return Err(self.stop("refused", Exit::Data, reason));
+        }
+        Ok(())
+    }
+}
+
+/// Each download's outcome, as the run record keeps it.
+fn fetch_stage(outcomes: &[FetchOutcome]) -> serde_json::Value {
+    outcomes
+        .iter()
+        .map(|o| match &o.result {
+            Ok(f) => json!({
+                "file": o.source.name,
+                "url": o.source.url,
+                "status": f.status.as_str(),
+                "size": f.size,
+                "sha256": f.sha256,
+                "attempts": o.attempts,
+            }),
+            Err(e) => json!({
+                "file": o.source.name,
+                "url": o.source.url,
+                "status": "failed",
+                "error": e.to_string(),
+                "attempts": o.attempts,
+            }),
+        })
+        .collect()
 }
 
 pub(super) fn run(a: RunArgs) -> CliResult {
@@ -121,14 +255,12 @@ pub(super) fn run(a: RunArgs) -> CliResult {
     )
     .map_err(|e| Failure::new(setup_exit(&e), e))?;
     print_summary(&outcomes)?;
-    let fetched: Vec<serde_json::Value> = outcomes
-        .iter()
-        .map(|o| match &o.result {
-            Ok(f) => json!({"file": o.source.name, "url": o.source.url, "status": f.status.as_str(), "size": f.size, "sha256": f.sha256, "attempts": o.attempts}),
-            Err(e) => json!({"file": o.source.name, "url": o.source.url, "status": "failed", "error": e.to_string(), "attempts": o.attempts}),
-        })
-        .collect();
-    let mut stages = json!({ "fetch": fetched });
+    let mut run = Run {
+        set,
+        opts,
+        dataset,
+        stages: json!({ "fetch": fetch_stage(&outcomes) }),
+    };
     let failed: Vec<String> = outcomes
         .iter()
         .filter(|o| o.status() == Status::Failed)
@@ -142,99 +274,32 @@ pub(super) fn run(a: RunArgs) -> CliResult {
             "fetch failed, nothing was loaded:\n  {}",
             failed.join("\n  ")
         );
-        record(&opts, &set, &dataset, "failed", Some(&reason), &stages);
-        return Err(Failure::msg(Exit::Fetch, reason));
+        return Err(run.stop("failed", Exit::Fetch, reason));
     }
-    let inputs: Vec<PathBuf> =
-        outcomes.iter().map(|o| o.path.clone()).collect();
-    let digests: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| o.result.as_ref().ok().map(|f| f.sha256.clone()))
-        .collect();
     // 2. unchanged since the last success?
-    let mut db = opts.database.connect().map_err(failure)?;
-    migrate(&mut db, &opts.meta).map_err(failure)?;
-    let previous = unchanged_inputs(
-        &mut db,
-        &opts.meta,
-        &set,
-        (&dataset, &opts.target_schema),
-        &outcome_key(&set, opts.mode, opts.delete),
-    )
-    .map_err(failure)?;
-    drop(db);
-    if !opts.force_reload && digests.iter().all(|d| previous.contains(d)) {
+    // (The database is reached here even under --force-reload, so that a
+    // wrong URL fails before the inputs are validated.)
+    if run.unchanged(&outcomes)? && !run.opts.force_reload {
         writeln!(
             stdout,
             "\nevery input is unchanged since the last successful run: nothing to validate or load"
         )?;
-        record(&opts, &set, &dataset, "unchanged", None, &stages);
+        run.record("unchanged", None);
         return Ok(Exit::Ok);
     }
     // 3. validate
     writeln!(stdout, "\n== validate")?;
+    let inputs: Vec<PathBuf> =
+        outcomes.iter().map(|o| o.path.clone()).collect();
     let total: u64 = outcomes
         .iter()
         .filter_map(|o| o.result.as_ref().ok().map(|f| f.size))
         .sum();
-    let progress = Progress::new(total, "validate", !a.load.quiet);
-    let summary = validate(
-        &set,
-        &inputs,
-        &ValidateOptions {
-            source: opts.source,
-            pipeline: opts.pipeline,
-            year: opts.year,
-        },
-        None,
-        &progress,
-    );
-    progress.finish();
-    let summary = match summary {
-        Ok(s) => s,
-        Err(e) => {
-            let code = match e {
-                ValidateError::Source(_) | ValidateError::Input(_) => {
-                    Exit::Input
-                }
-                ValidateError::Control(_) => Exit::Data,
-                _ => Exit::Usage,
-            };
-            let error = crate::report::one_line(&e);
-            stages["validate"] = json!({ "error": error });
-            record(&opts, &set, &dataset, "failed", Some(&error), &stages);
-            return Err(Failure::new(code, e));
-        }
-    };
-    summary.write_text(&mut stdout)?;
-    stages["validate"] = json!({
-        "totals": summary.totals,
-        "reject_groups": summary.reject_groups,
-        "seconds": summary.seconds,
-    });
-    if let Some(why) = opts
-        .strict
-        .then(|| incomplete(&summary.unmatched, &summary.missing))
-        .flatten()
-    {
-        let reason =
-            format!("{why}\nnothing was loaded (--no-strict loads anyway)");
-        record(&opts, &set, &dataset, "refused", Some(&reason), &stages);
-        return Err(Failure::msg(Exit::Usage, reason));
-    }
-    if let Some(why) =
-        opts.thresholds.crossed(summary.totals.rejected, summary.totals.read)
-        && !opts.force
-    {
-        let reason = format!(
-            "validation failed: {why}; nothing was loaded (use --force to load anyway)"
-        );
-        record(&opts, &set, &dataset, "refused", Some(&reason), &stages);
-        return Err(Failure::msg(Exit::Data, reason));
-    }
+    run.validate(&inputs, total, a.load.quiet, &mut stdout)?;
     // 4. load
     writeln!(stdout, "\n== load")?;
     drop(stdout);
+    let Run { set, mut opts, stages, .. } = run;
     opts.stages = stages;
     a.load.finish(load(&set, &inputs, &opts))
 }
