@@ -50,10 +50,17 @@ pub struct DateFormat {
     width: usize,
     /// At full width: (offset, digits, part, fraction multiplier) of each
     /// number.
-    numbers: Vec<(u8, u8, u8, u32)>,
+    numbers: Vec<NumberAt>,
     /// At full width: (offset, byte) of each literal.
-    literals: Vec<(u8, u8)>,
+    literals: Vec<LiteralAt>,
 }
+
+/// A number of a full-width value: (offset, digits, part, fraction
+/// multiplier).
+type NumberAt = (u8, u8, u8, u32);
+
+/// A literal of a full-width value: (offset, byte).
+type LiteralAt = (u8, u8);
 
 impl PartialEq for DateFormat {
     fn eq(&self, other: &Self) -> bool {
@@ -79,110 +86,10 @@ impl DateFormat {
     /// A message when the format misses a part the kind needs, repeats a
     /// part, or has more than six fraction digits.
     pub fn new(text: &str, kind: DateKind) -> Result<DateFormat, String> {
-        let b = text.as_bytes();
-        let mut toks = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            let rest = &b[i..];
-            let (tok, len) = if rest.starts_with(b"YYYY") {
-                (Tok::Year, 4)
-            } else if rest.starts_with(b"HH24") {
-                (Tok::Hour, 4)
-            } else if rest.starts_with(b"HH") {
-                (Tok::Hour, 2)
-            } else if rest.starts_with(b"MI") {
-                (Tok::Minute, 2)
-            } else if rest.starts_with(b"MM") {
-                let after_hour =
-                    toks.iter().rev().find(|t| !matches!(t, Tok::Literal(_)))
-                        == Some(&Tok::Hour);
-                (if after_hour { Tok::Minute } else { Tok::Month }, 2)
-            } else if rest.starts_with(b"DD") {
-                (Tok::Day, 2)
-            } else if rest.starts_with(b"SS") {
-                (Tok::Second, 2)
-            } else if rest[0] == b'f' || rest[0] == b'F' {
-                let n = rest
-                    .iter()
-                    .take_while(|&&c| c == b'f' || c == b'F')
-                    .count();
-                if n > 6 {
-                    return Err(format!(
-                        "format {text:?}: at most 6 fraction digits (f)"
-                    ));
-                }
-                (Tok::Fraction(n as u8), n)
-            } else if rest.starts_with(b"YY") {
-                return Err(format!(
-                    "format {text:?}: two-digit years (YY) are ambiguous; use YYYY"
-                ));
-            } else if rest[0].is_ascii_alphabetic() && rest[0] != b'T' {
-                return Err(format!(
-                    "format {text:?}: unknown token at {:?}",
-                    &text[i..]
-                ));
-            } else {
-                (Tok::Literal(rest[0]), 1)
-            };
-            if !matches!(tok, Tok::Literal(_)) && toks.contains(&tok) {
-                return Err(format!("format {text:?}: repeats a part"));
-            }
-            toks.push(tok);
-            i += len;
-        }
-        let has = |t: Tok| toks.contains(&t);
-        let has_date = has(Tok::Year) && has(Tok::Month) && has(Tok::Day);
-        let has_time = has(Tok::Hour) && has(Tok::Minute);
-        let ok = match kind {
-            DateKind::Date => has_date && !has(Tok::Hour),
-            DateKind::Time => {
-                has_time
-                    && !has(Tok::Year)
-                    && !has(Tok::Month)
-                    && !has(Tok::Day)
-            }
-            DateKind::Timestamp => has_date,
-        };
-        if !ok {
-            let need = match kind {
-                DateKind::Date => {
-                    "a date format needs YYYY, MM and DD and no time"
-                }
-                DateKind::Time => {
-                    "a time format needs HH and MI (or MM after HH) and no date"
-                }
-                DateKind::Timestamp => {
-                    "a timestamp format needs YYYY, MM and DD"
-                }
-            };
-            return Err(format!("format {text:?}: {need}"));
-        }
-        if toks.iter().any(|t| matches!(t, Tok::Fraction(_)))
-            && !has(Tok::Second)
-        {
-            return Err(format!(
-                "format {text:?}: a fraction (f) needs seconds (SS)"
-            ));
-        }
+        let toks = tokens(text)?;
+        check_parts(text, &toks, kind)?;
         let width = toks.iter().map(|t| t.width()).sum();
-        let (mut numbers, mut literals, mut at) =
-            (Vec::new(), Vec::new(), 0u8);
-        for &t in &toks {
-            let w = t.width() as u8;
-            match t {
-                Tok::Literal(c) => literals.push((at, c)),
-                Tok::Year => numbers.push((at, w, 0, 1)),
-                Tok::Month => numbers.push((at, w, 1, 1)),
-                Tok::Day => numbers.push((at, w, 2, 1)),
-                Tok::Hour => numbers.push((at, w, 3, 1)),
-                Tok::Minute => numbers.push((at, w, 4, 1)),
-                Tok::Second => numbers.push((at, w, 5, 1)),
-                Tok::Fraction(n) => {
-                    numbers.push((at, w, 6, 10u32.pow(6 - n as u32)))
-                }
-            }
-            at += w;
-        }
+        let (numbers, literals) = full_width_offsets(&toks);
         Ok(DateFormat {
             toks,
             text: text.to_owned(),
@@ -400,6 +307,130 @@ impl DateFormat {
         }
         res
     }
+}
+
+/// The tokens of format `text`, each part at most once.
+fn tokens(text: &str) -> Result<Vec<Tok>, String> {
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        let (tok, len) = token_at(text, i, &toks)?;
+        if !matches!(tok, Tok::Literal(_)) && toks.contains(&tok) {
+            return Err(format!("format {text:?}: repeats a part"));
+        }
+        toks.push(tok);
+        i += len;
+    }
+    Ok(toks)
+}
+
+/// The token at byte `i` of format `text`, after tokens `toks`, and its
+/// length in bytes.
+fn token_at(
+    text: &str,
+    i: usize,
+    toks: &[Tok],
+) -> Result<(Tok, usize), String> {
+    let rest = &text.as_bytes()[i..];
+    Ok(if rest.starts_with(b"YYYY") {
+        (Tok::Year, 4)
+    } else if rest.starts_with(b"HH24") {
+        (Tok::Hour, 4)
+    } else if rest.starts_with(b"HH") {
+        (Tok::Hour, 2)
+    } else if rest.starts_with(b"MI") {
+        (Tok::Minute, 2)
+    } else if rest.starts_with(b"MM") {
+        let after_hour =
+            toks.iter().rev().find(|t| !matches!(t, Tok::Literal(_)))
+                == Some(&Tok::Hour);
+        (if after_hour { Tok::Minute } else { Tok::Month }, 2)
+    } else if rest.starts_with(b"DD") {
+        (Tok::Day, 2)
+    } else if rest.starts_with(b"SS") {
+        (Tok::Second, 2)
+    } else if rest[0] == b'f' || rest[0] == b'F' {
+        let n = rest.iter().take_while(|&&c| c == b'f' || c == b'F').count();
+        if n > 6 {
+            return Err(format!(
+                "format {text:?}: at most 6 fraction digits (f)"
+            ));
+        }
+        (Tok::Fraction(n as u8), n)
+    } else if rest.starts_with(b"YY") {
+        return Err(format!(
+            "format {text:?}: two-digit years (YY) are ambiguous; use YYYY"
+        ));
+    } else if rest[0].is_ascii_alphabetic() && rest[0] != b'T' {
+        return Err(format!(
+            "format {text:?}: unknown token at {:?}",
+            &text[i..]
+        ));
+    } else {
+        (Tok::Literal(rest[0]), 1)
+    })
+}
+
+/// Checks that format `text`'s tokens have the parts a value of `kind`
+/// needs, and seconds for a fraction.
+fn check_parts(
+    text: &str,
+    toks: &[Tok],
+    kind: DateKind,
+) -> Result<(), String> {
+    let has = |t: Tok| toks.contains(&t);
+    let has_date = has(Tok::Year) && has(Tok::Month) && has(Tok::Day);
+    let has_time = has(Tok::Hour) && has(Tok::Minute);
+    let ok = match kind {
+        DateKind::Date => has_date && !has(Tok::Hour),
+        DateKind::Time => {
+            has_time && !has(Tok::Year) && !has(Tok::Month) && !has(Tok::Day)
+        }
+        DateKind::Timestamp => has_date,
+    };
+    if !ok {
+        let need = match kind {
+            DateKind::Date => {
+                "a date format needs YYYY, MM and DD and no time"
+            }
+            DateKind::Time => {
+                "a time format needs HH and MI (or MM after HH) and no date"
+            }
+            DateKind::Timestamp => "a timestamp format needs YYYY, MM and DD",
+        };
+        return Err(format!("format {text:?}: {need}"));
+    }
+    if toks.iter().any(|t| matches!(t, Tok::Fraction(_))) && !has(Tok::Second)
+    {
+        return Err(format!(
+            "format {text:?}: a fraction (f) needs seconds (SS)"
+        ));
+    }
+    Ok(())
+}
+
+/// Where each number and literal of `toks` sits in a full-width value:
+/// (offset, digits, part, fraction multiplier) of each number, (offset,
+/// byte) of each literal.
+fn full_width_offsets(toks: &[Tok]) -> (Vec<NumberAt>, Vec<LiteralAt>) {
+    let (mut numbers, mut literals, mut at) = (Vec::new(), Vec::new(), 0u8);
+    for &t in toks {
+        let w = t.width() as u8;
+        match t {
+            Tok::Literal(c) => literals.push((at, c)),
+            Tok::Year => numbers.push((at, w, 0, 1)),
+            Tok::Month => numbers.push((at, w, 1, 1)),
+            Tok::Day => numbers.push((at, w, 2, 1)),
+            Tok::Hour => numbers.push((at, w, 3, 1)),
+            Tok::Minute => numbers.push((at, w, 4, 1)),
+            Tok::Second => numbers.push((at, w, 5, 1)),
+            Tok::Fraction(n) => {
+                numbers.push((at, w, 6, 10u32.pow(6 - n as u32)))
+            }
+        }
+        at += w;
+    }
+    (numbers, literals)
 }
 
 fn write_padded(v: u32, width: usize, out: &mut Vec<u8>) {

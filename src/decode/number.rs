@@ -259,7 +259,7 @@ pub fn decimal(
     let literal = fraction == Fraction::Literal;
     // One pass over the digits; up to 18 of them (plus an overpunched
     // one) fit a u64, longer values take the u128 path.
-    let mut acc: u128;
+    let acc: u128;
     let mut src_scale: u16 = 0;
     if body.len() <= 18 {
         // Valid values of up to 16 bytes take the word-at-a-time path;
@@ -316,36 +316,66 @@ pub fn decimal(
         }
         acc = a as u128;
     } else {
-        let (int_part, frac_part): (&[u8], &[u8]) =
-            match memchr::memchr(b'.', body) {
-                Some(i) if literal => (&body[..i], &body[i + 1..]),
-                _ => (body, &[]),
-            };
-        acc = digits_u128(int_part, 0, u128::MAX)?;
-        for &b in frac_part {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                return Err(Reason::InvalidDigit(b));
-            }
-            acc = acc
-                .checked_mul(10)
-                .and_then(|a| a.checked_add(d as u128))
-                .ok_or(Reason::Overflow)?;
-            src_scale += 1;
-        }
-        if let Some(d) = last {
-            acc = acc
-                .checked_mul(10)
-                .and_then(|a| a.checked_add(d as u128))
-                .ok_or(Reason::Overflow)?;
-            if literal && memchr::memchr(b'.', body).is_some() {
-                src_scale += 1;
-            }
-        }
+        (acc, src_scale) = digits_u128_point(body, last, literal)?;
     }
     if let Fraction::Implied(places) = fraction {
         src_scale = places;
     }
+    rescale_u128(neg, acc, src_scale, precision, scale)
+}
+
+/// [`decimal`]'s digits of a value longer than 18 bytes (a `.` splitting
+/// them when `literal`) and an overpunched `last` digit as a u128, and
+/// the places after the point. Out of line: inlined, it made the short
+/// values' path a few percent slower (register pressure), while a call
+/// costs the long values' path nothing measurable.
+#[inline(never)]
+fn digits_u128_point(
+    body: &[u8],
+    last: Option<u8>,
+    literal: bool,
+) -> Result<(u128, u16), Reason> {
+    let (int_part, frac_part): (&[u8], &[u8]) =
+        match memchr::memchr(b'.', body) {
+            Some(i) if literal => (&body[..i], &body[i + 1..]),
+            _ => (body, &[]),
+        };
+    let mut acc = digits_u128(int_part, 0, u128::MAX)?;
+    let mut src_scale: u16 = 0;
+    for &b in frac_part {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return Err(Reason::InvalidDigit(b));
+        }
+        acc = acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(d as u128))
+            .ok_or(Reason::Overflow)?;
+        src_scale += 1;
+    }
+    if let Some(d) = last {
+        acc = acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(d as u128))
+            .ok_or(Reason::Overflow)?;
+        if literal && memchr::memchr(b'.', body).is_some() {
+            src_scale += 1;
+        }
+    }
+    Ok((acc, src_scale))
+}
+
+/// Brings `acc` (with `src_scale` places) to `scale` places (or keeps its
+/// own) within `precision` digits and [`Decimal::MAX_PRECISION`], in u128
+/// arithmetic: the decimal (negative when `neg`), or the reason.
+#[inline]
+fn rescale_u128(
+    neg: bool,
+    mut acc: u128,
+    src_scale: u16,
+    precision: u16,
+    scale: Option<u16>,
+) -> Result<Decimal, Reason> {
     let limit = POW10[Decimal::MAX_PRECISION as usize] - 1;
     let target = scale.unwrap_or(src_scale);
     // Rescale to the target number of places.

@@ -8,7 +8,7 @@
 //! child's `deleted`; the child's own share is taken from the rest).
 //! Records the parser rejects are copied unchanged and never counted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,7 +21,7 @@ use crate::pipeline::{ChunkReader, check_header, key_bytes};
 use crate::record::{Fields, Slicer};
 use crate::schema::{Format, Layout, SchemaSet};
 use crate::source::{self, SourceOptions};
-use crate::split::{Ending, Framing, Records};
+use crate::split::{Ending, Framing, RecordRef, Records};
 
 /// Shares of change, as fractions of each table's valid records.
 #[derive(Clone, Debug)]
@@ -129,57 +129,11 @@ fn scan_base(
                     row.extend_from_slice(super::terminator_bytes(layout));
                     header.get_or_insert(row);
                 }
-                let mut fields = Fields::default();
-                let mut scratch = Vec::new();
-                let mut key = Vec::new();
-                let mut text = Vec::new();
-                let mut pkey = Vec::new();
-                let mut ptext = Vec::new();
+                let mut keys = KeyReader::new(layout, &slicer, parent_cols);
                 while let Some(chunk) = reader.next_chunk().map_err(err)? {
                     for rec in Records::new(&chunk.data, framing) {
-                        let mut valid = !rec.bytes.is_empty()
-                            && slicer.slice(rec.bytes, &mut fields).is_ok();
-                        key.clear();
-                        text.clear();
-                        pkey.clear();
-                        ptext.clear();
-                        if valid {
-                            for (i, fd) in layout.fields.iter().enumerate() {
-                                match fd.decoder.decode(
-                                    fields.get(rec.bytes, i),
-                                    &mut scratch,
-                                ) {
-                                    Ok(v) => {
-                                        if layout.key.contains(&i) {
-                                            key_bytes(&v, &mut key, &mut text);
-                                        }
-                                        if parent_cols.contains(&i) {
-                                            key_bytes(
-                                                &v, &mut pkey, &mut ptext,
-                                            );
-                                        }
-                                    }
-                                    Err(_) => {
-                                        valid = false;
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        let r = BaseRecord {
-                            bytes: rec.bytes,
-                            ending: rec.ending,
-                            key: valid.then(|| {
-                                (
-                                    xxhash_rust::xxh3::xxh3_128(&key),
-                                    String::from_utf8_lossy(&text)
-                                        .into_owned(),
-                                )
-                            }),
-                            parent: (valid && !parent_cols.is_empty())
-                                .then(|| xxhash_rust::xxh3::xxh3_128(&pkey)),
-                        };
-                        f(&r, &fields, rec.bytes)?;
+                        let r = keys.read(rec);
+                        f(&r, &keys.fields, rec.bytes)?;
                     }
                 }
                 Ok(Some(reader.finish().0))
@@ -188,6 +142,87 @@ fn scan_base(
         .map_err(|e| GenError::new(e.to_string()))?;
     }
     Ok(member_name.unwrap_or_else(|| super::member_name(layout)))
+}
+
+/// Decodes base records' key and parent-key values, reusing its buffers
+/// from record to record.
+struct KeyReader<'l> {
+    layout: &'l Layout,
+    slicer: &'l Slicer,
+    parent_cols: &'l [usize],
+    fields: Fields,
+    scratch: Vec<u8>,
+    key: Vec<u8>,
+    text: Vec<u8>,
+    pkey: Vec<u8>,
+    ptext: Vec<u8>,
+}
+
+impl<'l> KeyReader<'l> {
+    /// A reader of `layout`'s records, its parent link's columns
+    /// `parent_cols`.
+    fn new(
+        layout: &'l Layout,
+        slicer: &'l Slicer,
+        parent_cols: &'l [usize],
+    ) -> Self {
+        KeyReader {
+            layout,
+            slicer,
+            parent_cols,
+            fields: Fields::default(),
+            scratch: Vec::new(),
+            key: Vec::new(),
+            text: Vec::new(),
+            pkey: Vec::new(),
+            ptext: Vec::new(),
+        }
+    }
+
+    /// Slices and decodes `rec`: its key and parent key when every field
+    /// decodes, none otherwise.
+    fn read<'a>(&mut self, rec: RecordRef<'a>) -> BaseRecord<'a> {
+        let layout = self.layout;
+        let mut valid = !rec.bytes.is_empty()
+            && self.slicer.slice(rec.bytes, &mut self.fields).is_ok();
+        self.key.clear();
+        self.text.clear();
+        self.pkey.clear();
+        self.ptext.clear();
+        if valid {
+            for (i, fd) in layout.fields.iter().enumerate() {
+                match fd
+                    .decoder
+                    .decode(self.fields.get(rec.bytes, i), &mut self.scratch)
+                {
+                    Ok(v) => {
+                        if layout.key.contains(&i) {
+                            key_bytes(&v, &mut self.key, &mut self.text);
+                        }
+                        if self.parent_cols.contains(&i) {
+                            key_bytes(&v, &mut self.pkey, &mut self.ptext);
+                        }
+                    }
+                    Err(_) => {
+                        valid = false;
+                        break;
+                    }
+                }
+            }
+        }
+        BaseRecord {
+            bytes: rec.bytes,
+            ending: rec.ending,
+            key: valid.then(|| {
+                (
+                    xxhash_rust::xxh3::xxh3_128(&self.key),
+                    String::from_utf8_lossy(&self.text).into_owned(),
+                )
+            }),
+            parent: (valid && !self.parent_cols.is_empty())
+                .then(|| xxhash_rust::xxh3::xxh3_128(&self.pkey)),
+        }
+    }
 }
 
 impl From<source::SourceError> for GenError {
@@ -216,226 +251,359 @@ pub fn change_set(
         insert: opts.insert,
         ..Default::default()
     };
-    // Keys deleted and inserted per table (hashes of the key values), for
-    // children: deleted parents cascade, inserted parents adopt children.
-    let mut deleted_keys: Vec<HashSet<u128>> =
-        vec![HashSet::new(); plan.tables.len()];
-    let mut inserted_keys: Vec<Vec<Vec<Datum>>> =
-        vec![Vec::new(); plan.tables.len()];
+    let mut run = ChangeRun {
+        deleted_keys: vec![HashSet::new(); plan.tables.len()],
+        inserted_keys: vec![Vec::new(); plan.tables.len()],
+        plan,
+        main,
+        base,
+        opts,
+    };
     for (path, tables) in outputs(set, out, opts.year) {
         let mut w = ArchiveWriter::create(&path, opts.level)?;
         for t in tables {
-            let tp = &plan.tables[t];
-            let layout = &tp.layout;
-            let parent = tp.parent.clone();
-            let parent_cols: Vec<usize> = parent
-                .as_ref()
-                .map(|p| p.map.iter().map(|m| m.0).collect())
-                .unwrap_or_default();
-            // Pass 1: count, collect keys.
-            let mut n_valid = 0u64;
-            let mut cascaded = 0u64;
-            // Key → index of the record that wins under the layout's
-            // duplicate policy (the first, or the last for `last`).
-            let mut winner: std::collections::HashMap<u128, u64> =
-                std::collections::HashMap::new();
-            let last_wins =
-                layout.duplicates == crate::schema::DuplicatePolicy::Last;
-            let mut index = 0u64;
-            let mut header = None;
-            let pdel = parent
-                .as_ref()
-                .map(|p| deleted_keys[p.table].clone())
-                .unwrap_or_default();
-            scan_base(
-                layout,
-                &parent_cols,
-                base,
-                &mut header,
-                &mut |r, _, _| {
-                    if let Some((h, _)) = &r.key {
-                        let fresh = !winner.contains_key(h);
-                        if fresh || last_wins {
-                            winner.insert(*h, index);
-                        }
-                        index += 1;
-                        if !fresh {
-                            return Ok(());
-                        }
-                        if r.parent.is_some_and(|p| pdel.contains(&p)) {
-                            cascaded += 1;
-                        } else {
-                            n_valid += 1;
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
-            let mut base_keys: HashSet<u128> =
-                winner.keys().copied().collect();
-            let total = n_valid + cascaded;
-            // Only the main table's tree changes: code tables and other
-            // top-level tables (with their children) are carried over.
-            let fixed = tp.root != main;
-            let share = |s: f64| {
-                if fixed { 0 } else { (s * total as f64).round() as u64 }
-            };
-            // Rows deleted with their parent count towards the table's
-            // share, so a small child table is not emptied twice as fast.
-            let mut left_del = share(opts.delete).saturating_sub(cascaded);
-            left_del = left_del.min(n_valid);
-            // A table whose key is every column cannot have an update
-            // (a changed value is another key): none are made there.
-            let mut left_upd = if updatable(tp) && !fixed {
-                ((opts.update * total as f64).round() as u64)
-                    .min(n_valid - left_del)
-            } else {
-                0
-            };
-            let mut left = n_valid;
-            let mut rng = Rng::new(seed_of(&[
-                opts.seed,
-                name_hash(&layout.name),
-                0xC4A6,
-            ]));
-            let mut ch = TableChanges {
-                layout: layout.name.clone(),
-                table: layout.table.clone(),
-                rows_base: total,
-                ..Default::default()
-            };
-            // Pass 2: write.
-            let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-            let mut dels = HashSet::new();
-            let mut index2 = 0u64;
-            let member = scan_base(
-                layout,
-                &parent_cols,
-                base,
-                &mut header.clone(),
-                &mut |r, fields, rec| {
-                    let copy = |buf: &mut Vec<u8>| {
-                        buf.extend_from_slice(r.bytes);
-                        buf.extend_from_slice(match r.ending {
-                            Ending::Lf => b"\n",
-                            Ending::CrLf => b"\r\n",
-                            Ending::Eof => b"",
-                        });
-                    };
-                    let Some((h, text)) = &r.key else {
-                        copy(&mut buf);
-                        return Ok(());
-                    };
-                    // Records that lose to another of the same key are
-                    // left out: the new archive holds each key once.
-                    let i = index2;
-                    index2 += 1;
-                    if winner.get(h) != Some(&i) {
-                        return Ok(());
-                    }
-
-                    if r.parent.is_some_and(|p| pdel.contains(&p)) {
-                        ch.deleted.push(text.clone());
-                        ch.deleted_with_parent += 1;
-                        dels.insert(*h);
-                        return Ok(());
-                    }
-                    let x = rng.below(left.max(1));
-                    left = left.saturating_sub(1);
-                    if x < left_del {
-                        left_del -= 1;
-                        ch.deleted.push(text.clone());
-                        dels.insert(*h);
-                    } else if x < left_del + left_upd {
-                        left_upd -= 1;
-                        update_record(
-                            &plan, t, rec, fields, r.ending, &mut rng,
-                            &mut buf,
-                        )?;
-                        ch.updated.push(text.clone());
-                    } else {
-                        copy(&mut buf);
-                    }
-                    Ok(())
-                },
-            )?;
-            w.begin(&member, buf.len() as u64)?;
-            if let Some(h) = &header {
-                w.write(h)?;
-            }
-            w.write(&buf)?;
-            // Inserts: new keys; a child's new rows hang under its
-            // parent's new rows (none when the parent got none).
-            let orphaned = parent
-                .as_ref()
-                .is_some_and(|p| inserted_keys[p.table].is_empty());
-            let n_ins = if orphaned { 0 } else { share(opts.insert) };
-            let mut out_buf = Vec::new();
-            let mut ins_keys = Vec::new();
-            let mut j = 0u64;
-            while (ins_keys.len() as u64) < n_ins {
-                let key = new_key(&plan, t, j, &inserted_keys, opts.seed);
-                j += 1;
-                let Some(key) = key else {
-                    if j > n_ins * 50 + 1000 {
-                        return Err(GenError::new(format!(
-                            "layout {}: cannot find new keys to insert",
-                            layout.name
-                        )));
-                    }
-                    continue;
-                };
-                let mut hk = Vec::new();
-                let mut tk = Vec::new();
-                let mut scratch = Vec::new();
-                for (pos, &kf) in layout.key.iter().enumerate() {
-                    let mut raw = Vec::new();
-                    format_value(
-                        layout,
-                        &layout.fields[kf],
-                        &key[pos],
-                        &mut raw,
-                    )
-                    .map_err(GenError::new)?;
-                    let v = layout.fields[kf]
-                        .decoder
-                        .decode(&raw, &mut scratch)
-                        .map_err(|e| GenError::new(e.to_string()))?;
-                    key_bytes(&v, &mut hk, &mut tk);
-                }
-                let h = xxhash_rust::xxh3::xxh3_128(&hk);
-                if base_keys.contains(&h) || !base_keys.insert(h) {
-                    if j > n_ins * 50 + 1000 {
-                        return Err(GenError::new(format!(
-                            "layout {}: cannot find new keys to insert",
-                            layout.name
-                        )));
-                    }
-                    continue;
-                }
-                make_row_for(
-                    &plan,
-                    t,
-                    seed_of(&[opts.seed, 0x1A5E, j]),
-                    &key,
-                    &mut out_buf,
-                )
-                .map_err(GenError::new)?;
-                ch.inserted.push(String::from_utf8_lossy(&tk).into_owned());
-                ins_keys.push(key);
-            }
-            w.write(&out_buf)?;
-            w.end()?;
-            ch.rows_new =
-                total - ch.deleted.len() as u64 + ch.inserted.len() as u64;
-            deleted_keys[t] = dels;
-            inserted_keys[t] = ins_keys;
-            manifest.tables.push(ch);
+            manifest.tables.push(run.table(t, &mut w)?);
         }
         w.finish()?;
         manifest.outputs.push(path.display().to_string());
     }
     Ok(manifest)
+}
+
+/// A change set being written, table by table in load order.
+struct ChangeRun<'a> {
+    plan: GenPlan,
+    /// The plan index of the main table.
+    main: usize,
+    base: &'a [PathBuf],
+    opts: &'a ChangeOptions,
+    /// Keys deleted per table (hashes of the key values), for children:
+    /// deleted parents cascade.
+    deleted_keys: Vec<HashSet<u128>>,
+    /// Keys inserted per table, for children: inserted parents adopt
+    /// children.
+    inserted_keys: Vec<Vec<Vec<Datum>>>,
+}
+
+/// What the first pass over a table's base records found.
+struct BaseCount {
+    /// Key → index of the record that wins under the layout's duplicate
+    /// policy (the first, or the last for `last`).
+    winner: HashMap<u128, u64>,
+    /// Winning valid records whose parent stays.
+    n_valid: u64,
+    /// Winning valid records whose parent was deleted.
+    cascaded: u64,
+    /// The header row, for a layout that has one.
+    header: Option<Vec<u8>>,
+}
+
+/// A table's member as rewritten from its base records.
+struct Rewritten {
+    /// The member's name.
+    member: String,
+    /// The records kept and updated, without header.
+    bytes: Vec<u8>,
+    /// Hashes of the keys deleted.
+    deleted: HashSet<u128>,
+}
+
+/// What becomes of a valid base record.
+enum Fate {
+    Delete,
+    Update,
+    Keep,
+}
+
+/// Deletes and updates still to make among a table's valid records not
+/// yet seen, drawn so that the counts come out exact.
+struct Quota {
+    left: u64,
+    delete: u64,
+    update: u64,
+}
+
+impl ChangeRun<'_> {
+    /// Writes table `t`'s new member into `w`: its base records kept,
+    /// updated or deleted, then its inserted rows.
+    fn table(
+        &mut self,
+        t: usize,
+        w: &mut ArchiveWriter,
+    ) -> Result<TableChanges, GenError> {
+        let tp = &self.plan.tables[t];
+        let layout = &tp.layout;
+        let parent = tp.parent.as_ref();
+        let parent_cols: Vec<usize> = parent
+            .map(|p| p.map.iter().map(|m| m.0).collect())
+            .unwrap_or_default();
+        let pdel = parent
+            .map(|p| self.deleted_keys[p.table].clone())
+            .unwrap_or_default();
+        let count = count_base(layout, &parent_cols, self.base, &pdel)?;
+        let total = count.n_valid + count.cascaded;
+        // Only the main table's tree changes: code tables and other
+        // top-level tables (with their children) are carried over.
+        let fixed = tp.root != self.main;
+        let quota = Quota::new(tp, &count, fixed, self.opts);
+        let mut ch = TableChanges {
+            layout: layout.name.clone(),
+            table: layout.table.clone(),
+            rows_base: total,
+            ..Default::default()
+        };
+        let kept =
+            self.rewrite(t, &parent_cols, &pdel, &count, quota, &mut ch)?;
+        w.begin(&kept.member, kept.bytes.len() as u64)?;
+        if let Some(h) = &count.header {
+            w.write(h)?;
+        }
+        w.write(&kept.bytes)?;
+        // Inserts: new keys; a child's new rows hang under its
+        // parent's new rows (none when the parent got none).
+        let orphaned =
+            parent.is_some_and(|p| self.inserted_keys[p.table].is_empty());
+        let n_ins =
+            if orphaned { 0 } else { share(self.opts.insert, total, fixed) };
+        let mut taken: HashSet<u128> = count.winner.keys().copied().collect();
+        let mut out_buf = Vec::new();
+        let ins_keys =
+            self.insert(t, n_ins, &mut taken, &mut ch, &mut out_buf)?;
+        w.write(&out_buf)?;
+        w.end()?;
+        ch.rows_new =
+            total - ch.deleted.len() as u64 + ch.inserted.len() as u64;
+        self.deleted_keys[t] = kept.deleted;
+        self.inserted_keys[t] = ins_keys;
+        Ok(ch)
+    }
+
+    /// The second pass over table `t`'s base records: each winning record
+    /// deleted (with its parent, or by `quota`), updated or copied, and
+    /// listed in `ch`.
+    fn rewrite(
+        &self,
+        t: usize,
+        parent_cols: &[usize],
+        pdel: &HashSet<u128>,
+        count: &BaseCount,
+        mut quota: Quota,
+        ch: &mut TableChanges,
+    ) -> Result<Rewritten, GenError> {
+        let layout = &self.plan.tables[t].layout;
+        let mut rng = Rng::new(seed_of(&[
+            self.opts.seed,
+            name_hash(&layout.name),
+            0xC4A6,
+        ]));
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        let mut dels = HashSet::new();
+        let mut index = 0u64;
+        let member = scan_base(
+            layout,
+            parent_cols,
+            self.base,
+            &mut count.header.clone(),
+            &mut |r, fields, rec| {
+                let Some((h, text)) = &r.key else {
+                    copy_record(r, &mut buf);
+                    return Ok(());
+                };
+                // Records that lose to another of the same key are
+                // left out: the new archive holds each key once.
+                let i = index;
+                index += 1;
+                if count.winner.get(h) != Some(&i) {
+                    return Ok(());
+                }
+                if r.parent.is_some_and(|p| pdel.contains(&p)) {
+                    ch.deleted.push(text.clone());
+                    ch.deleted_with_parent += 1;
+                    dels.insert(*h);
+                    return Ok(());
+                }
+                match quota.draw(&mut rng) {
+                    Fate::Delete => {
+                        ch.deleted.push(text.clone());
+                        dels.insert(*h);
+                    }
+                    Fate::Update => {
+                        update_record(
+                            &self.plan, t, rec, fields, r.ending, &mut rng,
+                            &mut buf,
+                        )?;
+                        ch.updated.push(text.clone());
+                    }
+                    Fate::Keep => copy_record(r, &mut buf),
+                }
+                Ok(())
+            },
+        )?;
+        Ok(Rewritten { member, bytes: buf, deleted: dels })
+    }
+
+    /// Appends `n` rows of table `t` with new keys (none in `taken`, which
+    /// gains them) to `out` and lists them in `ch`; returns their keys.
+    fn insert(
+        &self,
+        t: usize,
+        n: u64,
+        taken: &mut HashSet<u128>,
+        ch: &mut TableChanges,
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<Vec<Datum>>, GenError> {
+        let layout = &self.plan.tables[t].layout;
+        let mut keys = Vec::new();
+        let mut j = 0u64;
+        while (keys.len() as u64) < n {
+            let key =
+                new_key(&self.plan, t, j, &self.inserted_keys, self.opts.seed);
+            j += 1;
+            let fresh = match key {
+                Some(key) => {
+                    let (h, text) = key_identity(layout, &key)?;
+                    taken.insert(h).then_some((key, text))
+                }
+                None => None,
+            };
+            let Some((key, text)) = fresh else {
+                if j > n * 50 + 1000 {
+                    return Err(GenError::new(format!(
+                        "layout {}: cannot find new keys to insert",
+                        layout.name
+                    )));
+                }
+                continue;
+            };
+            make_row_for(
+                &self.plan,
+                t,
+                seed_of(&[self.opts.seed, 0x1A5E, j]),
+                &key,
+                out,
+            )
+            .map_err(GenError::new)?;
+            ch.inserted.push(text);
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}
+
+impl Quota {
+    /// The deletes and updates `opts` asks of a table whose base `count`
+    /// found; none for a `fixed` table.
+    fn new(
+        tp: &super::plan::TablePlan,
+        count: &BaseCount,
+        fixed: bool,
+        opts: &ChangeOptions,
+    ) -> Quota {
+        let (n_valid, total) = (count.n_valid, count.n_valid + count.cascaded);
+        // Rows deleted with their parent count towards the table's
+        // share, so a small child table is not emptied twice as fast.
+        let delete = share(opts.delete, total, fixed)
+            .saturating_sub(count.cascaded)
+            .min(n_valid);
+        // A table whose key is every column cannot have an update
+        // (a changed value is another key): none are made there.
+        let update = if updatable(tp) && !fixed {
+            share(opts.update, total, false).min(n_valid - delete)
+        } else {
+            0
+        };
+        Quota { left: n_valid, delete, update }
+    }
+
+    /// Draws what becomes of the next valid record.
+    fn draw(&mut self, rng: &mut Rng) -> Fate {
+        let x = rng.below(self.left.max(1));
+        self.left = self.left.saturating_sub(1);
+        if x < self.delete {
+            self.delete -= 1;
+            Fate::Delete
+        } else if x < self.delete + self.update {
+            self.update -= 1;
+            Fate::Update
+        } else {
+            Fate::Keep
+        }
+    }
+}
+
+/// The share `s` of `total` rows, rounded; none for a `fixed` table.
+fn share(s: f64, total: u64, fixed: bool) -> u64 {
+    if fixed { 0 } else { (s * total as f64).round() as u64 }
+}
+
+/// The first pass over a table's base records: which record wins each
+/// key, and how many winners stay or go with a parent in `pdel`.
+fn count_base(
+    layout: &Layout,
+    parent_cols: &[usize],
+    base: &[PathBuf],
+    pdel: &HashSet<u128>,
+) -> Result<BaseCount, GenError> {
+    let mut n_valid = 0u64;
+    let mut cascaded = 0u64;
+    let mut winner: HashMap<u128, u64> = HashMap::new();
+    let last_wins = layout.duplicates == crate::schema::DuplicatePolicy::Last;
+    let mut index = 0u64;
+    let mut header = None;
+    scan_base(layout, parent_cols, base, &mut header, &mut |r, _, _| {
+        if let Some((h, _)) = &r.key {
+            let fresh = !winner.contains_key(h);
+            if fresh || last_wins {
+                winner.insert(*h, index);
+            }
+            index += 1;
+            if !fresh {
+                return Ok(());
+            }
+            if r.parent.is_some_and(|p| pdel.contains(&p)) {
+                cascaded += 1;
+            } else {
+                n_valid += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(BaseCount { winner, n_valid, cascaded, header })
+}
+
+/// Appends a base record unchanged, with its own terminator.
+fn copy_record(r: &BaseRecord<'_>, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(r.bytes);
+    buf.extend_from_slice(match r.ending {
+        Ending::Lf => b"\n",
+        Ending::CrLf => b"\r\n",
+        Ending::Eof => b"",
+    });
+}
+
+/// The hash and text of `key` as the key of a record of `layout` reads
+/// back (written, then decoded).
+fn key_identity(
+    layout: &Layout,
+    key: &[Datum],
+) -> Result<(u128, String), GenError> {
+    let mut hk = Vec::new();
+    let mut tk = Vec::new();
+    let mut scratch = Vec::new();
+    for (pos, &kf) in layout.key.iter().enumerate() {
+        let mut raw = Vec::new();
+        format_value(layout, &layout.fields[kf], &key[pos], &mut raw)
+            .map_err(GenError::new)?;
+        let v = layout.fields[kf]
+            .decoder
+            .decode(&raw, &mut scratch)
+            .map_err(|e| GenError::new(e.to_string()))?;
+        key_bytes(&v, &mut hk, &mut tk);
+    }
+    Ok((
+        xxhash_rust::xxh3::xxh3_128(&hk),
+        String::from_utf8_lossy(&tk).into_owned(),
+    ))
 }
 
 /// The plan index of the dataset's main table (the first top-level table
@@ -519,6 +687,37 @@ fn update_record(
 ) -> Result<(), GenError> {
     let tp = &plan.tables[t];
     let layout = &tp.layout;
+    let mut raws: Vec<Vec<u8>> = (0..layout.fields.len())
+        .map(|i| fields.get(rec, i).to_vec())
+        .collect();
+    let chosen = change_fields(tp, &mut raws, rng)?;
+    match &layout.format {
+        Format::Fixed(_) => {
+            patch_fixed(layout, rec, &raws, &chosen, ending, out);
+        }
+        Format::Delimited(_) => {
+            let mut buf = Vec::new();
+            let mut spans = Vec::new();
+            for r in &raws {
+                let s = buf.len();
+                buf.extend_from_slice(r);
+                spans.push((s, buf.len()));
+            }
+            super::write_record(layout, &buf, &spans, out)
+                .map_err(GenError::new)?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives one to three of a record's fields (`raws`, one per field) new
+/// values that decode differently; returns the fields changed.
+fn change_fields(
+    tp: &super::plan::TablePlan,
+    raws: &mut [Vec<u8>],
+    rng: &mut Rng,
+) -> Result<Vec<usize>, GenError> {
+    let layout = &tp.layout;
     let candidates = update_candidates(tp);
 
     if candidates.is_empty() {
@@ -534,9 +733,6 @@ fn update_record(
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    let mut raws: Vec<Vec<u8>> = (0..layout.fields.len())
-        .map(|i| fields.get(rec, i).to_vec())
-        .collect();
     let mut scratch = Vec::new();
     let mut scratch2 = Vec::new();
     let mut chosen = Vec::new();
@@ -544,27 +740,14 @@ fn update_record(
         if chosen.len() == want {
             break;
         }
-        let f = &layout.fields[i];
-        let old = f
+        let old = layout.fields[i]
             .decoder
             .decode(&raws[i], &mut scratch)
             .map(|v| v.to_string())
             .unwrap_or_default();
-        for _ in 0..20 {
-            let v = tp.gens[i].non_null(rng);
-            let mut raw = Vec::new();
-            if format_value(layout, f, &v, &mut raw).is_err() {
-                continue;
-            }
-            let new =
-                f.decoder.decode(&raw, &mut scratch2).map(|v| v.to_string());
-            if let Ok(new) = new
-                && new != old
-            {
-                raws[i] = raw;
-                chosen.push(i);
-                break;
-            }
+        if let Some(raw) = other_value(tp, i, &old, rng, &mut scratch2) {
+            raws[i] = raw;
+            chosen.push(i);
         }
     }
     let changed = !chosen.is_empty();
@@ -574,40 +757,63 @@ fn update_record(
             layout.name
         )));
     }
-    match &layout.format {
-        Format::Fixed(_) => {
-            // Keep the record's other bytes (undeclared gaps included).
-            let mut r = rec.to_vec();
-            for &i in &chosen {
-                let span = layout.fields[i].span.clone().unwrap_or(0..0);
-                if r.len() < span.end {
-                    r.resize(span.end, b' ');
-                }
-                r[span.clone()].fill(b' ');
-                let raw = &raws[i];
-                r[span.start..span.start + raw.len().min(span.len())]
-                    .copy_from_slice(&raw[..raw.len().min(span.len())]);
-            }
-            out.extend_from_slice(&r);
-            out.extend_from_slice(match ending {
-                Ending::Lf => b"\n",
-                Ending::CrLf => b"\r\n",
-                Ending::Eof => super::terminator_bytes(layout),
-            });
+    Ok(chosen)
+}
+
+/// A raw value for field `i` that decodes to other than `old`, or none
+/// within 20 draws.
+fn other_value(
+    tp: &super::plan::TablePlan,
+    i: usize,
+    old: &str,
+    rng: &mut Rng,
+    scratch: &mut Vec<u8>,
+) -> Option<Vec<u8>> {
+    let layout = &tp.layout;
+    let f = &layout.fields[i];
+    for _ in 0..20 {
+        let v = tp.gens[i].non_null(rng);
+        let mut raw = Vec::new();
+        if format_value(layout, f, &v, &mut raw).is_err() {
+            continue;
         }
-        Format::Delimited(_) => {
-            let mut buf = Vec::new();
-            let mut spans = Vec::new();
-            for r in &raws {
-                let s = buf.len();
-                buf.extend_from_slice(r);
-                spans.push((s, buf.len()));
-            }
-            super::write_record(layout, &buf, &spans, out)
-                .map_err(GenError::new)?;
+        let new = f.decoder.decode(&raw, scratch).map(|v| v.to_string());
+        if let Ok(new) = new
+            && new != old
+        {
+            return Some(raw);
         }
     }
-    Ok(())
+    None
+}
+
+/// Writes fixed-width record `rec` with the `chosen` fields replaced by
+/// their `raws`, keeping its other bytes (undeclared gaps included).
+fn patch_fixed(
+    layout: &Layout,
+    rec: &[u8],
+    raws: &[Vec<u8>],
+    chosen: &[usize],
+    ending: Ending,
+    out: &mut Vec<u8>,
+) {
+    let mut r = rec.to_vec();
+    for &i in chosen {
+        let span = layout.fields[i].span.clone().unwrap_or(0..0);
+        if r.len() < span.end {
+            r.resize(span.end, b' ');
+        }
+        r[span.clone()].fill(b' ');
+        let raw = &raws[i];
+        r[span.start..span.start + raw.len().min(span.len())]
+            .copy_from_slice(&raw[..raw.len().min(span.len())]);
+    }
+    out.extend_from_slice(&r);
+    out.extend_from_slice(match ending {
+        Ending::Lf => b"\n",
+        Ending::CrLf => b"\r\n",
+        Ending::Eof => super::terminator_bytes(layout),
+    });
 }
 
 /// Fields an update may change: not key, lookup or filter fields.

@@ -596,99 +596,185 @@ pub(crate) fn make_row(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let tp = &plan.tables[t];
-    let layout = &tp.layout;
-    let mut rng = Rng::new(seed_of(&[plan.seed, tp.hash, uid]));
-    buf.values.clear();
-    for (i, f) in layout.fields.iter().enumerate() {
-        let v = if let Some(pos) = layout.key.iter().position(|&k| k == i) {
-            key[pos].clone()
-        } else if let Some(lk) = tp.lookups.iter().find(|l| l.covers(i)) {
-            let n = plan.tables[lk.table].rows.max(1);
-            // One looked-up row per record (the same for every column of
-            // the lookup), never a bad one.
-            let mut lr = Rng::new(seed_of(&[
-                plan.seed,
-                tp.hash,
-                uid,
-                lk.table as u64,
-                0x100C,
-            ]));
-            let mut r = lr.below(n);
-            let mut tries = 0;
-            // Nor one written twice (the duplicate quirk), whose values
-            // the load may replace.
-            while (plan.fault(lk.table, r).is_some()
-                || dup_quirk(plan, lk.table, r))
-                && tries < 64
-            {
-                r = (r + 1) % n;
-                tries += 1;
-            }
-            let there = lk.map.iter().find(|m| m.0 == i).map_or(0, |m| m.1);
-            plan.lookup_value(lk, r, there)
-        } else {
-            let mut v = shrunk(tp, i, tp.gens[i].value(&mut rng));
-            if let Datum::Text(s) = &mut v {
-                quirks(
-                    layout,
-                    i,
-                    tp.gens[i].role(),
-                    s,
-                    &mut rng,
-                    tp.gens[i].max_chars(),
-                );
-            }
-            v
-        };
-        buf.values.push(pad_untrimmed(f, v));
+    let mut row = RowMaker {
+        plan,
+        tp,
+        uid,
+        fault,
+        states,
+        rng: Rng::new(seed_of(&[plan.seed, tp.hash, uid])),
+    };
+    row.values(key, buf);
+    row.bad_values(buf);
+    row.format(buf)?;
+    let rec_start = out.len();
+    write_record(&tp.layout, &buf.raw, &buf.spans, out)?;
+    if fault == Some(FaultKind::RecordLength) {
+        wrong_length(&tp.layout, rec_start, out);
     }
-    for (i, v) in states {
-        buf.values[*i] = pad_untrimmed(&layout.fields[*i], v.clone());
-    }
-    // A field the layout's version does not have is not written (NULL).
-    if layout.is_fixed() {
+    Ok(())
+}
+
+/// One record being made: its table, row id, fault and stated values,
+/// and the generator its values are drawn from, in field order.
+struct RowMaker<'a> {
+    plan: &'a Plan,
+    tp: &'a plan::TablePlan,
+    uid: u64,
+    fault: Option<FaultKind>,
+    states: &'a [(usize, Datum)],
+    rng: Rng,
+}
+
+impl RowMaker<'_> {
+    /// Fills `buf.values`: the key, looked-up and drawn values, then the
+    /// stated ones, NULL where the layout's version has no field.
+    fn values(&mut self, key: &[Datum], buf: &mut RowBuf) {
+        let tp = self.tp;
+        let layout = &tp.layout;
+        buf.values.clear();
         for (i, f) in layout.fields.iter().enumerate() {
-            if f.span.is_none() {
-                buf.values[i] = Datum::Null;
-            }
-        }
-    }
-    // Bad values that still format (too long text, a NULL that must not be).
-    match fault {
-        Some(FaultKind::TooLong(i)) => {
-            if let FieldType::Varchar(n) | FieldType::Char(n) =
-                layout.fields[i].decoder.ty
+            let v = if let Some(pos) = layout.key.iter().position(|&k| k == i)
             {
-                let mut s = String::from("OVERLONG ");
-                while s.chars().count() <= n as usize {
-                    s.push('X');
+                key[pos].clone()
+            } else if let Some(lk) = tp.lookups.iter().find(|l| l.covers(i)) {
+                self.looked_up(lk, i)
+            } else {
+                let mut v = shrunk(tp, i, tp.gens[i].value(&mut self.rng));
+                if let Datum::Text(s) = &mut v {
+                    quirks(
+                        layout,
+                        i,
+                        tp.gens[i].role(),
+                        s,
+                        &mut self.rng,
+                        tp.gens[i].max_chars(),
+                    );
                 }
-                buf.values[i] = Datum::Text(s);
+                v
+            };
+            buf.values.push(pad_untrimmed(f, v));
+        }
+        for (i, v) in self.states {
+            buf.values[*i] = pad_untrimmed(&layout.fields[*i], v.clone());
+        }
+        // A field the layout's version does not have is not written (NULL).
+        if layout.is_fixed() {
+            for (i, f) in layout.fields.iter().enumerate() {
+                if f.span.is_none() {
+                    buf.values[i] = Datum::Null;
+                }
             }
         }
-        Some(FaultKind::BadNumber(i)) | Some(FaultKind::BadEncoding(i))
-            if buf.values[i] == Datum::Null =>
+    }
+
+    /// Field `i`'s value from the row of lookup `lk`'s table this record
+    /// names.
+    fn looked_up(&self, lk: &plan::Lookup, i: usize) -> Datum {
+        let plan = self.plan;
+        let n = plan.tables[lk.table].rows.max(1);
+        // One looked-up row per record (the same for every column of
+        // the lookup), never a bad one.
+        let mut lr = Rng::new(seed_of(&[
+            plan.seed,
+            self.tp.hash,
+            self.uid,
+            lk.table as u64,
+            0x100C,
+        ]));
+        let mut r = lr.below(n);
+        let mut tries = 0;
+        // Nor one written twice (the duplicate quirk), whose values
+        // the load may replace.
+        while (plan.fault(lk.table, r).is_some()
+            || dup_quirk(plan, lk.table, r))
+            && tries < 64
         {
-            buf.values[i] = tp.gens[i].non_null(&mut rng);
+            r = (r + 1) % n;
+            tries += 1;
         }
-        _ => {}
+        let there = lk.map.iter().find(|m| m.0 == i).map_or(0, |m| m.1);
+        plan.lookup_value(lk, r, there)
     }
-    if let Some(FaultKind::BadEncoding(i)) = fault
-        && let Datum::Text(s) = &mut buf.values[i]
-    {
-        while s.chars().count() < 3 {
-            s.push('X');
+
+    /// Bad values that still format (too long text, a NULL that must not
+    /// be).
+    fn bad_values(&mut self, buf: &mut RowBuf) {
+        let layout = &self.tp.layout;
+        match self.fault {
+            Some(FaultKind::TooLong(i)) => {
+                if let FieldType::Varchar(n) | FieldType::Char(n) =
+                    layout.fields[i].decoder.ty
+                {
+                    let mut s = String::from("OVERLONG ");
+                    while s.chars().count() <= n as usize {
+                        s.push('X');
+                    }
+                    buf.values[i] = Datum::Text(s);
+                }
+            }
+            Some(FaultKind::BadNumber(i))
+            | Some(FaultKind::BadEncoding(i))
+                if buf.values[i] == Datum::Null =>
+            {
+                buf.values[i] = self.tp.gens[i].non_null(&mut self.rng);
+            }
+            _ => {}
+        }
+        if let Some(FaultKind::BadEncoding(i)) = self.fault
+            && let Datum::Text(s) = &mut buf.values[i]
+        {
+            while s.chars().count() < 3 {
+                s.push('X');
+            }
         }
     }
-    buf.raw.clear();
-    buf.spans.clear();
-    for (i, f) in layout.fields.iter().enumerate() {
+
+    /// Writes every field's text into `buf.raw`, its range into
+    /// `buf.spans`.
+    fn format(&mut self, buf: &mut RowBuf) -> Result<(), String> {
+        let layout = &self.tp.layout;
+        buf.raw.clear();
+        buf.spans.clear();
+        for (i, f) in layout.fields.iter().enumerate() {
+            let start = buf.raw.len();
+            if f.span.is_none() && layout.is_fixed() {
+                buf.spans.push((start, start));
+                continue;
+            }
+            self.format_field(i, buf)?;
+            match self.fault {
+                Some(FaultKind::BadNumber(b)) if b == i => {
+                    if let Some(c) = buf.raw.get_mut(start) {
+                        *c = b'O';
+                    }
+                }
+                Some(FaultKind::BadEncoding(b)) if b == i => {
+                    let mid = start + (buf.raw.len() - start) / 2;
+                    buf.raw[mid] = bad_byte(layout.encoding);
+                }
+                _ => {}
+            }
+            if buf.values[i] != Datum::Null && self.fault.is_none() {
+                self.text_quirks(i, start, buf);
+            }
+            buf.spans.push((start, buf.raw.len()));
+        }
+        Ok(())
+    }
+
+    /// Appends field `i`'s text to `buf.raw`: none for a missing key, an
+    /// impossible date for that fault, else its value formatted.
+    fn format_field(
+        &mut self,
+        i: usize,
+        buf: &mut RowBuf,
+    ) -> Result<(), String> {
+        let tp = self.tp;
+        let layout = &tp.layout;
+        let f = &layout.fields[i];
         let start = buf.raw.len();
-        if f.span.is_none() && layout.is_fixed() {
-            buf.spans.push((start, start));
-            continue;
-        }
-        match fault {
+        match self.fault {
             Some(FaultKind::MissingKey) if layout.key.first() == Some(&i) => {}
             Some(FaultKind::ImpossibleDate(d)) if d == i => {
                 let fmt =
@@ -706,74 +792,62 @@ pub(crate) fn make_row(
                     tries += 1;
                     if tries > 16
                         || layout.key.contains(&i)
-                        || states.iter().any(|s| s.0 == i)
+                        || self.states.iter().any(|s| s.0 == i)
                     {
                         return Err(format!("field {}: {e}", f.name));
                     }
                     buf.raw.truncate(start);
                     buf.values[i] =
-                        shrunk(tp, i, tp.gens[i].non_null(&mut rng));
+                        shrunk(tp, i, tp.gens[i].non_null(&mut self.rng));
                 }
             }
         }
-        match fault {
-            Some(FaultKind::BadNumber(b)) if b == i => {
-                if let Some(c) = buf.raw.get_mut(start) {
-                    *c = b'O';
-                }
-            }
-            Some(FaultKind::BadEncoding(b)) if b == i => {
-                let mid = start + (buf.raw.len() - start) / 2;
-                buf.raw[mid] = bad_byte(layout.encoding);
-            }
-            _ => {}
-        }
-        // Quirks that do not change the decoded value.
-        if buf.values[i] != Datum::Null && fault.is_none() {
-            if layout.key.first() == Some(&i)
-                && !layout.is_fixed()
-                && matches!(f.decoder.trim, Trim::Both | Trim::Right)
-                && rng.chance(0.25)
-            {
-                // A key right-padded with spaces.
-                let n = rng.range(1, 12) as usize;
-                buf.raw.extend(std::iter::repeat_n(b' ', n));
-            } else if f.decoder.text.collapse_spaces && rng.chance(0.08) {
-                // An inner double space, which collapsing removes.
-                let field = &buf.raw[start..];
-                let room = f
-                    .span
-                    .as_ref()
-                    .is_none_or(|s| s.end - s.start > field.len());
-                if room && let Some(p) = field.iter().position(|&c| c == b' ')
-                {
-                    buf.raw.insert(start + p, b' ');
-                }
-            }
-        }
-        buf.spans.push((start, buf.raw.len()));
+        Ok(())
     }
-    let rec_start = out.len();
-    write_record(layout, &buf.raw, &buf.spans, out)?;
-    if fault == Some(FaultKind::RecordLength) {
-        let term = terminator_bytes(layout).len();
-        let body_end = out.len() - term;
-        match &layout.format {
-            Format::Fixed(fx)
-                if fx.shorter == crate::schema::Shorter::Reject =>
-            {
-                let keep = (fx.record_length / 2).max(1);
-                out.drain(rec_start + keep..body_end);
-            }
-            Format::Fixed(_) => {
-                out.splice(body_end..body_end, *b"XXXXX");
-            }
-            Format::Delimited(d) => {
-                out.splice(body_end..body_end, [d.delimiter, b'X']);
+
+    /// Quirks that do not change field `i`'s decoded value, in its text
+    /// at `buf.raw[start..]`: a padded key, an inner double space.
+    fn text_quirks(&mut self, i: usize, start: usize, buf: &mut RowBuf) {
+        let layout = &self.tp.layout;
+        let f = &layout.fields[i];
+        if layout.key.first() == Some(&i)
+            && !layout.is_fixed()
+            && matches!(f.decoder.trim, Trim::Both | Trim::Right)
+            && self.rng.chance(0.25)
+        {
+            // A key right-padded with spaces.
+            let n = self.rng.range(1, 12) as usize;
+            buf.raw.extend(std::iter::repeat_n(b' ', n));
+        } else if f.decoder.text.collapse_spaces && self.rng.chance(0.08) {
+            // An inner double space, which collapsing removes.
+            let field = &buf.raw[start..];
+            let room =
+                f.span.as_ref().is_none_or(|s| s.end - s.start > field.len());
+            if room && let Some(p) = field.iter().position(|&c| c == b' ') {
+                buf.raw.insert(start + p, b' ');
             }
         }
     }
-    Ok(())
+}
+
+/// Makes the record written at `out[rec_start..]` the wrong length: a
+/// fixed-width one cut short or too long, a delimited one with an extra
+/// field.
+fn wrong_length(layout: &Layout, rec_start: usize, out: &mut Vec<u8>) {
+    let term = terminator_bytes(layout).len();
+    let body_end = out.len() - term;
+    match &layout.format {
+        Format::Fixed(fx) if fx.shorter == crate::schema::Shorter::Reject => {
+            let keep = (fx.record_length / 2).max(1);
+            out.drain(rec_start + keep..body_end);
+        }
+        Format::Fixed(_) => {
+            out.splice(body_end..body_end, *b"XXXXX");
+        }
+        Format::Delimited(d) => {
+            out.splice(body_end..body_end, [d.delimiter, b'X']);
+        }
+    }
 }
 
 /// Writes one valid record of table `t` with `key` (row id `uid` seeds its

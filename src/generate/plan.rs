@@ -13,7 +13,8 @@ use super::value::{Datum, FieldGen};
 use crate::decode::{Decimal, Encoding, FieldType, Overflow, Trim, days};
 use crate::reject::Reason;
 use crate::schema::{
-    DuplicatePolicy, Format, Layout, Longer, SchemaSet, Shorter,
+    Dataset, DuplicatePolicy, Format, Layout, Longer, Reference, SchemaSet,
+    Shorter,
 };
 
 /// Kinds of bad record the generator can inject; each maps to the reject
@@ -235,149 +236,9 @@ impl Plan {
         fault_rate: f64,
     ) -> Result<Plan, GenError> {
         let ds = set.dataset.as_ref();
-        let index =
-            |name: &str| set.layouts.iter().position(|l| l.name == name);
-        let mut tables: Vec<TablePlan> = Vec::new();
-        for (li, l) in set.layouts.iter().enumerate() {
-            let mut gens: Vec<FieldGen> = (0..l.fields.len())
-                .map(|i| FieldGen::new(l, i, year))
-                .collect();
-            for flt in &l.filters {
-                if !flt.keep.is_empty() {
-                    gens[flt.field].restrict(&flt.keep, &flt.drop);
-                }
-            }
-            // The parent: the reference with the most columns whose
-            // columns are all key columns here and whose targets are the
-            // whole key there.
-            let mut parent = None;
-            let mut lookups = Vec::new();
-            if let Some(ds) = ds {
-                // Candidates: references whose columns are key columns
-                // here and whose targets are a whole key there.
-                let mut cands: Vec<(ParentLink, bool)> = Vec::new();
-                let mut others: Vec<(usize, Vec<usize>, Vec<usize>)> =
-                    Vec::new();
-                for r in ds.references.iter().filter(|r| r.from == l.name) {
-                    let Some(pi) = index(&r.to) else { continue };
-                    let p = &set.layouts[pi];
-                    let cols: Vec<usize> = r
-                        .columns
-                        .iter()
-                        .filter_map(|c| l.field_index(c))
-                        .collect();
-                    let to: Vec<usize> = r
-                        .to_columns
-                        .iter()
-                        .filter_map(|c| p.field_index(c))
-                        .collect();
-                    if cols.is_empty()
-                        || cols.len() != r.columns.len()
-                        || to.len() != cols.len()
-                    {
-                        continue;
-                    }
-                    let pos: Vec<Option<usize>> = to
-                        .iter()
-                        .map(|fi| p.key.iter().position(|k| k == fi))
-                        .collect();
-                    let in_key = cols.iter().all(|c| l.key.contains(c));
-                    let whole_key = pos.iter().all(Option::is_some)
-                        && pos.len() == p.key.len();
-                    if in_key && whole_key && pi < li {
-                        let pos = pos.into_iter().flatten();
-                        let prefix =
-                            l.key.iter().zip(&cols).all(|(a, b)| a == b);
-                        let map = cols.iter().copied().zip(pos).collect();
-                        cands.push((ParentLink { table: pi, map }, prefix));
-                    }
-                    others.push((pi, cols, to));
-                }
-                // The parent: most columns, then the one leading the key.
-                cands.sort_by_key(|(link, prefix)| {
-                    (std::cmp::Reverse(link.map.len()), !*prefix)
-                });
-                parent = cands.into_iter().next().map(|c| c.0);
-                // Every other reference fills its columns from a row of
-                // the referenced table (a lookup).
-                for (pi, cols, to) in others {
-                    let is_parent = parent.as_ref().is_some_and(|p| {
-                        p.table == pi
-                            && p.map
-                                .iter()
-                                .map(|m| m.0)
-                                .eq(cols.iter().copied())
-                    });
-                    if is_parent {
-                        continue;
-                    }
-                    let no_key = cols.iter().all(|c| !l.key.contains(c));
-                    let own_last =
-                        cols.len() == 1 && Some(&cols[0]) == l.key.last();
-                    // A child's own key column (not one its parent fills),
-                    // wherever it stands in the key: the walk draws
-                    // distinct rows of the lookup table for siblings.
-                    let own_of_child = cols.len() == 1
-                        && parent.as_ref().is_some_and(|p| {
-                            p.map.iter().all(|m| m.0 != cols[0])
-                        });
-                    if no_key || own_last || own_of_child {
-                        lookups.push(Lookup {
-                            table: pi,
-                            map: cols.into_iter().zip(to).collect(),
-                        });
-                    }
-                }
-            }
-            let inherited: Vec<usize> = parent
-                .as_ref()
-                .map(|p| p.map.iter().map(|m| m.0).collect())
-                .unwrap_or_default();
-            let own_key: Vec<usize> = l
-                .key
-                .iter()
-                .copied()
-                .filter(|k| !inherited.contains(k))
-                .collect();
-            let hint = |v: &[(String, f64)]| {
-                v.iter().find(|(n, _)| *n == l.name).map(|(_, x)| *x)
-            };
-            let per_parent =
-                ds.and_then(|d| hint(&d.generate.per_parent)).unwrap_or(1.0);
-            let share = ds.and_then(|d| hint(&d.generate.rows)).unwrap_or(1.0);
-            let max_children = if own_key.is_empty() && !l.key.is_empty() {
-                1
-            } else {
-                (2.0 * per_parent).ceil().max(1.0) as u32
-            };
-            tables.push(TablePlan {
-                layout: l.clone(),
-                gens,
-                parent,
-                lookups: Vec::new(),
-                own_key,
-                per_parent: if l.key.is_empty() || max_children > 1 {
-                    per_parent
-                } else {
-                    per_parent.min(1.0)
-                },
-                max_children,
-                // A share too small to round to one row still gets one
-                // (an export's one header record), unless it is zero.
-                rows: match ((rows as f64) * share).round() as u64 {
-                    0 if share > 0.0 && rows > 0 => 1,
-                    n => n,
-                },
-                root: li,
-                faults: applicable_faults(l),
-                dup_quirk: l.duplicates != DuplicatePolicy::Reject
-                    && !l.key.is_empty(),
-                hash: name_hash(&l.name),
-                key_chars: None,
-                shrink: Vec::new(),
-            });
-            tables[li].lookups = lookups;
-        }
+        let mut tables: Vec<TablePlan> = (0..set.layouts.len())
+            .map(|li| table_plan(set, li, rows, year))
+            .collect();
         // Lookups only into top-level tables (their keys are random access).
         for t in 0..tables.len() {
             let roots: Vec<bool> =
@@ -385,51 +246,18 @@ impl Plan {
             tables[t].lookups.retain(|lk| roots[lk.table] && lk.table != t);
         }
         share_lookups(&mut tables);
-        for t in 0..tables.len() {
-            let mut r = t;
-            while let Some(p) = &tables[r].parent {
-                r = p.table;
-            }
-            tables[t].root = r;
-        }
+        set_roots(&mut tables);
         narrow_keys(&mut tables);
         // The main table has exactly `rows`; other top-level tables keep
         // their declared share of it.
         let main = ds
             .and_then(|d| d.generate.main.as_deref())
-            .and_then(index)
+            .and_then(|name| set.layouts.iter().position(|l| l.name == name))
             .unwrap_or_else(|| {
                 tables.iter().position(|t| t.parent.is_none()).unwrap_or(0)
             });
         tables[main].rows = rows;
-        // A table whose own key names rows of a lookup table needs as
-        // many of those as it has children per parent, all distinct.
-        for t in 0..tables.len() {
-            let need = tables[t].max_children as u64;
-            let targets: Vec<usize> = tables[t]
-                .lookups
-                .iter()
-                .filter(|lk| {
-                    lk.map.iter().any(|m| tables[t].layout.key.contains(&m.0))
-                })
-                .map(|lk| lk.table)
-                .collect();
-            for lt in targets {
-                tables[lt].rows = tables[lt].rows.max(need).max(1);
-            }
-        }
-        // Other top-level tables (code tables) have at least one row, and
-        // no more than their key can tell apart.
-        for (t, tp) in tables.iter_mut().enumerate() {
-            if t != main && tp.parent.is_none() {
-                let cap = tp
-                    .layout
-                    .key
-                    .first()
-                    .map_or(u64::MAX, |&k| key_capacity(tp, k));
-                tp.rows = tp.rows.clamp(1, cap.max(1));
-            }
-        }
+        size_tables(&mut tables, main);
 
         let plan = Plan { tables, seed, fault_rate };
         for t in &plan.tables {
@@ -563,6 +391,219 @@ impl Plan {
                     }
                 });
             }
+        }
+    }
+}
+
+/// The plan of layout `li` of `set` on its own: value generators, parent
+/// and lookups, its share of `rows` and its children per parent row.
+fn table_plan(set: &SchemaSet, li: usize, rows: u64, year: i32) -> TablePlan {
+    let ds = set.dataset.as_ref();
+    let l = &set.layouts[li];
+    let mut gens: Vec<FieldGen> =
+        (0..l.fields.len()).map(|i| FieldGen::new(l, i, year)).collect();
+    for flt in &l.filters {
+        if !flt.keep.is_empty() {
+            gens[flt.field].restrict(&flt.keep, &flt.drop);
+        }
+    }
+    let (parent, lookups) = match ds {
+        Some(ds) => links(set, ds, li),
+        None => (None, Vec::new()),
+    };
+    let inherited: Vec<usize> = parent
+        .as_ref()
+        .map(|p| p.map.iter().map(|m| m.0).collect())
+        .unwrap_or_default();
+    let own_key: Vec<usize> =
+        l.key.iter().copied().filter(|k| !inherited.contains(k)).collect();
+    let hint = |v: &[(String, f64)]| {
+        v.iter().find(|(n, _)| *n == l.name).map(|(_, x)| *x)
+    };
+    let per_parent =
+        ds.and_then(|d| hint(&d.generate.per_parent)).unwrap_or(1.0);
+    let share = ds.and_then(|d| hint(&d.generate.rows)).unwrap_or(1.0);
+    let max_children = if own_key.is_empty() && !l.key.is_empty() {
+        1
+    } else {
+        (2.0 * per_parent).ceil().max(1.0) as u32
+    };
+    TablePlan {
+        layout: l.clone(),
+        gens,
+        parent,
+        lookups,
+        own_key,
+        per_parent: if l.key.is_empty() || max_children > 1 {
+            per_parent
+        } else {
+            per_parent.min(1.0)
+        },
+        max_children,
+        // A share too small to round to one row still gets one
+        // (an export's one header record), unless it is zero.
+        rows: match ((rows as f64) * share).round() as u64 {
+            0 if share > 0.0 && rows > 0 => 1,
+            n => n,
+        },
+        root: li,
+        faults: applicable_faults(l),
+        dup_quirk: l.duplicates != DuplicatePolicy::Reject
+            && !l.key.is_empty(),
+        hash: name_hash(&l.name),
+        key_chars: None,
+        shrink: Vec::new(),
+    }
+}
+
+/// A reference of the dataset as field indexes.
+struct RefFields {
+    /// The referenced layout.
+    table: usize,
+    /// The referencing fields.
+    cols: Vec<usize>,
+    /// The referenced fields, in the same order.
+    to: Vec<usize>,
+}
+
+/// Layout `li`'s parent and lookups from the dataset's references.
+///
+/// The parent: the reference with the most columns whose columns are all
+/// key columns here and whose targets are the whole key there.
+fn links(
+    set: &SchemaSet,
+    ds: &Dataset,
+    li: usize,
+) -> (Option<ParentLink>, Vec<Lookup>) {
+    let l = &set.layouts[li];
+    // Candidates: references whose columns are key columns
+    // here and whose targets are a whole key there.
+    let mut cands: Vec<(ParentLink, bool)> = Vec::new();
+    let mut others: Vec<RefFields> = Vec::new();
+    for r in ds.references.iter().filter(|r| r.from == l.name) {
+        let Some(rf) = ref_fields(set, l, r) else { continue };
+        let p = &set.layouts[rf.table];
+        let pos: Vec<Option<usize>> = rf
+            .to
+            .iter()
+            .map(|fi| p.key.iter().position(|k| k == fi))
+            .collect();
+        let in_key = rf.cols.iter().all(|c| l.key.contains(c));
+        let whole_key =
+            pos.iter().all(Option::is_some) && pos.len() == p.key.len();
+        if in_key && whole_key && rf.table < li {
+            let pos = pos.into_iter().flatten();
+            let prefix = l.key.iter().zip(&rf.cols).all(|(a, b)| a == b);
+            let map = rf.cols.iter().copied().zip(pos).collect();
+            cands.push((ParentLink { table: rf.table, map }, prefix));
+        }
+        others.push(rf);
+    }
+    // The parent: most columns, then the one leading the key.
+    cands.sort_by_key(|(link, prefix)| {
+        (std::cmp::Reverse(link.map.len()), !*prefix)
+    });
+    let parent = cands.into_iter().next().map(|c| c.0);
+    let lookups = lookups(l, parent.as_ref(), others);
+    (parent, lookups)
+}
+
+/// Reference `r` from layout `l` as field indexes; none when it names a
+/// layout or field that does not exist, or no columns.
+fn ref_fields(
+    set: &SchemaSet,
+    l: &Layout,
+    r: &Reference,
+) -> Option<RefFields> {
+    let pi = set.layouts.iter().position(|x| x.name == r.to)?;
+    let p = &set.layouts[pi];
+    let cols: Vec<usize> =
+        r.columns.iter().filter_map(|c| l.field_index(c)).collect();
+    let to: Vec<usize> =
+        r.to_columns.iter().filter_map(|c| p.field_index(c)).collect();
+    if cols.is_empty()
+        || cols.len() != r.columns.len()
+        || to.len() != cols.len()
+    {
+        return None;
+    }
+    Some(RefFields { table: pi, cols, to })
+}
+
+/// The lookups of layout `l`: every reference but its `parent` fills its
+/// columns from a row of the referenced table, when those columns are
+/// not key columns, the last key column, or a child's own key column.
+fn lookups(
+    l: &Layout,
+    parent: Option<&ParentLink>,
+    refs: Vec<RefFields>,
+) -> Vec<Lookup> {
+    let mut lookups = Vec::new();
+    for RefFields { table: pi, cols, to } in refs {
+        let is_parent = parent.is_some_and(|p| {
+            p.table == pi && p.map.iter().map(|m| m.0).eq(cols.iter().copied())
+        });
+        if is_parent {
+            continue;
+        }
+        let no_key = cols.iter().all(|c| !l.key.contains(c));
+        let own_last = cols.len() == 1 && Some(&cols[0]) == l.key.last();
+        // A child's own key column (not one its parent fills),
+        // wherever it stands in the key: the walk draws
+        // distinct rows of the lookup table for siblings.
+        let own_of_child = cols.len() == 1
+            && parent.is_some_and(|p| p.map.iter().all(|m| m.0 != cols[0]));
+        if no_key || own_last || own_of_child {
+            lookups.push(Lookup {
+                table: pi,
+                map: cols.into_iter().zip(to).collect(),
+            });
+        }
+    }
+    lookups
+}
+
+/// Sets each table's `root`: the top-level table it descends from.
+fn set_roots(tables: &mut [TablePlan]) {
+    for t in 0..tables.len() {
+        let mut r = t;
+        while let Some(p) = &tables[r].parent {
+            r = p.table;
+        }
+        tables[t].root = r;
+    }
+}
+
+/// Rows of the top-level tables besides `main`: enough for the tables
+/// that draw distinct rows of them, at least one, and no more than their
+/// key can tell apart.
+fn size_tables(tables: &mut [TablePlan], main: usize) {
+    // A table whose own key names rows of a lookup table needs as
+    // many of those as it has children per parent, all distinct.
+    for t in 0..tables.len() {
+        let need = tables[t].max_children as u64;
+        let targets: Vec<usize> = tables[t]
+            .lookups
+            .iter()
+            .filter(|lk| {
+                lk.map.iter().any(|m| tables[t].layout.key.contains(&m.0))
+            })
+            .map(|lk| lk.table)
+            .collect();
+        for lt in targets {
+            tables[lt].rows = tables[lt].rows.max(need).max(1);
+        }
+    }
+    // Other top-level tables (code tables) have at least one row, and
+    // no more than their key can tell apart.
+    for (t, tp) in tables.iter_mut().enumerate() {
+        if t != main && tp.parent.is_none() {
+            let cap = tp
+                .layout
+                .key
+                .first()
+                .map_or(u64::MAX, |&k| key_capacity(tp, k));
+            tp.rows = tp.rows.clamp(1, cap.max(1));
         }
     }
 }

@@ -12,7 +12,7 @@ use super::rng::{Rng, seed_of};
 use super::value::Datum;
 use super::{BLOCK_ROOTS, GenError, GenOptions, Plan, RowBuf, make_row};
 use crate::decode::{Decimal, FieldType};
-use crate::schema::{Layout, SchemaSet, Version};
+use crate::schema::{ControlSpec, Layout, Reconcile, SchemaSet, Version};
 
 /// A totals record: its key and the (field, value) pairs it states.
 pub(crate) type GroupRow = (Vec<Datum>, Vec<(usize, Datum)>);
@@ -118,43 +118,7 @@ pub(crate) fn prepare(
     if let Some(c) = &ds.control
         && let Some(t) = index(plan, &c.layout)
     {
-        let own = &set.layouts
-            [set.layouts.iter().position(|l| l.name == c.layout).unwrap_or(t)];
-        let export = export_version(set, own, opts);
-        let tp = &mut plan.tables[t];
-        // One good record describes the export.
-        tp.faults.clear();
-        tp.dup_quirk = false;
-        if tp.parent.is_none() {
-            tp.rows = 1;
-        }
-        let layout = &tp.layout;
-        let mut fixed = Vec::new();
-        if let Some(i) = c.year.as_deref().and_then(|f| layout.field_index(f))
-        {
-            fixed.push((
-                i,
-                convert(
-                    &Datum::Int(opts.year as i64),
-                    layout.fields[i].decoder.ty,
-                ),
-            ));
-        }
-        if let Some(i) =
-            c.export_version.as_deref().and_then(|f| layout.field_index(f))
-        {
-            fixed.push((
-                i,
-                export.map_or_else(|| blank(layout, i), Datum::Text),
-            ));
-        }
-        if let Some(i) =
-            c.no_values.as_ref().and_then(|(f, _)| layout.field_index(f))
-        {
-            // Anything but the "no values" flag: the export has values.
-            fixed.push((i, blank(layout, i)));
-        }
-        extras[t].fixed = fixed;
+        extras[t].fixed = control(set, plan, c, t, opts);
     }
     for r in &ds.reconcile {
         let (Some(ti), Some(oi)) =
@@ -171,8 +135,81 @@ pub(crate) fn prepare(
         plan.tables[oi].dup_quirk = false;
         plan.tables[ti].dup_quirk = false;
         plan.tables[ti].faults.clear();
-        let tl = &plan.tables[ti].layout.clone();
-        let ol = &plan.tables[oi].layout.clone();
+        let totals = Totals::new(plan, r, ti, oi)?;
+        let groups = totals.fit(plan, &extras[oi].fixed)?;
+        extras[ti].groups = Some(totals.rows(plan, groups, &extras[ti].fixed));
+    }
+    Ok(extras)
+}
+
+/// Makes table `t`, the control record's, one good record that describes
+/// the export, and returns the (field, value) pairs it states.
+fn control(
+    set: &SchemaSet,
+    plan: &mut Plan,
+    c: &ControlSpec,
+    t: usize,
+    opts: &GenOptions,
+) -> Vec<(usize, Datum)> {
+    let own = &set.layouts
+        [set.layouts.iter().position(|l| l.name == c.layout).unwrap_or(t)];
+    let export = export_version(set, own, opts);
+    let tp = &mut plan.tables[t];
+    // One good record describes the export.
+    tp.faults.clear();
+    tp.dup_quirk = false;
+    if tp.parent.is_none() {
+        tp.rows = 1;
+    }
+    let layout = &tp.layout;
+    let mut fixed = Vec::new();
+    if let Some(i) = c.year.as_deref().and_then(|f| layout.field_index(f)) {
+        fixed.push((
+            i,
+            convert(
+                &Datum::Int(opts.year as i64),
+                layout.fields[i].decoder.ty,
+            ),
+        ));
+    }
+    if let Some(i) =
+        c.export_version.as_deref().and_then(|f| layout.field_index(f))
+    {
+        fixed.push((i, export.map_or_else(|| blank(layout, i), Datum::Text)));
+    }
+    if let Some(i) =
+        c.no_values.as_ref().and_then(|(f, _)| layout.field_index(f))
+    {
+        // Anything but the "no values" flag: the export has values.
+        fixed.push((i, blank(layout, i)));
+    }
+    fixed
+}
+
+/// A reconciled totals table as field indexes: table `ti` states, per
+/// group of table `oi`'s records, their count and sums.
+struct Totals {
+    ti: usize,
+    oi: usize,
+    /// The totals table's group columns.
+    tcols: Vec<usize>,
+    /// The summed table's group columns, in the same order.
+    ocols: Vec<usize>,
+    /// The totals table's count field.
+    count: Option<usize>,
+    sums: Vec<Sum>,
+}
+
+impl Totals {
+    /// `r`'s columns in tables `ti` (totals) and `oi` (summed).
+    fn new(
+        plan: &Plan,
+        r: &Reconcile,
+        ti: usize,
+        oi: usize,
+    ) -> Result<Totals, GenError> {
+        let tl = &plan.tables[ti].layout;
+        let ol = &plan.tables[oi].layout;
         let field = |l: &Layout, n: &str| {
             l.field_index(n).ok_or_else(|| {
                 GenError::new(format!("layout {}: no field {n}", l.name))
@@ -201,11 +238,24 @@ pub(crate) fn prepare(
                 })
             })
             .collect::<Result<_, GenError>>()?;
-        let groups = loop {
+        Ok(Totals { ti, oi, tcols, ocols, count, sums })
+    }
+
+    /// The summed table's groups as its records (stating `fixed`) are
+    /// written, its summed values made smaller until every group's count
+    /// and sums fit the totals fields.
+    fn fit(
+        &self,
+        plan: &mut Plan,
+        fixed: &[(usize, Datum)],
+    ) -> Result<BTreeMap<Vec<GroupKey>, Acc>, GenError> {
+        let tl = &plan.tables[self.ti].layout.clone();
+        let ol = &plan.tables[self.oi].layout.clone();
+        loop {
             let groups =
-                accumulate(plan, oi, &extras[oi].fixed, &ocols, &sums)?;
-            let tp = &plan.tables[ti];
-            if let Some(c) = count {
+                accumulate(plan, self.oi, fixed, &self.ocols, &self.sums)?;
+            let tp = &plan.tables[self.ti];
+            if let Some(c) = self.count {
                 let most = groups.values().map(|a| a.n).max().unwrap_or(0);
                 if !fits(tp, c, most as i128) {
                     return Err(GenError::new(format!(
@@ -215,7 +265,7 @@ pub(crate) fn prepare(
                 }
             }
             let mut grow = Vec::new();
-            for (k, s) in sums.iter().enumerate() {
+            for (k, s) in self.sums.iter().enumerate() {
                 let most = groups
                     .values()
                     .map(|a| a.sums[k].abs())
@@ -226,10 +276,10 @@ pub(crate) fn prepare(
                 }
             }
             if grow.is_empty() {
-                break groups;
+                return Ok(groups);
             }
             // Smaller summed values until the sums fit.
-            let op = &mut plan.tables[oi];
+            let op = &mut plan.tables[self.oi];
             for s in grow {
                 let e = match op.shrink.iter_mut().find(|x| x.0 == s.of) {
                     Some(x) => x,
@@ -248,23 +298,33 @@ pub(crate) fn prepare(
                 }
                 e.1 += 1;
             }
-        };
-        let tp = &plan.tables[ti];
+        }
+    }
+
+    /// The totals records of `groups`: each one's key and the (field,
+    /// value) pairs it states, `fixed` first.
+    fn rows(
+        &self,
+        plan: &Plan,
+        groups: BTreeMap<Vec<GroupKey>, Acc>,
+        fixed: &[(usize, Datum)],
+    ) -> Vec<GroupRow> {
+        let tp = &plan.tables[self.ti];
         let tl = &tp.layout;
         let mut rows = Vec::with_capacity(groups.len());
         for (g, (_, acc)) in groups.into_iter().enumerate() {
             let mut rng =
                 Rng::new(seed_of(&[plan.seed, tp.hash, g as u64, 0x6B]));
-            let mut states = extras[ti].fixed.clone();
+            let mut states = fixed.to_vec();
             let mut key = Vec::with_capacity(tl.key.len());
             for &kf in &tl.key {
                 let ty = tl.fields[kf].decoder.ty;
-                match tcols.iter().position(|&c| c == kf) {
+                match self.tcols.iter().position(|&c| c == kf) {
                     Some(c) => key.push(convert(&acc.group[c], ty)),
                     None => key.push(tp.gens[kf].non_null(&mut rng)),
                 }
             }
-            for (c, &f) in tcols.iter().enumerate() {
+            for (c, &f) in self.tcols.iter().enumerate() {
                 if !tl.key.contains(&f) {
                     states.push((
                         f,
@@ -272,13 +332,13 @@ pub(crate) fn prepare(
                     ));
                 }
             }
-            if let Some(c) = count {
+            if let Some(c) = self.count {
                 states.push((
                     c,
                     number(tl.fields[c].decoder.ty, acc.n as i128, 0),
                 ));
             }
-            for (k, s) in sums.iter().enumerate() {
+            for (k, s) in self.sums.iter().enumerate() {
                 states.push((
                     s.totals,
                     number(
@@ -290,9 +350,8 @@ pub(crate) fn prepare(
             }
             rows.push((key, states));
         }
-        extras[ti].groups = Some(rows);
+        rows
     }
-    Ok(extras)
 }
 
 /// One summed column: the totals field, the field summed, and the totals

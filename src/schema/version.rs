@@ -180,87 +180,129 @@ pub(super) fn versions(
         spans: fields.iter().map(|f| f.span.clone()).collect(),
     }];
     for rv in variants {
-        let at = format!("variant {:?}", rv.version);
-        if rv.record_length < 1 {
-            errs.push(format!("{at}: record_length must be at least 1"));
+        if let Some(v) = variant(fields, rv, &mut errs) {
+            out.push(v);
+        }
+    }
+    check_distinct(&out, &mut errs);
+    if errs.is_empty() { Ok(out) } else { Err(errs) }
+}
+
+/// Variant `rv` of a layout with `fields` as a version, its problems
+/// added to `errs`; none when its record length is not positive.
+fn variant(
+    fields: &[Field],
+    rv: &RawVariant,
+    errs: &mut Vec<String>,
+) -> Option<Version> {
+    let at = format!("variant {:?}", rv.version);
+    if rv.record_length < 1 {
+        errs.push(format!("{at}: record_length must be at least 1"));
+        return None;
+    }
+    let len = rv.record_length as usize;
+    let spans = variant_spans(fields, rv, &at, len, errs);
+    check_spans(fields, &spans, &at, errs);
+    Some(Version {
+        name: rv.version.clone(),
+        record_length: len,
+        export_versions: rv.export_versions.clone(),
+        spans,
+    })
+}
+
+/// Each field's span in variant `rv` (named `at` in messages) of
+/// `len`-byte records: moved, absent, or where the layout has it (absent
+/// when wholly past the end).
+fn variant_spans(
+    fields: &[Field],
+    rv: &RawVariant,
+    at: &str,
+    len: usize,
+    errs: &mut Vec<String>,
+) -> Vec<Option<Range<usize>>> {
+    let mut spans: Vec<Option<Range<usize>>> =
+        fields.iter().map(|f| f.span.clone()).collect();
+    let index = |name: &str, errs: &mut Vec<String>| {
+        let i = fields.iter().position(|f| f.name == name);
+        if i.is_none() {
+            errs.push(format!("{at}: '{name}' is not a field of the layout"));
+        }
+        i
+    };
+    let mut moved = HashSet::new();
+    for m in &rv.field {
+        let Some(i) = index(&m.name, errs) else { continue };
+        if m.from < 1 || m.to < m.from {
+            errs.push(format!(
+                "{at}: field '{}' needs 1 <= from <= to",
+                m.name
+            ));
             continue;
         }
-        let len = rv.record_length as usize;
-        let mut spans: Vec<Option<Range<usize>>> =
-            fields.iter().map(|f| f.span.clone()).collect();
-        let index = |name: &str, errs: &mut Vec<String>| {
-            let i = fields.iter().position(|f| f.name == name);
-            if i.is_none() {
-                errs.push(format!(
-                    "{at}: '{name}' is not a field of the layout"
-                ));
-            }
-            i
-        };
-        let mut moved = HashSet::new();
-        for m in &rv.field {
-            let Some(i) = index(&m.name, &mut errs) else { continue };
-            if m.from < 1 || m.to < m.from {
-                errs.push(format!(
-                    "{at}: field '{}' needs 1 <= from <= to",
-                    m.name
-                ));
-                continue;
-            }
-            spans[i] = Some(m.from as usize - 1..m.to as usize);
-            moved.insert(i);
-        }
-        for name in &rv.absent {
-            let Some(i) = index(name, &mut errs) else { continue };
-            if moved.contains(&i) {
-                errs.push(format!(
-                    "{at}: field '{name}' is both moved and absent"
-                ));
-            }
-            spans[i] = None;
-        }
-        for (i, s) in spans.iter_mut().enumerate() {
-            let Some(r) = s.clone() else { continue };
-            if r.start >= len && !moved.contains(&i) {
-                *s = None;
-            } else if r.end > len {
-                errs.push(format!(
-                    "{at}: field '{}' (bytes {}-{}) is cut by the record end at {len}; move it or list it as absent",
-                    fields[i].name,
-                    r.start + 1,
-                    r.end
-                ));
-            }
-        }
-        for (i, s) in spans.iter().enumerate() {
-            if s.is_none() && fields[i].decoder.required {
-                errs.push(format!(
-                    "{at}: field '{}' is required (or a key) and cannot be absent",
-                    fields[i].name
-                ));
-            }
-        }
-        let mut sorted: Vec<(Range<usize>, &str)> = spans
-            .iter()
-            .zip(fields)
-            .filter_map(|(s, f)| Some((s.clone()?, f.name.as_str())))
-            .collect();
-        sorted.sort_by_key(|(r, _)| (r.start, r.end));
-        for w in sorted.windows(2) {
-            if w[1].0.start < w[0].0.end {
-                errs.push(format!(
-                    "{at}: fields '{}' and '{}' overlap",
-                    w[0].1, w[1].1
-                ));
-            }
-        }
-        out.push(Version {
-            name: rv.version.clone(),
-            record_length: len,
-            export_versions: rv.export_versions.clone(),
-            spans,
-        });
+        spans[i] = Some(m.from as usize - 1..m.to as usize);
+        moved.insert(i);
     }
+    for name in &rv.absent {
+        let Some(i) = index(name, errs) else { continue };
+        if moved.contains(&i) {
+            errs.push(format!(
+                "{at}: field '{name}' is both moved and absent"
+            ));
+        }
+        spans[i] = None;
+    }
+    for (i, s) in spans.iter_mut().enumerate() {
+        let Some(r) = s.clone() else { continue };
+        if r.start >= len && !moved.contains(&i) {
+            *s = None;
+        } else if r.end > len {
+            errs.push(format!(
+                "{at}: field '{}' (bytes {}-{}) is cut by the record end at {len}; move it or list it as absent",
+                fields[i].name,
+                r.start + 1,
+                r.end
+            ));
+        }
+    }
+    spans
+}
+
+/// Adds to `errs` a variant's required fields it lacks and its fields
+/// that overlap.
+fn check_spans(
+    fields: &[Field],
+    spans: &[Option<Range<usize>>],
+    at: &str,
+    errs: &mut Vec<String>,
+) {
+    for (i, s) in spans.iter().enumerate() {
+        if s.is_none() && fields[i].decoder.required {
+            errs.push(format!(
+                "{at}: field '{}' is required (or a key) and cannot be absent",
+                fields[i].name
+            ));
+        }
+    }
+    let mut sorted: Vec<(Range<usize>, &str)> = spans
+        .iter()
+        .zip(fields)
+        .filter_map(|(s, f)| Some((s.clone()?, f.name.as_str())))
+        .collect();
+    sorted.sort_by_key(|(r, _)| (r.start, r.end));
+    for w in sorted.windows(2) {
+        if w[1].0.start < w[0].0.end {
+            errs.push(format!(
+                "{at}: fields '{}' and '{}' overlap",
+                w[0].1, w[1].1
+            ));
+        }
+    }
+}
+
+/// Adds to `errs` versions that share a name or an export version, or a
+/// record length with no export versions to tell them apart.
+fn check_distinct(out: &[Version], errs: &mut Vec<String>) {
     for (i, v) in out.iter().enumerate() {
         if out[..i].iter().any(|o| o.name == v.name) {
             errs.push(format!("version {:?} is named twice", v.name));
@@ -286,7 +328,6 @@ pub(super) fn versions(
             ));
         }
     }
-    if errs.is_empty() { Ok(out) } else { Err(errs) }
 }
 
 #[cfg(test)]

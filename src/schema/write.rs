@@ -1,7 +1,9 @@
 //! A layout back to canonical TOML: what `fwload schema show` prints and
 //! what the schema round-trip property (load → write → load) checks.
 
-use super::{DuplicatePolicy, Format, Layout, Longer, Quoting, Shorter};
+use super::{
+    DuplicatePolicy, Field, Format, Layout, Longer, Quoting, Shorter,
+};
 use crate::decode::{Bound, FieldType, Fraction, Overflow, Sign, Trim};
 
 fn q(s: &str) -> String {
@@ -49,79 +51,19 @@ fn bound(ty: FieldType, b: Bound) -> String {
     }
 }
 
+/// Appends `k = v` on a line of its own.
+fn kv(s: &mut String, k: &str, v: String) {
+    s.push_str(k);
+    s.push_str(" = ");
+    s.push_str(&v);
+    s.push('\n');
+}
+
 impl Layout {
     /// The layout as canonical TOML; loading it gives an equal layout.
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
-        let mut kv = |k: &str, v: String| {
-            s.push_str(k);
-            s.push_str(" = ");
-            s.push_str(&v);
-            s.push('\n');
-        };
-        kv("name", q(&self.name));
-        kv("table", q(&self.table));
-        if let Some(d) = &self.description {
-            kv("description", q(d));
-        }
-        kv(
-            "members",
-            format!(
-                "[{}]",
-                self.members
-                    .iter()
-                    .map(|m| q(m))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        kv("encoding", q(self.encoding.as_str()));
-        match &self.format {
-            Format::Fixed(f) => {
-                kv("format", q("fixed"));
-                kv("record_length", f.record_length.to_string());
-                kv("terminator", q(f.terminator.as_str()));
-                kv(
-                    "longer",
-                    q(if f.longer == Longer::Ignore {
-                        "ignore"
-                    } else {
-                        "reject"
-                    }),
-                );
-                kv(
-                    "shorter",
-                    q(if f.shorter == Shorter::Reject {
-                        "reject"
-                    } else {
-                        "pad"
-                    }),
-                );
-            }
-            Format::Delimited(d) => {
-                kv("format", q("delimited"));
-                kv("delimiter", q(&(d.delimiter as char).to_string()));
-                kv(
-                    "quoting",
-                    q(if d.quoting == Quoting::None {
-                        "none"
-                    } else {
-                        "standard"
-                    }),
-                );
-                kv("header", d.header.to_string());
-                kv("terminator", q(d.terminator.as_str()));
-            }
-        }
-        if !self.key.is_empty() {
-            let k: Vec<String> =
-                self.key_names().iter().map(|n| q(n)).collect();
-            kv("key", format!("[{}]", k.join(", ")));
-            kv("duplicates", q(self.duplicates.as_str()));
-        } else if self.duplicates != DuplicatePolicy::Reject {
-            kv("duplicates", q(self.duplicates.as_str()));
-        }
-        kv("skip_blank", self.skip_blank.to_string());
+        self.head_toml(&mut s);
         for f in &self.filters {
             s.push_str("\n[[filter]]\n");
             s.push_str(&format!(
@@ -136,80 +78,150 @@ impl Layout {
             }
         }
         for f in &self.fields {
-            let d = &f.decoder;
             s.push_str("\n[[field]]\n");
-            let mut kv = |k: &str, v: String| {
-                s.push_str(k);
-                s.push_str(" = ");
-                s.push_str(&v);
-                s.push('\n');
-            };
-            kv("name", q(&f.name));
-            kv("type", q(&d.ty.sql()));
-            if f.header != f.name {
-                kv("header", q(&f.header));
-            }
-            if let Some(desc) = &f.description {
-                kv("description", q(desc));
-            }
-            if let Some(sp) = &f.span {
-                kv("start", sp.start.to_string());
-                kv("width", (sp.end - sp.start).to_string());
-            }
-            if d.trim != Trim::Both {
-                kv("trim", q(d.trim.as_str()));
-            }
-            if d.text.collapse_spaces {
-                kv("collapse_spaces", "true".into());
-            }
-            if d.text.upper {
-                kv("upper", "true".into());
-            }
-            if d.nulls.len() != 1 || !d.nulls[0].is_empty() {
-                kv("null", list(&d.nulls));
-            }
-            if d.required {
-                kv("required", "true".into());
-            }
-            if let Some(b) = d.min {
-                kv("min", bound(d.ty, b));
-            }
-            if let Some(b) = d.max {
-                kv("max", bound(d.ty, b));
-            }
-            if let Some(p) = &d.pattern {
-                let inner = p
-                    .as_str()
-                    .strip_prefix("^(?:")
-                    .and_then(|x| x.strip_suffix(")$"))
-                    .unwrap_or(p.as_str());
-                kv("pattern", q(inner));
-            }
-            if let Some(a) = &d.allowed {
-                kv("allowed", list(a));
-            }
-            if d.overflow == Overflow::Truncate {
-                kv("overflow", q("truncate"));
-            }
-            if matches!(
-                d.ty,
-                FieldType::Date | FieldType::Time | FieldType::Timestamp
-            ) && let Some(fmt) = &d.format
-            {
-                kv("format", q(fmt.as_str()));
-            }
-            if let Fraction::Implied(n) = d.fraction {
-                kv("implied_decimals", n.to_string());
-            }
-            if d.sign != Sign::Leading {
-                kv("sign", q(d.sign.as_str()));
-            }
-            if d.ty == FieldType::Boolean {
-                kv("true", list(&d.true_values));
-                kv("false", list(&d.false_values));
-            }
+            field_toml(f, &mut s);
         }
         s
+    }
+
+    /// Appends the layout's top-level keys: names, members, encoding,
+    /// format, key and duplicates.
+    fn head_toml(&self, s: &mut String) {
+        kv(s, "name", q(&self.name));
+        kv(s, "table", q(&self.table));
+        if let Some(d) = &self.description {
+            kv(s, "description", q(d));
+        }
+        kv(
+            s,
+            "members",
+            format!(
+                "[{}]",
+                self.members
+                    .iter()
+                    .map(|m| q(m))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        kv(s, "encoding", q(self.encoding.as_str()));
+        format_toml(&self.format, s);
+        if !self.key.is_empty() {
+            let k: Vec<String> =
+                self.key_names().iter().map(|n| q(n)).collect();
+            kv(s, "key", format!("[{}]", k.join(", ")));
+            kv(s, "duplicates", q(self.duplicates.as_str()));
+        } else if self.duplicates != DuplicatePolicy::Reject {
+            kv(s, "duplicates", q(self.duplicates.as_str()));
+        }
+        kv(s, "skip_blank", self.skip_blank.to_string());
+    }
+}
+
+/// Appends the keys of a fixed-width or delimited format.
+fn format_toml(format: &Format, s: &mut String) {
+    match format {
+        Format::Fixed(f) => {
+            kv(s, "format", q("fixed"));
+            kv(s, "record_length", f.record_length.to_string());
+            kv(s, "terminator", q(f.terminator.as_str()));
+            kv(
+                s,
+                "longer",
+                q(if f.longer == Longer::Ignore {
+                    "ignore"
+                } else {
+                    "reject"
+                }),
+            );
+            kv(
+                s,
+                "shorter",
+                q(if f.shorter == Shorter::Reject { "reject" } else { "pad" }),
+            );
+        }
+        Format::Delimited(d) => {
+            kv(s, "format", q("delimited"));
+            kv(s, "delimiter", q(&(d.delimiter as char).to_string()));
+            kv(
+                s,
+                "quoting",
+                q(if d.quoting == Quoting::None {
+                    "none"
+                } else {
+                    "standard"
+                }),
+            );
+            kv(s, "header", d.header.to_string());
+            kv(s, "terminator", q(d.terminator.as_str()));
+        }
+    }
+}
+
+/// Appends the keys of one `[[field]]` that differ from the defaults.
+fn field_toml(f: &Field, s: &mut String) {
+    let d = &f.decoder;
+    kv(s, "name", q(&f.name));
+    kv(s, "type", q(&d.ty.sql()));
+    if f.header != f.name {
+        kv(s, "header", q(&f.header));
+    }
+    if let Some(desc) = &f.description {
+        kv(s, "description", q(desc));
+    }
+    if let Some(sp) = &f.span {
+        kv(s, "start", sp.start.to_string());
+        kv(s, "width", (sp.end - sp.start).to_string());
+    }
+    if d.trim != Trim::Both {
+        kv(s, "trim", q(d.trim.as_str()));
+    }
+    if d.text.collapse_spaces {
+        kv(s, "collapse_spaces", "true".into());
+    }
+    if d.text.upper {
+        kv(s, "upper", "true".into());
+    }
+    if d.nulls.len() != 1 || !d.nulls[0].is_empty() {
+        kv(s, "null", list(&d.nulls));
+    }
+    if d.required {
+        kv(s, "required", "true".into());
+    }
+    if let Some(b) = d.min {
+        kv(s, "min", bound(d.ty, b));
+    }
+    if let Some(b) = d.max {
+        kv(s, "max", bound(d.ty, b));
+    }
+    if let Some(p) = &d.pattern {
+        let inner = p
+            .as_str()
+            .strip_prefix("^(?:")
+            .and_then(|x| x.strip_suffix(")$"))
+            .unwrap_or(p.as_str());
+        kv(s, "pattern", q(inner));
+    }
+    if let Some(a) = &d.allowed {
+        kv(s, "allowed", list(a));
+    }
+    if d.overflow == Overflow::Truncate {
+        kv(s, "overflow", q("truncate"));
+    }
+    if matches!(d.ty, FieldType::Date | FieldType::Time | FieldType::Timestamp)
+        && let Some(fmt) = &d.format
+    {
+        kv(s, "format", q(fmt.as_str()));
+    }
+    if let Fraction::Implied(n) = d.fraction {
+        kv(s, "implied_decimals", n.to_string());
+    }
+    if d.sign != Sign::Leading {
+        kv(s, "sign", q(d.sign.as_str()));
+    }
+    if d.ty == FieldType::Boolean {
+        kv(s, "true", list(&d.true_values));
+        kv(s, "false", list(&d.false_values));
     }
 }
 
