@@ -108,6 +108,27 @@ pub struct TableOutcome {
 }
 
 impl TableOutcome {
+    /// The outcome of `layout`'s table `table` as far as its stage `s`
+    /// tells: what was read, rejected, filtered and staged, and how.
+    pub fn of_staged(
+        layout: &Layout,
+        table: String,
+        s: &Staged,
+    ) -> TableOutcome {
+        TableOutcome {
+            layout: layout.name.clone(),
+            table,
+            read: s.counts.read,
+            rejected: s.counts.rejected,
+            filtered: s.counts.filtered,
+            staged: s.rows,
+            stage_seconds: s.seconds,
+            reused: s.reused,
+            restaged: s.restaged.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Notes each reconciliation's outcome on its totals table.
     pub fn note_reconciled(
         out: &mut [TableOutcome],

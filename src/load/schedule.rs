@@ -256,18 +256,7 @@ fn publish_all(
             staged: s,
             rows: s.rows,
         };
-        let mut o = TableOutcome {
-            layout: layout.name.clone(),
-            table: target.clone(),
-            read: s.counts.read,
-            rejected: s.counts.rejected,
-            filtered: s.counts.filtered,
-            staged: s.rows,
-            stage_seconds: s.seconds,
-            reused: s.reused,
-            restaged: s.restaged.clone(),
-            ..Default::default()
-        };
+        let mut o = TableOutcome::of_staged(layout, target.clone(), s);
         let orphans_before = spool_rows(&spool);
         o.orphans = publish::check_references(
             &mut tx,
