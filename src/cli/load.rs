@@ -12,7 +12,8 @@ use super::fetch::parse_timeout;
 use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
 use crate::load::{
     Database, DeletePolicy, Interrupt, LoadError, LoadErrorKind, LoadOptions,
-    LoadReport, Mode, Rollback, list_runs, load, rollback, show_run,
+    LoadReport, Mode, Rollback, RunDetail, RunSummary, list_runs, load,
+    rollback, show_run,
 };
 use crate::report::Thresholds;
 
@@ -475,37 +476,7 @@ pub(super) fn runs(a: RunsArgs) -> CliResult {
                 )?;
                 return Ok(Exit::Ok);
             }
-            writeln!(
-                out,
-                "{:>6}  {:<12} {:<10} {:<8} {:<10} {:<30} {:>9}",
-                "id",
-                "dataset",
-                "schema",
-                "mode",
-                "status",
-                "started",
-                "seconds"
-            )?;
-            for r in runs {
-                writeln!(
-                    out,
-                    "{:>6}  {:<12} {:<10} {:<8} {:<10} {:<30} {:>9}",
-                    r.id,
-                    r.dataset,
-                    r.target_schema,
-                    r.mode,
-                    r.status,
-                    r.started_at,
-                    r.seconds.map(|s| format!("{s:.2}")).unwrap_or_default()
-                )?;
-                if let Some(why) = r.reason {
-                    writeln!(
-                        out,
-                        "        {}",
-                        why.lines().next().unwrap_or("")
-                    )?;
-                }
-            }
+            write_runs(&mut out, &runs)?;
         }
         Some(RunsCommand::Show { id }) => {
             let d =
@@ -518,75 +489,135 @@ pub(super) fn runs(a: RunsArgs) -> CliResult {
                 )?;
                 return Ok(Exit::Ok);
             }
-            let r = &d.run;
-            writeln!(
-                out,
-                "run {}: dataset {} into {}, mode {}, {}",
-                r.id, r.dataset, r.target_schema, r.mode, r.status
-            )?;
-            writeln!(
-                out,
-                "started {}, {} s, fwload {}",
-                r.started_at,
-                r.seconds.map(|s| format!("{s:.2}")).unwrap_or("-".into()),
-                r.fwload_version
-            )?;
-            if let Some(why) = &r.reason {
-                writeln!(out, "reason: {why}")?;
-            }
-            let controls: Vec<crate::pipeline::Control> =
-                serde_json::from_value(d.controls.clone()).unwrap_or_default();
-            for c in &controls {
-                writeln!(out, "{}", crate::report::control_line(c))?;
-            }
-            writeln!(out, "\nfiles:")?;
-            for f in &d.files {
-                writeln!(
-                    out,
-                    "  {}:{}  {}  {} rows  member sha256 {}  input sha256 {}",
-                    f.input,
-                    f.member,
-                    f.status,
-                    f.rows.map(|n| n.to_string()).unwrap_or("-".into()),
-                    f.member_sha256.as_deref().unwrap_or("-"),
-                    f.input_sha256
-                )?;
-                if let Some(v) = &f.version {
-                    writeln!(out, "    read as version {v}")?;
-                }
-            }
-            if let Some(tables) =
-                d.counts.get("tables").and_then(|t| t.as_array())
-            {
-                writeln!(out, "\ntables:")?;
-                for t in tables {
-                    writeln!(
-                        out,
-                        "  {}  read {} rejected {} inserted {} updated {} unchanged {} deleted {}",
-                        t["table"].as_str().unwrap_or("?"),
-                        t["read"],
-                        t["rejected"],
-                        t["inserted"],
-                        t["updated"],
-                        t["unchanged"],
-                        t["deleted"]
-                    )?;
-                }
-            }
-            writeln!(out, "\nrejects:")?;
-            if d.rejects.is_empty() {
-                writeln!(out, "  none")?;
-            }
-            for (layout, field, code, n) in &d.rejects {
-                writeln!(
-                    out,
-                    "  {n:>10}  {layout}.{}  {code}",
-                    field.as_deref().unwrap_or("(record)")
-                )?;
-            }
+            write_run(&mut out, &d)?;
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Writes the list of runs, one line each (and the first line of why,
+/// when a run did not succeed).
+fn write_runs(
+    out: &mut dyn Write,
+    runs: &[RunSummary],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>6}  {:<12} {:<10} {:<8} {:<10} {:<30} {:>9}",
+        "id", "dataset", "schema", "mode", "status", "started", "seconds"
+    )?;
+    for r in runs {
+        writeln!(
+            out,
+            "{:>6}  {:<12} {:<10} {:<8} {:<10} {:<30} {:>9}",
+            r.id,
+            r.dataset,
+            r.target_schema,
+            r.mode,
+            r.status,
+            r.started_at,
+            r.seconds.map(|s| format!("{s:.2}")).unwrap_or_default()
+        )?;
+        if let Some(why) = &r.reason {
+            writeln!(out, "        {}", why.lines().next().unwrap_or(""))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one run: what it was, its control records, files, tables and
+/// rejects.
+fn write_run(out: &mut dyn Write, d: &RunDetail) -> std::io::Result<()> {
+    let r = &d.run;
+    writeln!(
+        out,
+        "run {}: dataset {} into {}, mode {}, {}",
+        r.id, r.dataset, r.target_schema, r.mode, r.status
+    )?;
+    writeln!(
+        out,
+        "started {}, {} s, fwload {}",
+        r.started_at,
+        r.seconds.map(|s| format!("{s:.2}")).unwrap_or("-".into()),
+        r.fwload_version
+    )?;
+    if let Some(why) = &r.reason {
+        writeln!(out, "reason: {why}")?;
+    }
+    let controls: Vec<crate::pipeline::Control> =
+        serde_json::from_value(d.controls.clone()).unwrap_or_default();
+    for c in &controls {
+        writeln!(out, "{}", crate::report::control_line(c))?;
+    }
+    write_run_files(out, d)?;
+    write_run_tables(out, d)?;
+    write_run_rejects(out, d)
+}
+
+/// Writes a run's input files and members.
+fn write_run_files(out: &mut dyn Write, d: &RunDetail) -> std::io::Result<()> {
+    writeln!(out, "\nfiles:")?;
+    for f in &d.files {
+        writeln!(
+            out,
+            "  {}:{}  {}  {} rows  member sha256 {}  input sha256 {}",
+            f.input,
+            f.member,
+            f.status,
+            f.rows.map(|n| n.to_string()).unwrap_or("-".into()),
+            f.member_sha256.as_deref().unwrap_or("-"),
+            f.input_sha256
+        )?;
+        if let Some(v) = &f.version {
+            writeln!(out, "    read as version {v}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a run's per-table counts, when its report has them.
+fn write_run_tables(
+    out: &mut dyn Write,
+    d: &RunDetail,
+) -> std::io::Result<()> {
+    let Some(tables) = d.counts.get("tables").and_then(|t| t.as_array())
+    else {
+        return Ok(());
+    };
+    writeln!(out, "\ntables:")?;
+    for t in tables {
+        writeln!(
+            out,
+            "  {}  read {} rejected {} inserted {} updated {} unchanged {} deleted {}",
+            t["table"].as_str().unwrap_or("?"),
+            t["read"],
+            t["rejected"],
+            t["inserted"],
+            t["updated"],
+            t["unchanged"],
+            t["deleted"]
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes a run's rejects per layout, field and reason code.
+fn write_run_rejects(
+    out: &mut dyn Write,
+    d: &RunDetail,
+) -> std::io::Result<()> {
+    writeln!(out, "\nrejects:")?;
+    if d.rejects.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for (layout, field, code, n) in &d.rejects {
+        writeln!(
+            out,
+            "  {n:>10}  {layout}.{}  {code}",
+            field.as_deref().unwrap_or("(record)")
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {

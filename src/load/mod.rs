@@ -71,7 +71,7 @@ use std::time::Instant;
 use postgres::Client;
 
 use crate::pipeline::{PipelineOptions, Plan};
-use crate::report::{Progress, RejectGroups, RejectWriter};
+use crate::report::{Progress, RejectGroup, RejectGroups, RejectWriter};
 use crate::schema::SchemaSet;
 use crate::source::SourceOptions;
 use inventory::{Inventory, Planned};
@@ -160,7 +160,38 @@ fn stage_and_publish(
     report: &mut LoadReport,
     run: i64,
 ) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
-    let rejects = RejectSinks {
+    let rejects = reject_sinks(opts)?;
+    let progress = match &opts.events.progress {
+        Some(make) => make(planned.total_bytes),
+        None => Progress::hidden(),
+    };
+    let progress = &progress;
+    let export_versions = export_versions(report);
+    let cx = StageContext {
+        meta: &opts.meta,
+        dataset: &report.dataset,
+        target_schema: &opts.target_schema,
+        run,
+        schema_hash: &set.hash,
+        interrupt: &opts.interrupt,
+        // The inputs were hashed above; each stage reads one member.
+        source: SourceOptions { skip_archive_hash: true, ..opts.source },
+        pipeline: stage_pipeline(opts),
+        references: set.references(),
+        rejects: &rejects,
+        progress,
+        export_versions: &export_versions,
+    };
+    let outcome = publish_work(db, &cx, set, opts, planned, missing);
+    progress.finish();
+    report.reject_groups = close_rejects(rejects);
+    outcome
+}
+
+/// The reject outputs: the `--rejects` file, created now, and the
+/// summary's groups.
+fn reject_sinks(opts: &LoadOptions) -> Result<RejectSinks, LoadError> {
+    Ok(RejectSinks {
         file: match &opts.rejects_file {
             Some(p) => {
                 Some(Mutex::new(RejectWriter::create(p).map_err(|e| {
@@ -173,85 +204,12 @@ fn stage_and_publish(
             None => None,
         },
         groups: Mutex::new(RejectGroups::default()),
-    };
-    let progress = match &opts.events.progress {
-        Some(make) => make(planned.total_bytes),
-        None => Progress::hidden(),
-    };
-    let progress = &progress;
-    let export_versions: HashMap<String, String> = report
-        .controls
-        .iter()
-        .filter_map(|c| Some((c.input.clone(), c.export_version.clone()?)))
-        .collect();
-    let cx = StageContext {
-        meta: &opts.meta,
-        dataset: &report.dataset,
-        target_schema: &opts.target_schema,
-        run,
-        schema_hash: &set.hash,
-        interrupt: &opts.interrupt,
-        // The inputs were hashed above; each stage reads one member.
-        source: SourceOptions { skip_archive_hash: true, ..opts.source },
-        pipeline: PipelineOptions {
-            // The --jobs pipelines share the workers: together they keep
-            // about as many chunks alive as one would alone.
-            in_flight: opts
-                .pipeline
-                .in_flight
-                .div_ceil(opts.jobs.max(1))
-                .max(3),
-            ..opts.pipeline
-        },
-        references: set.references(),
-        rejects: &rejects,
-        progress,
-        export_versions: &export_versions,
-    };
-    let plans: Vec<Arc<Plan>> =
-        set.layouts.iter().map(|l| Arc::new(Plan::new(l.clone()))).collect();
-    let targets: HashMap<String, String> = set
-        .layouts
-        .iter()
-        .map(|l| (l.name.clone(), target_name(&opts.target_schema, l)))
-        .collect();
-    let names_of = |f: u32| planned.names.get(&f).cloned().unwrap_or_default();
-    let outcome = if opts.mode == Mode::Replace {
-        replace::publish_replace(
-            db,
-            &cx,
-            set,
-            &plans,
-            &inventory::work_refs(&planned.work),
-            &targets,
-            &names_of,
-            opts,
-        )
-    } else {
-        // Targets this load creates are built in place from their staging
-        // tables: one write of the rows instead of two.
-        let built = if opts.create { missing.to_vec() } else { Vec::new() };
-        let loads: Vec<usize> =
-            planned.work.iter().map(|w| w.layout).collect();
-        let publish = schedule::Publishing {
-            set,
-            targets: &targets,
-            missing,
-            names: &names_of,
-            loads: &loads,
-        };
-        schedule::stage_and_publish(
-            db,
-            opts,
-            &cx,
-            &plans,
-            &planned.work,
-            &built,
-            &publish,
-        )
-    };
-    progress.finish();
-    report.reject_groups = rejects
+    })
+}
+
+/// Finishes the `--rejects` file, returning the summary's groups.
+fn close_rejects(rejects: RejectSinks) -> Vec<RejectGroup> {
+    let groups = rejects
         .groups
         .into_inner()
         .map(|g| g.into_groups())
@@ -261,5 +219,80 @@ fn stage_and_publish(
     {
         let _ = w.finish();
     }
-    outcome
+    groups
+}
+
+/// The export version each input's control record states, by input.
+fn export_versions(report: &LoadReport) -> HashMap<String, String> {
+    report
+        .controls
+        .iter()
+        .filter_map(|c| Some((c.input.clone(), c.export_version.clone()?)))
+        .collect()
+}
+
+/// The pipeline options of one stage.
+fn stage_pipeline(opts: &LoadOptions) -> PipelineOptions {
+    PipelineOptions {
+        // The --jobs pipelines share the workers: together they keep
+        // about as many chunks alive as one would alone.
+        in_flight: opts.pipeline.in_flight.div_ceil(opts.jobs.max(1)).max(3),
+        ..opts.pipeline
+    }
+}
+
+/// Stages and publishes every layout of the planned work: in replace
+/// mode by building and swapping new tables, else staged on `--jobs`
+/// connections while one transaction publishes.
+fn publish_work(
+    db: &mut Client,
+    cx: &StageContext<'_>,
+    set: &SchemaSet,
+    opts: &LoadOptions,
+    planned: &Planned,
+    missing: &[usize],
+) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+    let plans: Vec<Arc<Plan>> =
+        set.layouts.iter().map(|l| Arc::new(Plan::new(l.clone()))).collect();
+    let targets: HashMap<String, String> = set
+        .layouts
+        .iter()
+        .map(|l| (l.name.clone(), target_name(&opts.target_schema, l)))
+        .collect();
+    let names_of = |f: u32| planned.names.get(&f).cloned().unwrap_or_default();
+    if opts.mode == Mode::Replace {
+        let replacing = replace::Replacing {
+            cx,
+            set,
+            plans: &plans,
+            targets: &targets,
+            names: &names_of,
+            opts,
+        };
+        return replace::publish_replace(
+            db,
+            &replacing,
+            &inventory::work_refs(&planned.work),
+        );
+    }
+    // Targets this load creates are built in place from their staging
+    // tables: one write of the rows instead of two.
+    let built = if opts.create { missing.to_vec() } else { Vec::new() };
+    let loads: Vec<usize> = planned.work.iter().map(|w| w.layout).collect();
+    let publish = schedule::Publishing {
+        set,
+        targets: &targets,
+        missing,
+        names: &names_of,
+        loads: &loads,
+    };
+    schedule::stage_and_publish(
+        db,
+        opts,
+        cx,
+        &plans,
+        &planned.work,
+        &built,
+        &publish,
+    )
 }

@@ -108,6 +108,27 @@ pub struct TableOutcome {
 }
 
 impl TableOutcome {
+    /// The outcome of `layout`'s table `table` as far as its stage `s`
+    /// tells: what was read, rejected, filtered and staged, and how.
+    pub fn of_staged(
+        layout: &Layout,
+        table: String,
+        s: &Staged,
+    ) -> TableOutcome {
+        TableOutcome {
+            layout: layout.name.clone(),
+            table,
+            read: s.counts.read,
+            rejected: s.counts.rejected,
+            filtered: s.counts.filtered,
+            staged: s.rows,
+            stage_seconds: s.seconds,
+            reused: s.reused,
+            restaged: s.restaged.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Notes each reconciliation's outcome on its totals table.
     pub fn note_reconciled(
         out: &mut [TableOutcome],
@@ -261,136 +282,204 @@ pub fn check_references(
 ) -> Result<u64, LoadError> {
     let Some(ds) = dataset else { return Ok(0) };
     let layout = p.layout;
-    let staging = &p.staged.table;
     let mut total = 0;
     for r in ds.references.iter().filter(|r| r.from == layout.name) {
         let Some(parent) = referenced(r, targets) else { continue };
-        let present: Vec<String> = r
-            .columns
-            .iter()
-            .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
-            .collect();
-        let matches = |p: &str| -> String {
-            r.columns
-                .iter()
-                .zip(&r.to_columns)
-                .map(|(c, t)| {
-                    format!("{p}.{} = s.{}", quote_ident(t), quote_ident(c))
-                })
-                .collect::<Vec<_>>()
-                .join(" AND ")
+        let check = OrphanCheck {
+            layout,
+            reference: r,
+            staging: &p.staged.table,
+            orphan: orphan_condition(r, p, parent),
+            what: format!("checking {} → {}", layout.name, r.to),
         };
-        // A table that references itself finds parents among its own new
-        // rows too (those not rejected), and in the target as it was
-        // unless the new rows replace it (replace mode builds the target
-        // itself, which may not exist yet).
-        let own = r.to == layout.name;
-        let mut orphan =
-            vec![format!("NOT s._fw_reject AND {}", present.join(" AND "))];
-        if !(own && *staging == p.target) {
-            orphan.push(format!(
-                "NOT EXISTS (SELECT 1 FROM {parent} p WHERE {})",
-                matches("p")
-            ));
-        }
-        if own {
-            orphan.push(format!(
-                "NOT EXISTS (SELECT 1 FROM {staging} o WHERE NOT o._fw_reject AND {})",
-                matches("o")
-            ));
-        }
-        let cond = orphan.join(" AND ");
-        let what = format!("checking {} → {}", layout.name, r.to);
-        match r.on_orphan {
-            OrphanPolicy::Keep => {
-                total += count(
-                    tx,
-                    &format!("SELECT count(*) FROM {staging} s WHERE {cond}"),
-                    &what,
-                )?;
-            }
+        total += match r.on_orphan {
+            OrphanPolicy::Keep => check.count(tx)?,
             OrphanPolicy::Fail => {
-                let n = count(
-                    tx,
-                    &format!("SELECT count(*) FROM {staging} s WHERE {cond}"),
-                    &what,
-                )?;
-                if n > 0 {
-                    return Err(LoadError::refused(format!(
-                        "{n} rows of {} reference {} ({}) without a match; the dataset says on_orphan = \"fail\"",
-                        layout.name,
-                        r.to,
-                        r.columns.join(", ")
-                    )));
-                }
+                check.refuse_any(tx)?;
+                0
             }
-            // Rejecting a row of a self-referencing table may orphan its
-            // own children in the same load: again until none is left.
-            OrphanPolicy::Reject => loop {
-                // Orphans are rare: a read-only probe first, which the
-                // server can run in parallel (a DELETE never is).
-                let any: bool = tx
-                    .query_one(
-                        &format!(
-                            "SELECT EXISTS (SELECT 1 FROM {staging} s WHERE {cond})"
-                        ),
-                        &[],
-                    )
-                    .map_err(|e| LoadError::db(what.clone(), e))?
-                    .get(0);
-                if !any {
-                    break;
-                }
-                let shown: Vec<String> = r
-                    .columns
-                    .iter()
-                    .map(|c| format!("s.{}::text", quote_ident(c)))
-                    .collect();
-                // One pass: the orphans leave staging and come back to be
-                // written as rejects.
-                let sql = format!(
-                    "DELETE FROM {staging} s WHERE {cond} RETURNING s._fw_file, s._fw_line, concat_ws('|', {})",
-                    shown.join(", ")
-                );
-                let field =
-                    layout.field_index(&r.columns[0]).map(|i| i as u16);
-                let mut rows = tx
-                    .query_raw(&sql, std::iter::empty::<i32>())
-                    .map_err(|e| LoadError::db(what.clone(), e))?;
-                let mut n = 0;
-                while let Some(row) =
-                    rows.next().map_err(|e| LoadError::db(what.clone(), e))?
-                {
-                    let file: i32 = row.get(0);
-                    let line: i64 = row.get(1);
-                    let key: String = row.get(2);
-                    let (input, member) = names(file as u32);
-                    let rej = Reject {
-                        at: Position {
-                            input: input.as_str().into(),
-                            member: member.as_str().into(),
-                            line: line as u64,
-                            byte: 0,
-                            field,
-                        },
-                        raw: key.into_bytes().into(),
-                        raw_truncated: false,
-                        reason: Reason::Orphan,
-                    };
-                    cx.rejects
-                        .write_reject(&rej, layout, spool)
-                        .map_err(|e| LoadError::spill("writing rejects", e))?;
-                    n += 1;
-                }
-                drop(rows);
-                total += n;
-                if !own {
-                    break;
-                }
-            },
-        }
+            OrphanPolicy::Reject => check.reject(tx, names, cx, spool)?,
+        };
     }
     Ok(total)
+}
+
+/// The condition on a staged row `s` of `p` of being an orphan of `r`,
+/// whose parent table is `parent`: not rejected, every referencing
+/// column present, and no parent row with those values.
+fn orphan_condition(r: &Reference, p: &Publish<'_>, parent: &str) -> String {
+    let staging = &p.staged.table;
+    let present: Vec<String> = r
+        .columns
+        .iter()
+        .map(|c| format!("s.{} IS NOT NULL", quote_ident(c)))
+        .collect();
+    let matches = |alias: &str| -> String {
+        r.columns
+            .iter()
+            .zip(&r.to_columns)
+            .map(|(c, t)| {
+                format!("{alias}.{} = s.{}", quote_ident(t), quote_ident(c))
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    // A table that references itself finds parents among its own new
+    // rows too (those not rejected), and in the target as it was
+    // unless the new rows replace it (replace mode builds the target
+    // itself, which may not exist yet).
+    let own = r.to == p.layout.name;
+    let mut orphan =
+        vec![format!("NOT s._fw_reject AND {}", present.join(" AND "))];
+    if !(own && *staging == p.target) {
+        orphan.push(format!(
+            "NOT EXISTS (SELECT 1 FROM {parent} p WHERE {})",
+            matches("p")
+        ));
+    }
+    if own {
+        orphan.push(format!(
+            "NOT EXISTS (SELECT 1 FROM {staging} o WHERE NOT o._fw_reject AND {})",
+            matches("o")
+        ));
+    }
+    orphan.join(" AND ")
+}
+
+/// Counts the rows `s` of `staging` that meet `cond`.
+fn orphan_count_sql(staging: &str, cond: &str) -> String {
+    format!("SELECT count(*) FROM {staging} s WHERE {cond}")
+}
+
+/// Whether any row `s` of `staging` meets `cond`: read-only, so the
+/// server may run it in parallel (a DELETE never is).
+fn orphan_exists_sql(staging: &str, cond: &str) -> String {
+    format!("SELECT EXISTS (SELECT 1 FROM {staging} s WHERE {cond})")
+}
+
+/// Deletes the rows `s` of `staging` that meet `cond` and returns, for
+/// each, its file, line and the values `shown` joined by `|`: the orphans
+/// leave staging and come back to be written as rejects, in one pass.
+fn orphan_delete_sql(staging: &str, cond: &str, shown: &[String]) -> String {
+    format!(
+        "DELETE FROM {staging} s WHERE {cond} RETURNING s._fw_file, s._fw_line, concat_ws('|', {})",
+        shown.join(", ")
+    )
+}
+
+/// One reference of a staged table, checked for orphans.
+struct OrphanCheck<'c> {
+    /// The referencing layout.
+    layout: &'c Layout,
+    /// The reference.
+    reference: &'c Reference,
+    /// The staging table (qualified, quoted).
+    staging: &'c str,
+    /// The condition of an orphan row `s` ([`orphan_condition`]).
+    orphan: String,
+    /// What is checked, for errors.
+    what: String,
+}
+
+impl OrphanCheck<'_> {
+    /// How many orphans the staging table holds.
+    fn count(&self, tx: &mut Transaction<'_>) -> Result<u64, LoadError> {
+        count(tx, &orphan_count_sql(self.staging, &self.orphan), &self.what)
+    }
+
+    /// Refuses any orphan (`on_orphan = "fail"`).
+    fn refuse_any(&self, tx: &mut Transaction<'_>) -> Result<(), LoadError> {
+        let n = self.count(tx)?;
+        if n > 0 {
+            let r = self.reference;
+            return Err(LoadError::refused(format!(
+                "{n} rows of {} reference {} ({}) without a match; the dataset says on_orphan = \"fail\"",
+                self.layout.name,
+                r.to,
+                r.columns.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes the orphans from staging and writes them as rejects.
+    /// Rejecting a row of a self-referencing table may orphan its own
+    /// children in the same load: again until none is left. Returns how
+    /// many.
+    fn reject(
+        &self,
+        tx: &mut Transaction<'_>,
+        names: &dyn Fn(u32) -> (String, String),
+        cx: &StageContext<'_>,
+        spool: &mut Spool,
+    ) -> Result<u64, LoadError> {
+        let own = self.reference.to == self.layout.name;
+        let mut total = 0;
+        loop {
+            // Orphans are rare: a read-only probe first.
+            let any: bool = tx
+                .query_one(&orphan_exists_sql(self.staging, &self.orphan), &[])
+                .map_err(|e| LoadError::db(self.what.clone(), e))?
+                .get(0);
+            if !any {
+                break;
+            }
+            total += self.delete(tx, names, cx, spool)?;
+            if !own {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Deletes the orphans from staging, writing each as a reject (at its
+    /// first referencing column, its values as the raw text). Returns
+    /// how many.
+    fn delete(
+        &self,
+        tx: &mut Transaction<'_>,
+        names: &dyn Fn(u32) -> (String, String),
+        cx: &StageContext<'_>,
+        spool: &mut Spool,
+    ) -> Result<u64, LoadError> {
+        let (r, layout) = (self.reference, self.layout);
+        let shown: Vec<String> = r
+            .columns
+            .iter()
+            .map(|c| format!("s.{}::text", quote_ident(c)))
+            .collect();
+        let sql = orphan_delete_sql(self.staging, &self.orphan, &shown);
+        let field = layout.field_index(&r.columns[0]).map(|i| i as u16);
+        let mut rows = tx
+            .query_raw(&sql, std::iter::empty::<i32>())
+            .map_err(|e| LoadError::db(self.what.clone(), e))?;
+        let mut n = 0;
+        while let Some(row) =
+            rows.next().map_err(|e| LoadError::db(self.what.clone(), e))?
+        {
+            let file: i32 = row.get(0);
+            let line: i64 = row.get(1);
+            let key: String = row.get(2);
+            let (input, member) = names(file as u32);
+            let rej = Reject {
+                at: Position {
+                    input: input.as_str().into(),
+                    member: member.as_str().into(),
+                    line: line as u64,
+                    byte: 0,
+                    field,
+                },
+                raw: key.into_bytes().into(),
+                raw_truncated: false,
+                reason: Reason::Orphan,
+            };
+            cx.rejects
+                .write_reject(&rej, layout, spool)
+                .map_err(|e| LoadError::spill("writing rejects", e))?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// Publishes one table (merge, append or fill), returning its counts.
@@ -403,115 +492,153 @@ pub fn publish_table(
     opts: &PublishOptions,
     out: &mut TableOutcome,
 ) -> Result<(), LoadError> {
-    let layout = p.layout;
     let target = &p.target;
-    let staging = &p.staged.table;
-    let ctx = |what: &str| {
-        let what = format!("{what} {target}");
-        move |e| LoadError::db(what.clone(), e)
-    };
-    let soft = opts.delete == DeletePolicy::Soft;
-    let live = if soft { " WHERE deleted_at IS NULL" } else { "" };
     // An empty target needs no counting and no join: every row is new.
     let empty: bool = tx
-        .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {target})"), &[])
-        .map_err(ctx("looking into"))?
+        .query_one(&is_empty_sql(target), &[])
+        .map_err(db_error("looking into", target))?
         .get(0);
-    let rows_in = p.rows;
-    let c = cols(layout).join(", ");
-    let insert_all = format!(
-        "INSERT INTO {target} ({c}) SELECT {c} FROM {staging} WHERE NOT _fw_reject"
-    );
+    let insert_all = insert_all_sql(p);
     let mut before = 0;
     match opts.mode {
         Mode::Append => {
-            out.inserted =
-                tx.execute(&insert_all, &[]).map_err(ctx("appending to"))?;
+            out.inserted = tx
+                .execute(&insert_all, &[])
+                .map_err(db_error("appending to", target))?;
         }
         Mode::Merge | Mode::Fill if empty => {
-            out.inserted =
-                tx.execute(&insert_all, &[]).map_err(ctx("inserting into"))?;
+            out.inserted = tx
+                .execute(&insert_all, &[])
+                .map_err(db_error("inserting into", target))?;
         }
-        Mode::Merge | Mode::Fill => {
-            if layout.key.is_empty() {
-                return Err(LoadError::config(format!(
-                    "layout {} has no key, so it cannot be merged: use --mode append or --mode replace",
-                    layout.name
-                )));
-            }
-            before = count(
-                tx,
-                &format!("SELECT count(*) FROM {target}{live}"),
-                &format!("counting {target}"),
-            )?;
-            let all = if soft {
-                count(
-                    tx,
-                    &format!("SELECT count(*) FROM {target}"),
-                    &format!("counting {target}"),
-                )?
-            } else {
-                before
-            };
-            let changed = tx
-                .execute(
-                    &merge_sql(
-                        layout,
-                        target,
-                        staging,
-                        opts.mode == Mode::Fill,
-                        soft,
-                    ),
-                    &[],
-                )
-                .map_err(ctx("merging into"))?;
-            let after = count(
-                tx,
-                &format!("SELECT count(*) FROM {target}"),
-                &format!("counting {target}"),
-            )?;
-            out.inserted = after - all;
-            out.updated = changed - out.inserted;
-        }
+        Mode::Merge | Mode::Fill => before = merge(tx, p, opts, out)?,
         Mode::Replace => {
             return Err(LoadError::config(
                 "replace mode is published as a whole, not table by table",
             ));
         }
     }
-    out.unchanged = rows_in.saturating_sub(out.inserted + out.updated);
+    out.unchanged = p.rows.saturating_sub(out.inserted + out.updated);
     if opts.mode == Mode::Merge && opts.delete != DeletePolicy::None && !empty
     {
-        let missing = format!(
-            "{}NOT EXISTS (SELECT 1 FROM {staging} s WHERE {})",
-            if soft { "t.deleted_at IS NULL AND " } else { "" },
-            key_match(layout, "s", "t")
-        );
-        // Delete first and check the guards on the count it returns: a
-        // refusal fails the publish transaction, which undoes the delete,
-        // and the anti-join runs once instead of twice.
-        let n = if soft {
-            tx.execute(
-                &format!(
-                    "UPDATE {target} t SET deleted_at = now() WHERE {missing}"
-                ),
-                &[],
-            )
-            .map_err(ctx("soft-deleting from"))?
-        } else {
-            tx.execute(&format!("DELETE FROM {target} t WHERE {missing}"), &[])
-                .map_err(ctx("deleting from"))?
-        };
-        delete_guard(
-            n,
-            before,
-            p.staged.unkeyed_rejects,
-            (target, &layout.name),
-            opts,
-        )?;
-        out.deleted = n;
+        out.deleted = delete_missing(tx, p, opts, before)?;
     }
     Ok(())
+}
+
+/// The error of a statement on `target`: `what`, then its name.
+fn db_error(
+    what: &str,
+    target: &str,
+) -> impl FnOnce(postgres::Error) -> LoadError + use<> {
+    let what = format!("{what} {target}");
+    move |e| LoadError::db(what, e)
+}
+
+/// Whether `target` has no row at all (it reads at most one).
+fn is_empty_sql(target: &str) -> String {
+    format!("SELECT NOT EXISTS (SELECT 1 FROM {target})")
+}
+
+/// Inserts every staged row of `p` that was not rejected into its
+/// target, by column name (fwload's own columns stay behind).
+fn insert_all_sql(p: &Publish<'_>) -> String {
+    let (target, staging) = (&p.target, &p.staged.table);
+    let c = cols(p.layout).join(", ");
+    format!(
+        "INSERT INTO {target} ({c}) SELECT {c} FROM {staging} WHERE NOT _fw_reject"
+    )
+}
+
+/// Counts the rows of `target`; with `live_only`, only those not
+/// soft-deleted.
+fn count_sql(target: &str, live_only: bool) -> String {
+    let live = if live_only { " WHERE deleted_at IS NULL" } else { "" };
+    format!("SELECT count(*) FROM {target}{live}")
+}
+
+/// Deletes from `p`'s target `t` the rows whose key no row of staging
+/// has (rejected records' keys are staged too, so their rows stay); when
+/// `soft`, sets `deleted_at` on those not soft-deleted yet instead.
+fn delete_missing_sql(p: &Publish<'_>, soft: bool) -> String {
+    let (target, staging) = (&p.target, &p.staged.table);
+    let missing = format!(
+        "{}NOT EXISTS (SELECT 1 FROM {staging} s WHERE {})",
+        if soft { "t.deleted_at IS NULL AND " } else { "" },
+        key_match(p.layout, "s", "t")
+    );
+    if soft {
+        format!("UPDATE {target} t SET deleted_at = now() WHERE {missing}")
+    } else {
+        format!("DELETE FROM {target} t WHERE {missing}")
+    }
+}
+
+/// Merges (or fills) `p`'s staged rows into its target, which has rows:
+/// sets the rows inserted and updated, and returns the target's live
+/// rows before.
+///
+/// # Errors
+/// A layout without a key, or a database error.
+fn merge(
+    tx: &mut Transaction<'_>,
+    p: &Publish<'_>,
+    opts: &PublishOptions,
+    out: &mut TableOutcome,
+) -> Result<u64, LoadError> {
+    let (layout, target) = (p.layout, &p.target);
+    let soft = opts.delete == DeletePolicy::Soft;
+    if layout.key.is_empty() {
+        return Err(LoadError::config(format!(
+            "layout {} has no key, so it cannot be merged: use --mode append or --mode replace",
+            layout.name
+        )));
+    }
+    let counting = format!("counting {target}");
+    let before = count(tx, &count_sql(target, soft), &counting)?;
+    let all = if soft {
+        count(tx, &count_sql(target, false), &counting)?
+    } else {
+        before
+    };
+    let fill = opts.mode == Mode::Fill;
+    let changed = tx
+        .execute(&merge_sql(layout, target, &p.staged.table, fill, soft), &[])
+        .map_err(db_error("merging into", target))?;
+    let after = count(tx, &count_sql(target, false), &counting)?;
+    out.inserted = after - all;
+    out.updated = changed - out.inserted;
+    Ok(before)
+}
+
+/// Deletes (or soft-deletes) the target's rows missing from the snapshot
+/// `p`, of `before` live rows, under the delete guard; returns how many.
+///
+/// # Errors
+/// A database error, or the delete guard.
+fn delete_missing(
+    tx: &mut Transaction<'_>,
+    p: &Publish<'_>,
+    opts: &PublishOptions,
+    before: u64,
+) -> Result<u64, LoadError> {
+    let target = &p.target;
+    let soft = opts.delete == DeletePolicy::Soft;
+    let what = if soft { "soft-deleting from" } else { "deleting from" };
+    // Delete first and check the guards on the count it returns: a
+    // refusal fails the publish transaction, which undoes the delete,
+    // and the anti-join runs once instead of twice.
+    let n = tx
+        .execute(&delete_missing_sql(p, soft), &[])
+        .map_err(db_error(what, target))?;
+    delete_guard(
+        n,
+        before,
+        p.staged.unkeyed_rejects,
+        (target, &p.layout.name),
+        opts,
+    )?;
+    Ok(n)
 }
 
 /// Refuses deleting `n` of a table's `before` rows when that is more

@@ -7,7 +7,7 @@
 //! at commit; once both are in, the sums are compared and every group that
 //! differs is reported with the stated and the summed numbers.
 
-use postgres::Transaction;
+use postgres::{Row, Transaction};
 
 use super::LoadError;
 use crate::schema::{Mismatch, Reconcile, SchemaSet, quote_ident};
@@ -141,98 +141,18 @@ impl<'a> Reconciler<'a> {
         let mut out = Vec::new();
         for c in self.checks.iter().filter(|c| c.totals && c.of) {
             let r = c.spec;
-            let (t, o) = (temp_name(c.n, 't'), temp_name(c.n, 'o'));
-            let k = r.columns.len();
-            let on: Vec<String> =
-                (0..k).map(|i| format!("t.g{i} = o.g{i}")).collect();
-            let mut values = vec!["n".to_owned()];
-            values.extend((0..r.sums.len()).map(|i| format!("s{i}")));
-            let differ: Vec<String> = values
-                .iter()
-                .skip(usize::from(r.count.is_none()))
-                .map(|v| format!("coalesce(t.{v}, 0) <> coalesce(o.{v}, 0)"))
-                .collect();
-            let shown: Vec<String> = (0..k)
-                .map(|i| {
-                    format!("coalesce(nullif(coalesce(t.g{i}, o.g{i}), chr(1)), 'NULL')")
-                })
-                .chain(values.iter().flat_map(|v| {
-                    [
-                        format!("coalesce(t.{v}, 0)::text"),
-                        format!("coalesce(o.{v}, 0)::text"),
-                    ]
-                }))
-                .collect();
-            let sql = format!(
-                "SELECT {}, count(*) OVER () FROM {t} t FULL JOIN {o} o ON {} WHERE {} ORDER BY 1 LIMIT {SHOWN}",
-                shown.join(", "),
-                on.join(" AND "),
-                differ.join(" OR ")
-            );
             let ctx =
                 |e| LoadError::db(format!("reconciling {}", r.totals), e);
-            let rows = tx.query(&sql, &[]).map_err(ctx)?;
+            let rows = tx.query(&c.differences_sql(), &[]).map_err(ctx)?;
             let groups: i64 = tx
-                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .query_one(&groups_sql(&temp_name(c.n, 't')), &[])
                 .map_err(ctx)?
                 .get(0);
-            let names: Vec<String> = std::iter::once(
-                r.count.clone().unwrap_or_else(|| "records".into()),
-            )
-            .chain(r.sums.iter().map(|(t, _)| t.clone()))
-            .collect();
-            let summed: Vec<String> = std::iter::once("records".to_owned())
-                .chain(r.sums.iter().map(|(_, o)| o.clone()))
-                .collect();
             if rows.is_empty() {
-                out.push(Reconciled {
-                    totals: r.totals.clone(),
-                    message: format!(
-                        "{} agrees with {} in all {groups} groups ({}: {} and {} sums)",
-                        r.totals,
-                        r.of,
-                        r.columns.join(", "),
-                        if r.count.is_some() { "the count" } else { "no count" },
-                        r.sums.len()
-                    ),
-                    differs: false,
-                });
+                out.push(c.agrees(groups));
                 continue;
             }
-            let total: i64 = rows[0].get(k + 2 * values.len());
-            let mut lines = Vec::new();
-            for row in &rows {
-                let key: Vec<String> =
-                    (0..k).map(|i| row.get::<_, String>(i)).collect();
-                let mut diffs = Vec::new();
-                for (j, name) in names.iter().enumerate() {
-                    let stated: String = row.get(k + 2 * j);
-                    let found: String = row.get(k + 2 * j + 1);
-                    if stated != found && (j > 0 || r.count.is_some()) {
-                        diffs.push(format!(
-                            "{name} {stated} stated, {found} in {} ({})",
-                            r.of, summed[j]
-                        ));
-                    }
-                }
-                lines.push(format!(
-                    "({}) = ({}): {}",
-                    r.columns.join(", "),
-                    key.join(", "),
-                    diffs.join("; ")
-                ));
-            }
-            let more = if total as usize > rows.len() {
-                format!("\n  … and {} more", total as usize - rows.len())
-            } else {
-                String::new()
-            };
-            let message = format!(
-                "{} does not agree with {} in {total} of {groups} groups:\n  {}{more}",
-                r.totals,
-                r.of,
-                lines.join("\n  ")
-            );
+            let message = c.disagrees(&rows, groups);
             if r.on_mismatch == Mismatch::Fail && !force {
                 return Err(LoadError::refused(format!(
                     "{message}\nnothing was changed (the dataset says on_mismatch = \"fail\"; use --force to load anyway)"
@@ -245,6 +165,124 @@ impl<'a> Reconciler<'a> {
             });
         }
         Ok(out)
+    }
+}
+
+/// The groups of one side of a reconciliation (its temporary table `t`).
+fn groups_sql(t: &str) -> String {
+    format!("SELECT count(*) FROM {t}")
+}
+
+impl Check<'_> {
+    /// The compared values of each side's temporary table: the count `n`,
+    /// then each sum.
+    fn values(&self) -> Vec<String> {
+        let mut values = vec!["n".to_owned()];
+        values.extend((0..self.spec.sums.len()).map(|i| format!("s{i}")));
+        values
+    }
+
+    /// The groups whose sums differ between the two sides (a group one
+    /// side lacks counts as zeros; the count only when the totals state
+    /// one), the first [`SHOWN`] in group order: each group's columns
+    /// (NULL shown as `NULL`), every value as stated and as summed, then
+    /// how many groups differ in all.
+    fn differences_sql(&self) -> String {
+        let r = self.spec;
+        let (t, o) = (temp_name(self.n, 't'), temp_name(self.n, 'o'));
+        let k = r.columns.len();
+        let on: Vec<String> =
+            (0..k).map(|i| format!("t.g{i} = o.g{i}")).collect();
+        let values = self.values();
+        let differ: Vec<String> = values
+            .iter()
+            .skip(usize::from(r.count.is_none()))
+            .map(|v| format!("coalesce(t.{v}, 0) <> coalesce(o.{v}, 0)"))
+            .collect();
+        let shown: Vec<String> = (0..k)
+            .map(|i| {
+                format!("coalesce(nullif(coalesce(t.g{i}, o.g{i}), chr(1)), 'NULL')")
+            })
+            .chain(values.iter().flat_map(|v| {
+                [
+                    format!("coalesce(t.{v}, 0)::text"),
+                    format!("coalesce(o.{v}, 0)::text"),
+                ]
+            }))
+            .collect();
+        format!(
+            "SELECT {}, count(*) OVER () FROM {t} t FULL JOIN {o} o ON {} WHERE {} ORDER BY 1 LIMIT {SHOWN}",
+            shown.join(", "),
+            on.join(" AND "),
+            differ.join(" OR ")
+        )
+    }
+
+    /// The outcome of totals that agree in all `groups` groups.
+    fn agrees(&self, groups: i64) -> Reconciled {
+        let r = self.spec;
+        Reconciled {
+            totals: r.totals.clone(),
+            message: format!(
+                "{} agrees with {} in all {groups} groups ({}: {} and {} sums)",
+                r.totals,
+                r.of,
+                r.columns.join(", "),
+                if r.count.is_some() { "the count" } else { "no count" },
+                r.sums.len()
+            ),
+            differs: false,
+        }
+    }
+
+    /// The message of totals that disagree: the groups `rows` of
+    /// [`Check::differences_sql`], each with the values that differ, of
+    /// `groups` groups.
+    fn disagrees(&self, rows: &[Row], groups: i64) -> String {
+        let r = self.spec;
+        let k = r.columns.len();
+        let total: i64 = rows[0].get(k + 2 * self.values().len());
+        let names: Vec<String> = std::iter::once(
+            r.count.clone().unwrap_or_else(|| "records".into()),
+        )
+        .chain(r.sums.iter().map(|(t, _)| t.clone()))
+        .collect();
+        let summed: Vec<String> = std::iter::once("records".to_owned())
+            .chain(r.sums.iter().map(|(_, o)| o.clone()))
+            .collect();
+        let mut lines = Vec::new();
+        for row in rows {
+            let key: Vec<String> =
+                (0..k).map(|i| row.get::<_, String>(i)).collect();
+            let mut diffs = Vec::new();
+            for (j, name) in names.iter().enumerate() {
+                let stated: String = row.get(k + 2 * j);
+                let found: String = row.get(k + 2 * j + 1);
+                if stated != found && (j > 0 || r.count.is_some()) {
+                    diffs.push(format!(
+                        "{name} {stated} stated, {found} in {} ({})",
+                        r.of, summed[j]
+                    ));
+                }
+            }
+            lines.push(format!(
+                "({}) = ({}): {}",
+                r.columns.join(", "),
+                key.join(", "),
+                diffs.join("; ")
+            ));
+        }
+        let more = if total as usize > rows.len() {
+            format!("\n  … and {} more", total as usize - rows.len())
+        } else {
+            String::new()
+        };
+        format!(
+            "{} does not agree with {} in {total} of {groups} groups:\n  {}{more}",
+            r.totals,
+            r.of,
+            lines.join("\n  ")
+        )
     }
 }
 

@@ -28,192 +28,324 @@ const NEW: &str = "__fwnew";
 /// Suffix of the previous generation.
 const PREV: &str = "__fwprev";
 
+/// What a replace builds from, besides its transaction: the stage
+/// context, the dataset and its plans, the targets and the load's
+/// options.
+pub(super) struct Replacing<'r, 'a> {
+    /// The stages' context.
+    pub(super) cx: &'r StageContext<'a>,
+    /// The dataset's layouts.
+    pub(super) set: &'r SchemaSet,
+    /// Each layout's plan, by index.
+    pub(super) plans: &'r [Arc<Plan>],
+    /// Each layout's target (qualified, quoted), by layout name.
+    pub(super) targets: &'r HashMap<String, String>,
+    /// The input and member of a file number.
+    pub(super) names: &'r dyn Fn(u32) -> (String, String),
+    /// The load's options.
+    pub(super) opts: &'r LoadOptions,
+}
+
+/// The new tables of a replace as they are built: their outcomes and
+/// stages, the rejects they add, and what references resolve to
+/// meanwhile.
+struct NewTables<'s> {
+    /// Rejects bound for `{meta}.rejects` (orphans).
+    spool: Spool,
+    /// The table of each layout references resolve to: the new table of
+    /// a layout built already, else its target.
+    live: HashMap<String, String>,
+    /// The dataset's reconciliations.
+    reconciler: Reconciler<'s>,
+    /// Per table built.
+    out: Vec<TableOutcome>,
+    /// Per table built.
+    staged: Vec<Staged>,
+    /// The stages' counts, summed.
+    totals: Counts,
+}
+
+/// A live table a replace swaps its new table in for.
+struct Swap {
+    /// The layout.
+    li: usize,
+    /// The target's schema.
+    schema: String,
+    /// The target's name.
+    table: String,
+    /// The target (qualified, quoted).
+    live: String,
+    /// Whether the target exists.
+    exists: bool,
+}
+
 /// Builds, checks and swaps in new tables for every layout of `work`, in
 /// one transaction on `db`.
 ///
 /// # Errors
 /// A database or input error, orphans under `fail`, or crossed reject
 /// thresholds; nothing is changed then.
-#[allow(clippy::too_many_arguments)]
-pub fn publish_replace(
+pub(super) fn publish_replace(
     db: &mut Client,
-    cx: &StageContext<'_>,
-    set: &SchemaSet,
-    plans: &[Arc<Plan>],
+    rp: &Replacing<'_, '_>,
     work: &[(usize, Vec<MemberRef>)],
-    targets: &HashMap<String, String>,
-    names: &dyn Fn(u32) -> (String, String),
-    opts: &LoadOptions,
 ) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+    let (cx, opts) = (rp.cx, rp.opts);
     let mut tx = db
         .transaction()
         .map_err(|e| LoadError::db("starting the replace transaction", e))?;
-    let mut spool = Spool::new(cx.run)
-        .map_err(|e| LoadError::spill("rejects spool", e))?;
-    // While building, references resolve to the new tables.
-    let mut live: HashMap<String, String> = targets.clone();
-    let mut out = Vec::new();
-    let mut staged_all = Vec::new();
-    let mut totals = Counts::default();
     let loading =
-        |l: &str| work.iter().any(|(li, _)| set.layouts[*li].name == l);
-    let mut reconciler = Reconciler::new(set, &loading);
+        |l: &str| work.iter().any(|(li, _)| rp.set.layouts[*li].name == l);
+    let mut new = NewTables {
+        spool: Spool::new(cx.run)
+            .map_err(|e| LoadError::spill("rejects spool", e))?,
+        // While building, references resolve to the new tables.
+        live: rp.targets.clone(),
+        reconciler: Reconciler::new(rp.set, &loading),
+        out: Vec::new(),
+        staged: Vec::new(),
+        totals: Counts::default(),
+    };
     for (li, members) in work {
-        let layout = &set.layouts[*li];
-        let (schema, table) = target_parts(cx.target_schema, layout);
-        let new = qualified(&schema, &format!("{table}{NEW}"));
-        let t0 = Instant::now();
-        let create = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; DROP TABLE IF EXISTS {new}; {}",
-            quote_ident(&schema),
-            staging_ddl(
-                layout,
-                &new,
-                TableKind::Target {
-                    soft_delete: opts.delete == DeletePolicy::Soft
-                }
-            )
-        );
-        let kind = TableKind::Target {
-            soft_delete: opts.delete == DeletePolicy::Soft,
-        };
-        let dest = Destination {
-            table: new.clone(),
-            kind,
-            create,
-            build: ddl::key_and_indexes(
-                layout,
-                &new,
-                set.references(),
-                Naming::Run(&table, cx.run),
-            ),
-            staging: false,
-        };
-        let mut s = stage(&mut tx, cx, &plans[*li], members, &dest)?;
-        totals += s.counts;
-        let p = publish::Publish {
-            layout,
-            target: new.clone(),
-            staged: &s,
-            rows: s.rows,
-        };
-
-        let mut o = TableOutcome {
-            layout: layout.name.clone(),
-            table: targets[&layout.name].clone(),
-            read: s.counts.read,
-            rejected: s.counts.rejected,
-            filtered: s.counts.filtered,
-            staged: s.rows,
-            stage_seconds: s.seconds,
-            ..Default::default()
-        };
-        let before = spool.rows();
-        o.orphans = publish::check_references(
-            &mut tx,
-            &p,
-            set.dataset.as_ref(),
-            &live,
-            names,
-            cx,
-            &mut spool,
-        )?;
-        o.rejected += spool.rows() - before;
-        reconciler.take(&mut tx, &layout.name, &new)?;
-        ddl::drop_fwload_columns(&mut tx, &new)?;
-        tx.batch_execute(&format!("ANALYZE {new}"))
-            .map_err(|e| LoadError::db(format!("analysing {new}"), e))?;
-        o.inserted = publish::table_rows(&mut tx, &new)?;
-        o.publish_seconds = t0.elapsed().as_secs_f64();
-        s.rows = o.inserted;
-        live.insert(layout.name.clone(), new.clone());
-        out.push(o);
-        staged_all.push(s);
+        rp.build(&mut tx, &mut new, *li, members)?;
     }
-    let reconciled = reconciler.finish(&mut tx, opts.force)?;
-    TableOutcome::note_reconciled(&mut out, reconciled);
-    if let Some(why) = opts.thresholds.crossed(totals.rejected, totals.read)
+    let reconciled = new.reconciler.finish(&mut tx, opts.force)?;
+    TableOutcome::note_reconciled(&mut new.out, reconciled);
+    if let Some(why) =
+        opts.thresholds.crossed(new.totals.rejected, new.totals.read)
         && !opts.force
     {
         return Err(LoadError::refused(format!(
             "{why}; nothing was changed (use --force to load anyway)"
         )));
     }
-    // Swap: the live table becomes the previous generation (replacing an
-    // older one), the new table takes its name. The locks come first, all
-    // at once and with a bounded wait, so readers queue behind the swap
-    // for no longer than `--lock-timeout`.
-    let mut swaps = Vec::new();
-    for (li, _) in work {
-        let (schema, table) =
-            target_parts(cx.target_schema, &set.layouts[*li]);
-        let live = qualified(&schema, &table);
-        let exists = publish::table_exists(&mut tx, &live)?;
-        swaps.push((*li, schema, table, live, exists));
+    let swaps = rp.lock_swaps(&mut tx, work)?;
+    rp.swap_all(&mut tx, &swaps, &mut new.out, &new.staged)?;
+    new.spool.flush_to(&mut tx, cx.meta)?;
+    finish(tx, cx, &new.out, opts.dry_run)?;
+    Ok((new.out, new.staged))
+}
+
+/// Creates the schema `schema` if need be and the new table `new` afresh
+/// (a leftover of an earlier try dropped first) by `ddl`, in the replace
+/// transaction, so the `COPY` into it can `FREEZE`.
+fn create_new_sql(schema: &str, new: &str, ddl: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {}; DROP TABLE IF EXISTS {new}; {}",
+        quote_ident(schema),
+        ddl
+    )
+}
+
+/// `ANALYZE` of the whole of a built table, so the statements after it
+/// and the readers after the swap are planned on its real statistics.
+fn analyze_sql(table: &str) -> String {
+    format!("ANALYZE {table}")
+}
+
+/// Moves the live table `live` aside as the previous generation `prev`
+/// (in `schema`), dropping an older one of that name first: `prev` is
+/// then exactly the table that was live.
+fn retire_sql(live: &str, schema: &str, prev: &str) -> String {
+    format!(
+        "DROP TABLE IF EXISTS {}; ALTER TABLE {live} RENAME TO {}",
+        qualified(schema, prev),
+        quote_ident(prev)
+    )
+}
+
+/// Records the previous generation ($4) of a table (dataset $1, target
+/// schema $2, table $3) swapped by run $5 in `{meta}.generations`: one row
+/// per table, the newest swap replacing an older one's and clearing its
+/// rollback mark.
+fn record_generation_sql(meta: &str) -> String {
+    format!(
+        "INSERT INTO {}.generations (dataset, target_schema, table_name, previous, run_id)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (dataset, target_schema, table_name)
+                     DO UPDATE SET previous = excluded.previous, run_id = excluded.run_id,
+                         swapped_at = now(), rolled_back_by = NULL",
+        quote_ident(meta)
+    )
+}
+
+/// Gives the table `from` (qualified, quoted) the name `to` in its own
+/// schema.
+fn rename_sql(from: &str, to: &str) -> String {
+    format!("ALTER TABLE {from} RENAME TO {}", quote_ident(to))
+}
+
+impl Replacing<'_, '_> {
+    /// Builds the new table of layout `li` from `members`: staged into
+    /// it, its references checked, its totals taken for reconciling,
+    /// fwload's columns dropped, analysed and counted.
+    fn build(
+        &self,
+        tx: &mut Transaction<'_>,
+        new: &mut NewTables<'_>,
+        li: usize,
+        members: &[MemberRef],
+    ) -> Result<(), LoadError> {
+        let cx = self.cx;
+        let layout = &self.set.layouts[li];
+        let (schema, table) = target_parts(cx.target_schema, layout);
+        let built = qualified(&schema, &format!("{table}{NEW}"));
+        let t0 = Instant::now();
+        let dest = self.destination(layout, (&schema, &table), &built);
+        let mut s = stage(tx, cx, &self.plans[li], members, &dest)?;
+        new.totals += s.counts;
+        let p = publish::Publish {
+            layout,
+            target: built.clone(),
+            staged: &s,
+            rows: s.rows,
+        };
+        let mut o = TableOutcome::of_staged(
+            layout,
+            self.targets[&layout.name].clone(),
+            &s,
+        );
+        let before = new.spool.rows();
+        o.orphans = publish::check_references(
+            tx,
+            &p,
+            self.set.dataset.as_ref(),
+            &new.live,
+            self.names,
+            cx,
+            &mut new.spool,
+        )?;
+        o.rejected += new.spool.rows() - before;
+        new.reconciler.take(tx, &layout.name, &built)?;
+        ddl::drop_fwload_columns(tx, &built)?;
+        tx.batch_execute(&analyze_sql(&built))
+            .map_err(|e| LoadError::db(format!("analysing {built}"), e))?;
+        o.inserted = publish::table_rows(tx, &built)?;
+        o.publish_seconds = t0.elapsed().as_secs_f64();
+        s.rows = o.inserted;
+        new.live.insert(layout.name.clone(), built);
+        new.out.push(o);
+        new.staged.push(s);
+        Ok(())
     }
-    let mut lock = Vec::new();
-    for (_, schema, table, live, exists) in &swaps {
-        let prev = qualified(schema, &format!("{table}{PREV}"));
-        if *exists {
-            lock.push(live.clone());
-        }
-        if publish::table_exists(&mut tx, &prev)? {
-            lock.push(prev);
+
+    /// The new table `new` of `layout`, to become `table` in `schema`:
+    /// created with the target's columns, its key and indexes named for
+    /// this run (so they do not clash with the live table's).
+    fn destination(
+        &self,
+        layout: &Layout,
+        (schema, table): (&str, &str),
+        new: &str,
+    ) -> Destination {
+        let kind = TableKind::Target {
+            soft_delete: self.opts.delete == DeletePolicy::Soft,
+        };
+        Destination {
+            table: new.to_owned(),
+            kind,
+            create: create_new_sql(
+                schema,
+                new,
+                &staging_ddl(layout, new, kind),
+            ),
+            build: ddl::key_and_indexes(
+                layout,
+                new,
+                self.set.references(),
+                Naming::Run(table, self.cx.run),
+            ),
+            staging: false,
         }
     }
-    lock_tables(&mut tx, &lock, opts.lock_timeout)?;
-    let guard = publish::PublishOptions {
-        mode: opts.mode,
-        delete: opts.delete,
-        max_delete_ratio: opts.max_delete_ratio,
-        force: opts.force,
-    };
-    for ((li, schema, table, live, exists), (o, s)) in
-        swaps.iter().zip(out.iter_mut().zip(&staged_all))
-    {
-        let layout = &set.layouts[*li];
+
+    /// The swaps of `work`, with the tables they rename locked: all at
+    /// once and with a bounded wait, so readers queue behind the swap for
+    /// no longer than `--lock-timeout`.
+    fn lock_swaps(
+        &self,
+        tx: &mut Transaction<'_>,
+        work: &[(usize, Vec<MemberRef>)],
+    ) -> Result<Vec<Swap>, LoadError> {
+        let mut swaps = Vec::new();
+        for (li, _) in work {
+            let (schema, table) =
+                target_parts(self.cx.target_schema, &self.set.layouts[*li]);
+            let live = qualified(&schema, &table);
+            let exists = publish::table_exists(tx, &live)?;
+            swaps.push(Swap { li: *li, schema, table, live, exists });
+        }
+        let mut lock = Vec::new();
+        for s in &swaps {
+            let prev = qualified(&s.schema, &format!("{}{PREV}", s.table));
+            if s.exists {
+                lock.push(s.live.clone());
+            }
+            if publish::table_exists(tx, &prev)? {
+                lock.push(prev);
+            }
+        }
+        lock_tables(tx, &lock, self.opts.lock_timeout)?;
+        Ok(swaps)
+    }
+
+    /// Swaps every new table in, each under the delete guard.
+    fn swap_all(
+        &self,
+        tx: &mut Transaction<'_>,
+        swaps: &[Swap],
+        out: &mut [TableOutcome],
+        staged: &[Staged],
+    ) -> Result<(), LoadError> {
+        let guard = publish::PublishOptions {
+            mode: self.opts.mode,
+            delete: self.opts.delete,
+            max_delete_ratio: self.opts.max_delete_ratio,
+            force: self.opts.force,
+        };
+        for (sw, (o, s)) in swaps.iter().zip(out.iter_mut().zip(staged)) {
+            self.swap(tx, sw, o, s, &guard)?;
+        }
+        Ok(())
+    }
+
+    /// Swaps one new table in: the live table, if any, becomes the
+    /// previous generation (replacing an older one) once the rows the new
+    /// table no longer has pass the delete guard; the new table takes its
+    /// name.
+    fn swap(
+        &self,
+        tx: &mut Transaction<'_>,
+        sw: &Swap,
+        o: &mut TableOutcome,
+        s: &Staged,
+        guard: &publish::PublishOptions,
+    ) -> Result<(), LoadError> {
+        let cx = self.cx;
+        let layout = &self.set.layouts[sw.li];
+        let Swap { schema, table, live, .. } = sw;
         let new = qualified(schema, &format!("{table}{NEW}"));
         let prev = format!("{table}{PREV}");
         let ctx = |e| LoadError::db(format!("swapping in {live}"), e);
-        if *exists {
-            let before = publish::table_rows(&mut tx, live)?;
-            o.deleted =
-                gone_rows(&mut tx, layout, live, &new, before, o.inserted)?;
+        if sw.exists {
+            let before = publish::table_rows(tx, live)?;
+            o.deleted = gone_rows(tx, layout, live, &new, before, o.inserted)?;
             publish::delete_guard(
                 o.deleted,
                 before,
                 s.unkeyed_rejects,
                 (live, &layout.name),
-                &guard,
+                guard,
             )?;
-            tx.batch_execute(&format!(
-                "DROP TABLE IF EXISTS {}; ALTER TABLE {live} RENAME TO {}",
-                qualified(schema, &prev),
-                quote_ident(&prev)
-            ))
-            .map_err(ctx)?;
+            tx.batch_execute(&retire_sql(live, schema, &prev)).map_err(ctx)?;
             tx.execute(
-                &format!(
-                    "INSERT INTO {}.generations (dataset, target_schema, table_name, previous, run_id)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (dataset, target_schema, table_name)
-                     DO UPDATE SET previous = excluded.previous, run_id = excluded.run_id,
-                         swapped_at = now(), rolled_back_by = NULL",
-                    quote_ident(cx.meta)
-                ),
+                &record_generation_sql(cx.meta),
                 &[&cx.dataset, schema, table, &prev, &cx.run],
             )
             .map_err(ctx)?;
         }
-        tx.batch_execute(&format!(
-            "ALTER TABLE {new} RENAME TO {}",
-            quote_ident(table)
-        ))
-        .map_err(ctx)?;
+        tx.batch_execute(&rename_sql(&new, table)).map_err(ctx)
     }
-    spool.flush_to(&mut tx, cx.meta)?;
-    finish(tx, cx, &out, opts.dry_run)?;
-    Ok((out, staged_all))
 }
 
 fn finish(
@@ -373,9 +505,8 @@ pub fn rollback(
     force: bool,
     lock_timeout: Duration,
 ) -> Result<Rollback, LoadError> {
+    let u = Undo { meta: meta_schema, dataset, target_schema, lock_timeout };
     meta::migrate(db, meta_schema)?;
-    let m = quote_ident(meta_schema);
-    let ctx = |e| LoadError::db(format!("rolling back {dataset}"), e);
     super::lock::lock(
         db,
         &super::lock::lock_key(dataset, target_schema),
@@ -383,45 +514,12 @@ pub fn rollback(
         &|_| {},
     )?;
     meta::abandon_dead_runs(db, meta_schema, dataset, target_schema)?;
-    let rows = db
-        .query(
-            &format!(
-                "SELECT table_name, previous, run_id, rolled_back_by FROM {m}.generations
-                 WHERE dataset = $1 AND target_schema = $2
-                   AND run_id = (SELECT max(run_id) FROM {m}.generations WHERE dataset = $1 AND target_schema = $2)
-                 ORDER BY table_name"
-            ),
-            &[&dataset, &target_schema],
-        )
-        .map_err(ctx)?;
-    let Some(first) = rows.first() else {
-        return Err(LoadError::refused(format!(
-            "dataset {dataset} has no previous generation in {target_schema} (only replace loads keep one)"
-        )));
-    };
-    let undone: i64 = first.get(2);
-    if let Some(by) = first.get::<_, Option<i64>>(3) {
+    let newest = u.newest(db)?;
+    let undone = newest.run;
+    if let Some(by) = newest.rolled_back_by {
         return Ok(Rollback::AlreadyDone { undone, by });
     }
-    let later: Vec<String> = db
-        .query(
-            &format!(
-                "SELECT id::text || ' (' || mode || ')' FROM {m}.runs
-                 WHERE dataset = $1 AND target_schema = $2 AND id > $3 AND status = 'succeeded'
-                 ORDER BY id"
-            ),
-            &[&dataset, &target_schema, &undone],
-        )
-        .map_err(ctx)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !later.is_empty() && !force {
-        return Err(LoadError::refused(format!(
-            "run {} changed {dataset} in {target_schema} after replace run {undone}, and rolling back would undo it too; nothing was changed (use --force to roll back anyway)",
-            later.join(", ")
-        )));
-    }
+    u.refuse_later_runs(db, undone, force)?;
     let run = meta::start_run(
         db,
         meta_schema,
@@ -436,13 +534,159 @@ pub fn rollback(
             controls: serde_json::Value::Null,
         },
     )?;
-    let swap = |db: &mut Client| -> Result<Vec<String>, LoadError> {
+    match u.swap_back(db, &newest, run) {
+        Ok(tables) => Ok(Rollback::Done { run, undone, tables }),
+        Err(e) => Err(u.record_failure(db, run, e)),
+    }
+}
+
+/// A rollback of one dataset in one target schema.
+struct Undo<'a> {
+    /// The metadata schema.
+    meta: &'a str,
+    /// The dataset.
+    dataset: &'a str,
+    /// The target schema.
+    target_schema: &'a str,
+    /// The longest wait for the swap's locks, each try.
+    lock_timeout: Duration,
+}
+
+/// What the newest replace run of a dataset swapped in.
+struct Newest {
+    /// The replace run.
+    run: i64,
+    /// The rollback run that undid it, if one did.
+    rolled_back_by: Option<i64>,
+    /// Each table it swapped in, and the name of its previous generation.
+    tables: Vec<(String, String)>,
+}
+
+/// The generations (table, previous, run, rolling-back run) of the newest
+/// replace run of dataset $1 in target schema $2, by table: every table
+/// that run swapped, and only those.
+fn newest_generations_sql(m: &str) -> String {
+    format!(
+        "SELECT table_name, previous, run_id, rolled_back_by FROM {m}.generations
+                 WHERE dataset = $1 AND target_schema = $2
+                   AND run_id = (SELECT max(run_id) FROM {m}.generations WHERE dataset = $1 AND target_schema = $2)
+                 ORDER BY table_name"
+    )
+}
+
+/// The succeeded runs of dataset $1 in target schema $2 after run $3, as
+/// `<id> (<mode>)`, oldest first: the runs a rollback of $3 would undo.
+fn later_runs_sql(m: &str) -> String {
+    format!(
+        "SELECT id::text || ' (' || mode || ')' FROM {m}.runs
+                 WHERE dataset = $1 AND target_schema = $2 AND id > $3 AND status = 'succeeded'
+                 ORDER BY id"
+    )
+}
+
+/// Swaps the live table `live` (named `table`) and its previous
+/// generation `old` (named `prev`) in `schema` through the free name
+/// `tmp`: afterwards each has the other's name.
+fn swap_back_sql(
+    (live, table): (&str, &str),
+    (old, prev): (&str, &str),
+    schema: &str,
+    tmp: &str,
+) -> String {
+    format!(
+        "ALTER TABLE {live} RENAME TO {};
+                 ALTER TABLE {old} RENAME TO {};
+                 ALTER TABLE {} RENAME TO {};",
+        quote_ident(tmp),
+        quote_ident(table),
+        qualified(schema, tmp),
+        quote_ident(prev),
+    )
+}
+
+/// Marks the generations of run $3 (dataset $1, target schema $2) rolled
+/// back by run $4, so a second rollback finds them done.
+fn mark_rolled_back_sql(m: &str) -> String {
+    format!(
+        "UPDATE {m}.generations SET rolled_back_by = $4
+                 WHERE dataset = $1 AND target_schema = $2 AND run_id = $3"
+    )
+}
+
+impl Undo<'_> {
+    /// A database error of the rollback.
+    fn db_error(&self, e: postgres::Error) -> LoadError {
+        LoadError::db(format!("rolling back {}", self.dataset), e)
+    }
+
+    /// The tables of the newest replace run.
+    ///
+    /// # Errors
+    /// A database error, or no replace run that kept a previous
+    /// generation.
+    fn newest(&self, db: &mut Client) -> Result<Newest, LoadError> {
+        let (dataset, target_schema) = (self.dataset, self.target_schema);
+        let rows = db
+            .query(
+                &newest_generations_sql(&quote_ident(self.meta)),
+                &[&dataset, &target_schema],
+            )
+            .map_err(|e| self.db_error(e))?;
+        let Some(first) = rows.first() else {
+            return Err(LoadError::refused(format!(
+                "dataset {dataset} has no previous generation in {target_schema} (only replace loads keep one)"
+            )));
+        };
+        Ok(Newest {
+            run: first.get(2),
+            rolled_back_by: first.get(3),
+            tables: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        })
+    }
+
+    /// Refuses, unless `force`, when a run succeeded after replace run
+    /// `undone`: rolling back would undo it too.
+    fn refuse_later_runs(
+        &self,
+        db: &mut Client,
+        undone: i64,
+        force: bool,
+    ) -> Result<(), LoadError> {
+        let (dataset, target_schema) = (self.dataset, self.target_schema);
+        let later: Vec<String> = db
+            .query(
+                &later_runs_sql(&quote_ident(self.meta)),
+                &[&dataset, &target_schema, &undone],
+            )
+            .map_err(|e| self.db_error(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !later.is_empty() && !force {
+            return Err(LoadError::refused(format!(
+                "run {} changed {dataset} in {target_schema} after replace run {undone}, and rolling back would undo it too; nothing was changed (use --force to roll back anyway)",
+                later.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Swaps the tables of `newest` back to their previous generation in
+    /// one transaction that also marks the generations rolled back and
+    /// records run `run` succeeded. Returns the tables swapped.
+    fn swap_back(
+        &self,
+        db: &mut Client,
+        newest: &Newest,
+        run: i64,
+    ) -> Result<Vec<String>, LoadError> {
+        let target_schema = self.target_schema;
+        let ctx = |e| self.db_error(e);
         let mut tx = db.transaction().map_err(ctx)?;
         let mut pairs = Vec::new();
-        for r in &rows {
-            let (table, prev): (String, String) = (r.get(0), r.get(1));
-            let live = qualified(target_schema, &table);
-            let old = qualified(target_schema, &prev);
+        for (table, prev) in &newest.tables {
+            let live = qualified(target_schema, table);
+            let old = qualified(target_schema, prev);
             if !publish::table_exists(&mut tx, &old)? {
                 return Err(LoadError::refused(format!(
                     "{live}: the previous generation {prev} is gone; nothing was changed"
@@ -454,59 +698,57 @@ pub fn rollback(
             .iter()
             .flat_map(|(_, _, live, old)| [live.clone(), old.clone()])
             .collect();
-        lock_tables(&mut tx, &lock, lock_timeout)?;
+        lock_tables(&mut tx, &lock, self.lock_timeout)?;
         let mut swapped = Vec::new();
         for (table, prev, live, old) in pairs {
             let tmp = format!("{table}__fwswap");
-            tx.batch_execute(&format!(
-                "ALTER TABLE {live} RENAME TO {};
-                 ALTER TABLE {old} RENAME TO {};
-                 ALTER TABLE {} RENAME TO {};",
-                quote_ident(&tmp),
-                quote_ident(&table),
-                qualified(target_schema, &tmp),
-                quote_ident(&prev),
+            tx.batch_execute(&swap_back_sql(
+                (&live, table),
+                (&old, prev),
+                target_schema,
+                &tmp,
             ))
             .map_err(ctx)?;
             swapped.push(live);
         }
         tx.execute(
-            &format!(
-                "UPDATE {m}.generations SET rolled_back_by = $4
-                 WHERE dataset = $1 AND target_schema = $2 AND run_id = $3"
-            ),
-            &[&dataset, &target_schema, &undone, &run],
+            &mark_rolled_back_sql(&quote_ident(self.meta)),
+            &[&self.dataset, &target_schema, &newest.run, &run],
         )
         .map_err(ctx)?;
         let counts =
-            serde_json::json!({ "undo_run": undone, "tables": swapped });
+            serde_json::json!({ "undo_run": newest.run, "tables": swapped });
         tx.execute(
-            &meta::finish_sql(meta_schema),
+            &meta::finish_sql(self.meta),
             &[&run, &"succeeded", &None::<String>, &Json(counts)],
         )
         .map_err(ctx)?;
         tx.commit().map_err(ctx)?;
         Ok(swapped)
-    };
-    match swap(db) {
-        Ok(tables) => Ok(Rollback::Done { run, undone, tables }),
-        Err(e) => {
-            let status = match e.kind() {
-                super::LoadErrorKind::Refused(_) => "refused",
-                _ => "failed",
-            };
-            let reason = e.line();
-            // The failure is what the caller needs; recording it is best
-            // effort (the connection may be gone).
-            let _ = meta::finish_run(
-                db,
-                meta_schema,
-                run,
-                status,
-                Some(&reason),
-                &serde_json::Value::Null,
-            );
-            Err(e)
-        }
+    }
+
+    /// Records run `run` refused or failed by `e`, and returns `e`: the
+    /// failure is what the caller needs; recording it is best effort (the
+    /// connection may be gone).
+    fn record_failure(
+        &self,
+        db: &mut Client,
+        run: i64,
+        e: LoadError,
+    ) -> LoadError {
+        let status = match e.kind() {
+            super::LoadErrorKind::Refused(_) => "refused",
+            _ => "failed",
+        };
+        let reason = e.line();
+        let _ = meta::finish_run(
+            db,
+            self.meta,
+            run,
+            status,
+            Some(&reason),
+            &serde_json::Value::Null,
+        );
+        e
     }
 }

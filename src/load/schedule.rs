@@ -50,130 +50,193 @@ pub(super) fn stage_and_publish(
     built: &[usize],
     publish: &Publishing<'_>,
 ) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
-    let kind = |li: usize| {
-        if built.contains(&li) {
-            stage::TableKind::Target {
-                soft_delete: opts.delete == DeletePolicy::Soft,
-            }
-        } else {
-            stage::TableKind::Staging
-        }
+    let stages = Stages {
+        opts,
+        cx,
+        plans,
+        built,
+        queue: Mutex::new(stage_order(work, built)),
+        stop: AtomicBool::new(false),
     };
-    // Stages start in publishing order, so publishing can begin early;
-    // when every table is built (publishing them is brief), biggest
-    // first, so no connection waits long on the other's last table. The
-    // queue is popped from its end.
-    let mut order: Vec<&Work> = work.iter().rev().collect();
-    if work.iter().all(|w| built.contains(&w.layout)) {
-        order.sort_by_key(|w| w.bytes);
-    }
-    let queue = Mutex::new(order);
-    let stop = AtomicBool::new(false);
-    let (done_tx, done_rx) =
-        crossbeam_channel::unbounded::<(usize, Result<Staged, LoadError>)>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
     let jobs = opts.jobs.max(1).min(work.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let done = done_tx.clone();
-            let (queue, stop) = (&queue, &stop);
-            s.spawn(move || {
-                let mut db = match connect(opts) {
-                    Ok(db) => db,
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        let _ = done.send((usize::MAX, Err(e)));
-                        return;
-                    }
-                };
-                while !stop.load(Ordering::Relaxed) {
-                    let Some(w) = queue.lock().expect("queue").pop() else {
-                        return;
-                    };
-                    let plan = &plans[w.layout];
-                    let reused = if opts.resume {
-                        stage::reusable(
-                            &mut db,
-                            cx,
-                            &plan.layout,
-                            &w.members,
-                            kind(w.layout),
-                        )
-                    } else {
-                        Ok(Err(stage::NotReused::Different))
-                    };
-                    let staged = reused.and_then(|r| match r {
-                        Ok(s) => Ok(s),
-                        Err(why) => stage_one(
-                            &mut db,
-                            cx,
-                            plan,
-                            &w.members,
-                            kind(w.layout),
-                        )
-                        .map(|s| Staged {
-                            restaged: match why {
-                                stage::NotReused::Unproven(w) => Some(w),
-                                stage::NotReused::Different => None,
-                            },
-                            ..s
-                        }),
-                    });
-                    if staged.is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    let _ = done.send((w.layout, staged));
-                }
-            });
+            let stages = &stages;
+            s.spawn(move || stages.run(&done));
         }
         drop(done_tx);
-        let mut staged: HashMap<usize, Staged> = HashMap::new();
-        let mut stage_error = None;
-        let receive = |staged: &mut HashMap<usize, Staged>,
-                       stage_error: &mut Option<LoadError>|
-         -> bool {
-            match done_rx.recv() {
-                Ok((li, Ok(s))) => {
-                    staged.insert(li, s);
-                    true
-                }
-                Ok((_, Err(e))) => {
-                    stage_error.get_or_insert(e);
-                    true
-                }
-                Err(_) => false,
-            }
-        };
+        let mut arrived =
+            Arrived { rx: done_rx, staged: HashMap::new(), error: None };
         let in_work = |li: usize| work.iter().any(|w| w.layout == li);
         let published = publish_all(db, cx, publish, opts, &mut |li| {
             if !in_work(li) {
                 return Ok(None);
             }
-            while !staged.contains_key(&li) {
-                if let Some(e) = stage_error.take() {
-                    return Err(e);
-                }
-                if !receive(&mut staged, &mut stage_error) {
-                    return Err(LoadError::input(format!(
-                        "staging stopped before layout {}",
-                        publish.set.layouts[li].name
-                    )));
-                }
-            }
-            Ok(staged.get(&li).cloned())
+            arrived.wait_for(li, &publish.set.layouts[li].name).map(Some)
         });
-        // Every stage finishes (or stops after a stage failed).
-        while receive(&mut staged, &mut stage_error) {}
-        if let Some(e) = stage_error {
-            return Err(e);
-        }
-        let mut all: Vec<(usize, Staged)> = staged.into_iter().collect();
-        all.sort_by_key(|(li, _)| *li);
-        let all: Vec<Staged> = all.into_iter().map(|(_, s)| s).collect();
+        let all = arrived.all()?;
         if published.is_err() {
             check_thresholds(opts, &all)?;
         }
         published.map(|tables| (tables, all))
     })
+}
+
+/// The order stages start in, as a queue popped from its end: publishing
+/// order, so publishing can begin early; when every table is built
+/// (publishing them is brief), biggest first, so no connection waits
+/// long on the other's last table.
+fn stage_order<'w>(work: &'w [Work], built: &[usize]) -> Vec<&'w Work> {
+    let mut order: Vec<&Work> = work.iter().rev().collect();
+    if work.iter().all(|w| built.contains(&w.layout)) {
+        order.sort_by_key(|w| w.bytes);
+    }
+    order
+}
+
+/// A finished stage: its layout (`usize::MAX` when a connection failed)
+/// and its result.
+type Done = (usize, Result<Staged, LoadError>);
+
+/// What the staging connections share: the work still to start, and
+/// whether to stop starting it.
+struct Stages<'s, 'a> {
+    opts: &'s LoadOptions,
+    cx: &'s StageContext<'a>,
+    plans: &'s [Arc<Plan>],
+    /// Layouts staged into tables that can become their targets.
+    built: &'s [usize],
+    /// Work not started yet, popped from the end.
+    queue: Mutex<Vec<&'s Work>>,
+    /// Set by a failed stage: no more are started.
+    stop: AtomicBool,
+}
+
+impl Stages<'_, '_> {
+    /// What layout `li`'s stage fills.
+    fn kind(&self, li: usize) -> stage::TableKind {
+        if self.built.contains(&li) {
+            stage::TableKind::Target {
+                soft_delete: self.opts.delete == DeletePolicy::Soft,
+            }
+        } else {
+            stage::TableKind::Staging
+        }
+    }
+
+    /// One staging connection: stages work from the queue until it is
+    /// empty or a stage failed, sending each result to `done`.
+    fn run(&self, done: &crossbeam_channel::Sender<Done>) {
+        let mut db = match connect(self.opts) {
+            Ok(db) => db,
+            Err(e) => {
+                self.stop.store(true, Ordering::Relaxed);
+                let _ = done.send((usize::MAX, Err(e)));
+                return;
+            }
+        };
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(w) = self.queue.lock().expect("queue").pop() else {
+                return;
+            };
+            let staged = self.stage(&mut db, w);
+            if staged.is_err() {
+                self.stop.store(true, Ordering::Relaxed);
+            }
+            let _ = done.send((w.layout, staged));
+        }
+    }
+
+    /// Stages `w`, or with `--resume` reuses a previous run's staging
+    /// that proves complete (else saying why it was not reused).
+    fn stage(&self, db: &mut Client, w: &Work) -> Result<Staged, LoadError> {
+        let plan = &self.plans[w.layout];
+        let kind = self.kind(w.layout);
+        let reused = if self.opts.resume {
+            stage::reusable(db, self.cx, &plan.layout, &w.members, kind)?
+        } else {
+            Err(stage::NotReused::Different)
+        };
+        match reused {
+            Ok(s) => Ok(s),
+            Err(why) => {
+                stage_one(db, self.cx, plan, &w.members, kind).map(|s| {
+                    Staged {
+                        restaged: match why {
+                            stage::NotReused::Unproven(w) => Some(w),
+                            stage::NotReused::Different => None,
+                        },
+                        ..s
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// The stages as they arrive on the publishing side.
+struct Arrived {
+    rx: crossbeam_channel::Receiver<Done>,
+    /// Staged layouts, by index.
+    staged: HashMap<usize, Staged>,
+    /// The first stage error not yet reported.
+    error: Option<LoadError>,
+}
+
+impl Arrived {
+    /// Takes the next finished stage; false once every connection ended.
+    fn receive(&mut self) -> bool {
+        match self.rx.recv() {
+            Ok((li, Ok(s))) => {
+                self.staged.insert(li, s);
+                true
+            }
+            Ok((_, Err(e))) => {
+                self.error.get_or_insert(e);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits for layout `li` (named `name`) to be staged.
+    ///
+    /// # Errors
+    /// A stage's error, or staging stopped before it.
+    fn wait_for(
+        &mut self,
+        li: usize,
+        name: &str,
+    ) -> Result<Staged, LoadError> {
+        while !self.staged.contains_key(&li) {
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+            if !self.receive() {
+                return Err(LoadError::input(format!(
+                    "staging stopped before layout {name}"
+                )));
+            }
+        }
+        Ok(self.staged[&li].clone())
+    }
+
+    /// Waits for every stage to finish (or stop after a stage failed),
+    /// returning them in layout order.
+    ///
+    /// # Errors
+    /// A stage's error.
+    fn all(mut self) -> Result<Vec<Staged>, LoadError> {
+        while self.receive() {}
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut all: Vec<(usize, Staged)> = self.staged.into_iter().collect();
+        all.sort_by_key(|(li, _)| *li);
+        Ok(all.into_iter().map(|(_, s)| s).collect())
+    }
 }
 
 /// Stages one layout in a transaction of its own.
@@ -256,18 +319,7 @@ fn publish_all(
             staged: s,
             rows: s.rows,
         };
-        let mut o = TableOutcome {
-            layout: layout.name.clone(),
-            table: target.clone(),
-            read: s.counts.read,
-            rejected: s.counts.rejected,
-            filtered: s.counts.filtered,
-            staged: s.rows,
-            stage_seconds: s.seconds,
-            reused: s.reused,
-            restaged: s.restaged.clone(),
-            ..Default::default()
-        };
+        let mut o = TableOutcome::of_staged(layout, target.clone(), s);
         let orphans_before = spool_rows(&spool);
         o.orphans = publish::check_references(
             &mut tx,

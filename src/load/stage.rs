@@ -27,7 +27,7 @@ use crate::report::{
     MemberReport, Progress, RejectGroups, RejectWriter, render_raw,
 };
 use crate::schema::{Layout, Reference, column, quote_ident};
-use crate::source::{self, SourceOptions};
+use crate::source::{self, MemberInfo, SourceOptions};
 use crate::validate::apply_duplicates;
 
 /// One member to stage.
@@ -497,225 +497,354 @@ pub fn stage<C: GenericClient>(
     dest: &Destination,
 ) -> Result<Staged, LoadError> {
     let started = Instant::now();
-    let layout = &plan.layout;
-    let table = dest.table.clone();
-    let ctx = |what: &str| {
-        let what = format!("{what} {}", layout.name);
-        move |e| LoadError::db(what.clone(), e)
-    };
+    let job = StageJob { cx, plan, members, dest };
     db.batch_execute(&dest.create)
-        .map_err(ctx("creating the staging table of"))?;
-    let mut spool = Spool::new(cx.run)
-        .map_err(|e| LoadError::spill("rejects spool", e))?;
-    let mut keys = KeyIndex::default();
-    let mut unkeyed = 0u64;
-    let mut reports: Vec<MemberReport> = Vec::new();
-    // Rejected records' keys protect target rows from a snapshot's
-    // deletes; a table that becomes a new target has none to protect.
-    let skip_rejected_keys = dest.kind != TableKind::Staging;
+        .map_err(job.db_error("creating the staging table of"))?;
+    let mut got = Gathered {
+        spool: Spool::new(cx.run)
+            .map_err(|e| LoadError::spill("rejects spool", e))?,
+        keys: KeyIndex::default(),
+        unkeyed: 0,
+        reports: Vec::new(),
+    };
     // Rows the table holds once staged: those the COPY wrote less the
     // duplicates removed (the proof of a complete stage, for --resume).
-    let copied: u64;
-    let mut removed = 0u64;
-    {
-        let mut w = db
-            .copy_in(&format!(
-                "COPY {table} ({}) FROM STDIN (FORMAT binary, FREEZE)",
-                staging_columns(layout)
-            ))
-            .map_err(ctx("starting COPY into staging for"))?;
-        let io = |e: std::io::Error| {
-            LoadError::copy(format!("staging {}", layout.name), e)
-        };
-        w.write_all(pgcopy::HEADER).map_err(io)?;
-        for m in members {
-            let t0 = Instant::now();
-            let mut outcome: Option<MemberReport> = None;
-            let want = |name: &str| name == m.member;
-            let path = PathBuf::from(&m.input);
-            source::read_input::<LoadError>(
-                &path,
-                &cx.source,
-                &want,
-                &mut |info, body| {
-                    cx.progress
-                        .message(&format!("{} → {}", info.name, layout.table));
-                    let cap =
-                        cx.pipeline.chunk_size + cx.pipeline.chunk_size / 2;
-                    // Which sink failed decides the error: the COPY stream
-                    // (the server's or the connection's), a stop request,
-                    // or the rejects outputs.
-                    let copy_failed = AtomicBool::new(false);
-                    let mut consume =
-                        |r: &mut ChunkResult<CopyRows>| -> std::io::Result<()> {
-                            if cx.interrupt.raised().is_some() {
-                                return Err(std::io::ErrorKind::Interrupted.into());
-                            }
-                            cx.progress.inc(r.len as u64);
-                            w.write_all(&r.rows.buf).inspect_err(|_| {
-                                copy_failed.store(true, Ordering::Relaxed);
-                            })?;
-                            for rej in &r.rejects {
-                                cx.rejects
-                                    .write_reject(rej, layout, &mut spool)?;
-                            }
-                            unkeyed +=
-                                r.rejects.len() as u64 - r.rows.rejected_keys;
-                            keys.push(&r.keys, &r.key_order)
-                        };
-                    let origin = Origin {
-                        file: m.file,
-                        export_version: cx
-                            .export_versions
-                            .get(&m.input)
-                            .map(String::as_str),
-                    };
-                    let run = run_member(
-                        plan,
-                        info,
-                        origin,
-                        body,
-                        &cx.pipeline,
-                        Arc::new(move || {
-                            let mut rows = CopyRows::with_capacity(cap);
-                            rows.skip_rejected_keys = skip_rejected_keys;
-                            rows
-                        }),
-                        &mut consume,
-                    )
-                    .map_err(|e| match e {
-                        PipelineError::Header(_)
-                        | PipelineError::Version(_) => {
-                            LoadError::schema(e.to_string())
-                        }
-                        PipelineError::Sink(io) => {
-                            if let Some(signal) = cx.interrupt.raised() {
-                                LoadError::interrupted(signal)
-                            } else if copy_failed.load(Ordering::Relaxed) {
-                                LoadError::copy(
-                                    format!(
-                                        "staging {}:{}",
-                                        info.input, info.name
-                                    ),
-                                    io,
-                                )
-                            } else {
-                                LoadError::spill(
-                                    format!(
-                                        "staging {}:{}",
-                                        info.input, info.name
-                                    ),
-                                    io,
-                                )
-                            }
-                        }
-                        PipelineError::Source(e) => LoadError::from(e),
-                        other => LoadError::input(other.to_string()),
-                    })?;
-                    let seconds = t0.elapsed().as_secs_f64();
-                    outcome = Some(MemberReport::of_run(
-                        info, layout, &run, seconds,
-                    ));
-                    Ok(Some(run.sha256))
-                },
-            )?;
-            let report = outcome.ok_or_else(|| {
-                LoadError::input(format!(
-                    "{}: member {} not found",
-                    m.input, m.member
-                ))
-            })?;
-            reports.push(report);
-        }
-        w.write_all(pgcopy::TRAILER).map_err(io)?;
-        copied = w.finish().map_err(ctx("finishing COPY into staging for"))?;
-    }
-    // Duplicate keys: the policy decides which records stay.
-    // Duplicate keys: the policy decides which records stay; the others
-    // leave staging in batches (memory stays flat however many).
-    let index_of =
-        |file: u32| members.iter().position(|m| m.file == file).unwrap_or(0);
-    let delete = format!(
-        "DELETE FROM {table} WHERE (_fw_file, _fw_line) IN (SELECT * FROM unnest($1::int4[], $2::int8[]))"
-    );
-    let mut files: Vec<i32> = Vec::new();
-    let mut lines: Vec<i64> = Vec::new();
-    let mut failed = None;
-    let flush = |db: &mut C,
-                 files: &mut Vec<i32>,
-                 lines: &mut Vec<i64>,
-                 removed: &mut u64|
-     -> Result<(), LoadError> {
-        if !files.is_empty() {
-            *removed += db
-                .execute(&delete, &[&*files, &*lines])
-                .map_err(ctx("removing duplicate keys from staging for"))?;
-            files.clear();
-            lines.clear();
-        }
-        Ok(())
-    };
-    keys.for_each_duplicate(layout.duplicates, &mut |d| {
-        files.push(d.entry.file as i32);
-        lines.push(d.entry.line as i64);
-        apply_duplicates(&[d], layout, &index_of, &mut reports, &mut |r| {
-            cx.rejects.write_reject(r, layout, &mut spool)
-        })?;
-        if files.len() >= 8192
-            && let Err(e) = flush(db, &mut files, &mut lines, &mut removed)
-        {
-            failed = Some(e);
-            return Err(std::io::Error::other("stopped"));
-        }
-        Ok(())
-    })
-    .or_else(|e| if failed.is_some() { Ok(()) } else { Err(e) })
-    .map_err(|e| LoadError::spill("key index", e))?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    flush(db, &mut files, &mut lines, &mut removed)?;
-    for sql in &dest.build {
-        db.batch_execute(sql)
-            .map_err(ctx("building the key and indexes of"))?;
-    }
+    let copied = job.copy(db, &mut got)?;
+    let Gathered { mut spool, keys, unkeyed, mut reports } = got;
+    let removed = job.remove_duplicates(db, keys, &mut reports, &mut spool)?;
+    job.build(db)?;
     spool.flush_to(db, cx.meta)?;
     if dest.staging {
-        // Row counts and the statistics of the joined columns let the
-        // planner join staging to the target sensibly.
-        let cols: Vec<String> = analyze_columns(layout, cx.references)
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect();
-        if !cols.is_empty() {
-            db.batch_execute(&format!(
-                "ANALYZE {table} ({})",
-                cols.join(", ")
-            ))
-            .map_err(ctx("analysing the staging table of"))?;
-        }
+        job.analyze(db)?;
     }
-    let mut counts = Counts::default();
-    for r in &reports {
-        counts += r.counts;
-    }
-    let staged = Staged {
-        layout: layout.name.clone(),
-        table: table.clone(),
-        members: reports,
-        counts,
-        rows: counts.valid,
-        unkeyed_rejects: unkeyed,
-        table_rows: copied - removed,
-        reused: false,
-        restaged: None,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let staged = job.staged(reports, unkeyed, copied - removed, started);
     if !dest.staging {
         return Ok(staged);
     }
     record_staged(db, cx, members, dest, &staged)?;
     Ok(staged)
+}
+
+/// One stage: what it stages, and into which table.
+struct StageJob<'j, 'a> {
+    cx: &'j StageContext<'a>,
+    plan: &'j Arc<Plan>,
+    members: &'j [MemberRef],
+    dest: &'j Destination,
+}
+
+/// What a stage's `COPY` gathers besides the rows it writes.
+struct Gathered {
+    /// Rejects bound for `{meta}.rejects`.
+    spool: Spool,
+    /// Every key, for finding duplicates.
+    keys: KeyIndex,
+    /// Rejected records whose key could not be read.
+    unkeyed: u64,
+    /// Per member, in order.
+    reports: Vec<MemberReport>,
+}
+
+/// Duplicate records deleted from staging by one statement.
+const DELETE_BATCH: usize = 8192;
+
+/// `COPY` of a stage's rows into `table`: binary, in the column order
+/// of [`staging_columns`], and with `FREEZE` (the table was created in
+/// the same transaction), so the rows are written once, already frozen.
+fn copy_in_sql(table: &str, layout: &Layout) -> String {
+    format!(
+        "COPY {table} ({}) FROM STDIN (FORMAT binary, FREEZE)",
+        staging_columns(layout)
+    )
+}
+
+/// Deletes the rows of `table` at the (`_fw_file`, `_fw_line`) pairs
+/// given as two parallel arrays (`$1` int4[], `$2` int8[]): exactly the
+/// records named, whatever else the table holds.
+fn delete_lines_sql(table: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE (_fw_file, _fw_line) IN (SELECT * FROM unnest($1::int4[], $2::int8[]))"
+    )
+}
+
+/// `ANALYZE` of the columns `cols` (quoted) of `table` only: row counts
+/// and the statistics of the columns publishing joins on.
+fn analyze_sql(table: &str, cols: &[String]) -> String {
+    format!("ANALYZE {table} ({})", cols.join(", "))
+}
+
+impl StageJob<'_, '_> {
+    /// The error of a statement on this stage's table: `what`, then the
+    /// layout's name.
+    fn db_error(
+        &self,
+        what: &str,
+    ) -> impl FnOnce(postgres::Error) -> LoadError {
+        let what = format!("{what} {}", self.plan.layout.name);
+        move |e| LoadError::db(what, e)
+    }
+
+    /// Streams every member, in order, into the table with one binary
+    /// `COPY`, returning the rows it wrote.
+    fn copy<C: GenericClient>(
+        &self,
+        db: &mut C,
+        got: &mut Gathered,
+    ) -> Result<u64, LoadError> {
+        let layout = &self.plan.layout;
+        let mut w = db
+            .copy_in(&copy_in_sql(&self.dest.table, layout))
+            .map_err(self.db_error("starting COPY into staging for"))?;
+        let io = |e: std::io::Error| {
+            LoadError::copy(format!("staging {}", layout.name), e)
+        };
+        w.write_all(pgcopy::HEADER).map_err(io)?;
+        for m in self.members {
+            let report = self.copy_member(&mut w, m, got)?;
+            got.reports.push(report);
+        }
+        w.write_all(pgcopy::TRAILER).map_err(io)?;
+        w.finish().map_err(self.db_error("finishing COPY into staging for"))
+    }
+
+    /// Runs member `m` through the pipeline into the `COPY` stream `w`,
+    /// returning its report.
+    fn copy_member<W: Write + Send>(
+        &self,
+        w: &mut W,
+        m: &MemberRef,
+        got: &mut Gathered,
+    ) -> Result<MemberReport, LoadError> {
+        let cx = self.cx;
+        let layout = &self.plan.layout;
+        let t0 = Instant::now();
+        let mut outcome: Option<MemberReport> = None;
+        let want = |name: &str| name == m.member;
+        let path = PathBuf::from(&m.input);
+        source::read_input::<LoadError>(
+            &path,
+            &cx.source,
+            &want,
+            &mut |info, body| {
+                cx.progress
+                    .message(&format!("{} → {}", info.name, layout.table));
+                // Which sink failed decides the error: the COPY stream
+                // (the server's or the connection's), a stop request, or
+                // the rejects outputs.
+                let copy_failed = AtomicBool::new(false);
+                let mut consume =
+                    |r: &mut ChunkResult<CopyRows>| -> std::io::Result<()> {
+                        self.consume(r, w, got, &copy_failed)
+                    };
+                let origin = Origin {
+                    file: m.file,
+                    export_version: cx
+                        .export_versions
+                        .get(&m.input)
+                        .map(String::as_str),
+                };
+                let run = run_member(
+                    self.plan,
+                    info,
+                    origin,
+                    body,
+                    &cx.pipeline,
+                    self.make_rows(),
+                    &mut consume,
+                )
+                .map_err(|e| self.pipeline_error(e, info, &copy_failed))?;
+                let seconds = t0.elapsed().as_secs_f64();
+                outcome =
+                    Some(MemberReport::of_run(info, layout, &run, seconds));
+                Ok(Some(run.sha256))
+            },
+        )?;
+        outcome.ok_or_else(|| {
+            LoadError::input(format!(
+                "{}: member {} not found",
+                m.input, m.member
+            ))
+        })
+    }
+
+    /// Makes the pipeline's row sinks for this stage's table.
+    fn make_rows(&self) -> Arc<dyn Fn() -> CopyRows + Send + Sync> {
+        let cap =
+            self.cx.pipeline.chunk_size + self.cx.pipeline.chunk_size / 2;
+        // Rejected records' keys protect target rows from a snapshot's
+        // deletes; a table that becomes a new target has none to protect.
+        let skip_rejected_keys = self.dest.kind != TableKind::Staging;
+        Arc::new(move || {
+            let mut rows = CopyRows::with_capacity(cap);
+            rows.skip_rejected_keys = skip_rejected_keys;
+            rows
+        })
+    }
+
+    /// Takes one chunk's result: its rows into the `COPY` stream `w`, its
+    /// rejects to their outputs, its keys into the index.
+    fn consume(
+        &self,
+        r: &mut ChunkResult<CopyRows>,
+        w: &mut impl Write,
+        got: &mut Gathered,
+        copy_failed: &AtomicBool,
+    ) -> std::io::Result<()> {
+        let cx = self.cx;
+        if cx.interrupt.raised().is_some() {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        cx.progress.inc(r.len as u64);
+        w.write_all(&r.rows.buf).inspect_err(|_| {
+            copy_failed.store(true, Ordering::Relaxed);
+        })?;
+        for rej in &r.rejects {
+            cx.rejects.write_reject(rej, &self.plan.layout, &mut got.spool)?;
+        }
+        got.unkeyed += r.rejects.len() as u64 - r.rows.rejected_keys;
+        got.keys.push(&r.keys, &r.key_order)
+    }
+
+    /// The load error of a member whose pipeline failed; a failed sink is
+    /// a stop request, the `COPY` stream (`copy_failed`) or the rejects
+    /// outputs.
+    fn pipeline_error(
+        &self,
+        e: PipelineError<std::io::Error>,
+        info: &MemberInfo,
+        copy_failed: &AtomicBool,
+    ) -> LoadError {
+        match e {
+            PipelineError::Header(_) | PipelineError::Version(_) => {
+                LoadError::schema(e.to_string())
+            }
+            PipelineError::Sink(io) => {
+                if let Some(signal) = self.cx.interrupt.raised() {
+                    LoadError::interrupted(signal)
+                } else if copy_failed.load(Ordering::Relaxed) {
+                    LoadError::copy(
+                        format!("staging {}:{}", info.input, info.name),
+                        io,
+                    )
+                } else {
+                    LoadError::spill(
+                        format!("staging {}:{}", info.input, info.name),
+                        io,
+                    )
+                }
+            }
+            PipelineError::Source(e) => LoadError::from(e),
+            other => LoadError::input(other.to_string()),
+        }
+    }
+
+    /// Duplicate keys: the policy decides which records stay; the others
+    /// leave staging in batches (memory stays flat however many). Returns
+    /// the rows deleted.
+    fn remove_duplicates<C: GenericClient>(
+        &self,
+        db: &mut C,
+        keys: KeyIndex,
+        reports: &mut [MemberReport],
+        spool: &mut Spool,
+    ) -> Result<u64, LoadError> {
+        let layout = &self.plan.layout;
+        let members = self.members;
+        let index_of = |file: u32| {
+            members.iter().position(|m| m.file == file).unwrap_or(0)
+        };
+        let delete = delete_lines_sql(&self.dest.table);
+        let mut files: Vec<i32> = Vec::new();
+        let mut lines: Vec<i64> = Vec::new();
+        let mut removed = 0u64;
+        let mut failed = None;
+        let mut flush = |db: &mut C,
+                         files: &mut Vec<i32>,
+                         lines: &mut Vec<i64>|
+         -> Result<(), LoadError> {
+            if !files.is_empty() {
+                removed += db.execute(&delete, &[&*files, &*lines]).map_err(
+                    self.db_error("removing duplicate keys from staging for"),
+                )?;
+                files.clear();
+                lines.clear();
+            }
+            Ok(())
+        };
+        keys.for_each_duplicate(layout.duplicates, &mut |d| {
+            files.push(d.entry.file as i32);
+            lines.push(d.entry.line as i64);
+            apply_duplicates(&[d], layout, &index_of, reports, &mut |r| {
+                self.cx.rejects.write_reject(r, layout, spool)
+            })?;
+            if files.len() >= DELETE_BATCH
+                && let Err(e) = flush(db, &mut files, &mut lines)
+            {
+                failed = Some(e);
+                return Err(std::io::Error::other("stopped"));
+            }
+            Ok(())
+        })
+        .or_else(|e| if failed.is_some() { Ok(()) } else { Err(e) })
+        .map_err(|e| LoadError::spill("key index", e))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        flush(db, &mut files, &mut lines)?;
+        Ok(removed)
+    }
+
+    /// Builds the key and indexes of a table that becomes a target.
+    fn build<C: GenericClient>(&self, db: &mut C) -> Result<(), LoadError> {
+        for sql in &self.dest.build {
+            db.batch_execute(sql)
+                .map_err(self.db_error("building the key and indexes of"))?;
+        }
+        Ok(())
+    }
+
+    /// Analyses a staging table: row counts and the statistics of the
+    /// joined columns let the planner join staging to the target
+    /// sensibly.
+    fn analyze<C: GenericClient>(&self, db: &mut C) -> Result<(), LoadError> {
+        let cols: Vec<String> =
+            analyze_columns(&self.plan.layout, self.cx.references)
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect();
+        if cols.is_empty() {
+            return Ok(());
+        }
+        db.batch_execute(&analyze_sql(&self.dest.table, &cols))
+            .map_err(self.db_error("analysing the staging table of"))
+    }
+
+    /// The stage's result: the members' counts summed, and the rows its
+    /// table holds.
+    fn staged(
+        &self,
+        reports: Vec<MemberReport>,
+        unkeyed: u64,
+        table_rows: u64,
+        started: Instant,
+    ) -> Staged {
+        let mut counts = Counts::default();
+        for r in &reports {
+            counts += r.counts;
+        }
+        Staged {
+            layout: self.plan.layout.name.clone(),
+            table: self.dest.table.clone(),
+            members: reports,
+            counts,
+            rows: counts.valid,
+            unkeyed_rejects: unkeyed,
+            table_rows,
+            reused: false,
+            restaged: None,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 /// Records a committed stage in `{meta}.staged`, in the stage's own
