@@ -630,10 +630,9 @@ pub fn read_input<E: From<SourceError>>(
 ) -> Result<InputDigest, E> {
     let name = path.display().to_string();
     let input: Arc<str> = Arc::from(name.as_str());
-    let io_err = |e| SourceError::new(&name, None, SourceErrorKind::Io(e));
     let kind = detect(path)?;
-    let file = File::open(path).map_err(io_err)?;
-    let size = file.metadata().map_err(io_err)?.len();
+    let file = File::open(path).map_err(|e| io_err(&name, e))?;
+    let size = file.metadata().map_err(|e| io_err(&name, e))?.len();
     if size == 0 {
         return Err(
             SourceError::new(&name, None, SourceErrorKind::Empty).into()
@@ -643,120 +642,21 @@ pub fn read_input<E: From<SourceError>>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| name.clone());
+    let opened = Opened { path, name: &name, input, file, size, file_name };
     let sha256 = match kind {
-        InputKind::Plain => {
-            let info = MemberInfo {
-                input: input.clone(),
-                name: file_name.clone(),
-                declared_size: Some(size),
-                compressed_size: None,
-            };
-            let digest = if !want(&info.name) {
-                None
-            } else if let Some(map) = opts.mmap.map(&file) {
-                visit(
-                    &info,
-                    Body::Slice { data: map.bytes(), map: Some(map) },
-                )?
-            } else {
-                let mut g = Guard {
-                    inner: BufReader::with_capacity(1 << 20, file),
-                    count: 0,
-                    declared: Some(size),
-                    compressed: Arc::new(AtomicU64::new(size)),
-                    earlier: 0,
-                    input_size: size,
-                    limits: opts.limits,
-                    crc: None,
-                };
-                let d = visit(&info, Body::Stream(&mut g))?;
-                io::copy(&mut g, &mut io::sink()).map_err(|e| {
-                    SourceError::from_read(&name, &info.name, e)
-                })?;
-                d
-            };
-            match digest {
-                // The member is the whole file: its digest is the input's.
-                Some(d) => d,
-                None => {
-                    let f = File::open(path).map_err(io_err)?;
-                    HashingReader::new(BufReader::new(f))
-                        .finish()
-                        .map_err(io_err)?
-                        .0
-                }
-            }
-        }
-        InputKind::Gzip => {
-            let member = file_name
-                .strip_suffix(".gz")
-                .or_else(|| file_name.strip_suffix(".GZ"))
-                .unwrap_or(&file_name)
-                .to_owned();
-            let compressed = Arc::new(AtomicU64::new(0));
-            let mut outer = HashingReader::new(Counting {
-                inner: BufReader::with_capacity(1 << 20, file),
-                count: compressed.clone(),
-            });
-            let info = MemberInfo {
-                input: input.clone(),
-                name: member,
-                declared_size: None,
-                compressed_size: Some(size),
-            };
-            {
-                let mut r = Guard {
-                    inner: MultiGzDecoder::new(&mut outer),
-                    count: 0,
-                    declared: None,
-                    compressed,
-                    earlier: 0,
-                    input_size: size,
-                    limits: opts.limits,
-                    crc: None,
-                };
-                if want(&info.name) {
-                    visit(&info, Body::Stream(&mut r))?;
-                }
-                io::copy(&mut r, &mut io::sink()).map_err(|e| {
-                    SourceError::from_read(&name, &info.name, e)
-                })?;
-            }
-            outer.finish().map_err(io_err)?.0
-        }
+        InputKind::Plain => opened.plain(opts, want, visit)?,
+        InputKind::Gzip => opened.gzip(opts, want, visit)?,
         InputKind::Tar | InputKind::TarGz => {
-            let compressed = Arc::new(AtomicU64::new(0));
-            let mut outer = HashingReader::new(Counting {
-                inner: BufReader::with_capacity(1 << 20, file),
-                count: compressed.clone(),
-            });
-            {
-                let stream: Box<dyn Read + '_> = if kind == InputKind::TarGz {
-                    Box::new(MultiGzDecoder::new(&mut outer))
-                } else {
-                    Box::new(&mut outer)
-                };
-                let total = Guard {
-                    inner: stream,
-                    count: 0,
-                    declared: None,
-                    compressed: compressed.clone(),
-                    earlier: 0,
-                    input_size: size,
-                    limits: opts.limits,
-                    crc: None,
-                };
-                read_tar(&name, &input, total, want, visit)?;
-            }
-            outer.finish().map_err(io_err)?.0
+            opened.tar(kind == InputKind::TarGz, opts, want, visit)?
         }
         InputKind::Zip => {
             // Read, not mapped: mapped pages of a compressed archive would
             // stay resident as it is inflated and hashed, so memory would
             // grow with the archive.
+            let Opened { name, input, file, size, .. } = opened;
             let file = BufReader::with_capacity(256 * 1024, file);
             read_zip(
-                (&name, size),
+                (name, size),
                 &input,
                 if opts.skip_archive_hash {
                     HashingSeeker::unhashed(file, size)
@@ -770,6 +670,160 @@ pub fn read_input<E: From<SourceError>>(
         }
     };
     Ok(InputDigest { path: name, kind, size, sha256 })
+}
+
+/// An input file opened for reading, with the names its errors use.
+struct Opened<'a> {
+    path: &'a Path,
+    /// The input's name in messages.
+    name: &'a str,
+    input: Arc<str>,
+    file: File,
+    /// Its size in bytes.
+    size: u64,
+    /// Its file name, the member name of a plain or gzip input.
+    file_name: String,
+}
+
+/// An I/O error of the input `name` itself.
+fn io_err(name: &str, e: io::Error) -> SourceError {
+    SourceError::new(name, None, SourceErrorKind::Io(e))
+}
+
+impl Opened<'_> {
+    /// A plain file: one member, mapped when it may be; returns the
+    /// input's digest (the member's, when `visit` hashed it).
+    fn plain<E: From<SourceError>>(
+        self,
+        opts: &SourceOptions,
+        want: &dyn Fn(&str) -> bool,
+        visit: &mut Visit<'_, E>,
+    ) -> Result<String, E> {
+        let size = self.size;
+        let info = MemberInfo {
+            input: self.input.clone(),
+            name: self.file_name.clone(),
+            declared_size: Some(size),
+            compressed_size: None,
+        };
+        let digest = if !want(&info.name) {
+            None
+        } else if let Some(map) = opts.mmap.map(&self.file) {
+            visit(&info, Body::Slice { data: map.bytes(), map: Some(map) })?
+        } else {
+            let file = self.file;
+            let mut g = Guard {
+                inner: BufReader::with_capacity(1 << 20, file),
+                count: 0,
+                declared: Some(size),
+                compressed: Arc::new(AtomicU64::new(size)),
+                earlier: 0,
+                input_size: size,
+                limits: opts.limits,
+                crc: None,
+            };
+            let d = visit(&info, Body::Stream(&mut g))?;
+            io::copy(&mut g, &mut io::sink()).map_err(|e| {
+                SourceError::from_read(self.name, &info.name, e)
+            })?;
+            d
+        };
+        Ok(match digest {
+            // The member is the whole file: its digest is the input's.
+            Some(d) => d,
+            None => {
+                let f =
+                    File::open(self.path).map_err(|e| io_err(self.name, e))?;
+                HashingReader::new(BufReader::new(f))
+                    .finish()
+                    .map_err(|e| io_err(self.name, e))?
+                    .0
+            }
+        })
+    }
+
+    /// A gzip file: one member, named after the file without `.gz`;
+    /// returns the digest of the compressed file.
+    fn gzip<E: From<SourceError>>(
+        self,
+        opts: &SourceOptions,
+        want: &dyn Fn(&str) -> bool,
+        visit: &mut Visit<'_, E>,
+    ) -> Result<String, E> {
+        let file_name = &self.file_name;
+        let member = file_name
+            .strip_suffix(".gz")
+            .or_else(|| file_name.strip_suffix(".GZ"))
+            .unwrap_or(file_name)
+            .to_owned();
+        let compressed = Arc::new(AtomicU64::new(0));
+        let file = self.file;
+        let mut outer = HashingReader::new(Counting {
+            inner: BufReader::with_capacity(1 << 20, file),
+            count: compressed.clone(),
+        });
+        let info = MemberInfo {
+            input: self.input.clone(),
+            name: member,
+            declared_size: None,
+            compressed_size: Some(self.size),
+        };
+        {
+            let mut r = Guard {
+                inner: MultiGzDecoder::new(&mut outer),
+                count: 0,
+                declared: None,
+                compressed,
+                earlier: 0,
+                input_size: self.size,
+                limits: opts.limits,
+                crc: None,
+            };
+            if want(&info.name) {
+                visit(&info, Body::Stream(&mut r))?;
+            }
+            io::copy(&mut r, &mut io::sink()).map_err(|e| {
+                SourceError::from_read(self.name, &info.name, e)
+            })?;
+        }
+        Ok(outer.finish().map_err(|e| io_err(self.name, e))?.0)
+    }
+
+    /// A tar (`gz`: gzip-compressed) archive; returns the digest of the
+    /// file.
+    fn tar<E: From<SourceError>>(
+        self,
+        gz: bool,
+        opts: &SourceOptions,
+        want: &dyn Fn(&str) -> bool,
+        visit: &mut Visit<'_, E>,
+    ) -> Result<String, E> {
+        let compressed = Arc::new(AtomicU64::new(0));
+        let file = self.file;
+        let mut outer = HashingReader::new(Counting {
+            inner: BufReader::with_capacity(1 << 20, file),
+            count: compressed.clone(),
+        });
+        {
+            let stream: Box<dyn Read + '_> = if gz {
+                Box::new(MultiGzDecoder::new(&mut outer))
+            } else {
+                Box::new(&mut outer)
+            };
+            let total = Guard {
+                inner: stream,
+                count: 0,
+                declared: None,
+                compressed: compressed.clone(),
+                earlier: 0,
+                input_size: self.size,
+                limits: opts.limits,
+                crc: None,
+            };
+            read_tar(self.name, &self.input, total, want, visit)?;
+        }
+        Ok(outer.finish().map_err(|e| io_err(self.name, e))?.0)
+    }
 }
 
 fn read_tar<E: From<SourceError>>(
