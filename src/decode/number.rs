@@ -335,30 +335,20 @@ fn digits_u128_point(
     last: Option<u8>,
     literal: bool,
 ) -> Result<(u128, u16), Reason> {
-    let (int_part, frac_part): (&[u8], &[u8]) =
-        match memchr::memchr(b'.', body) {
-            Some(i) if literal => (&body[..i], &body[i + 1..]),
-            _ => (body, &[]),
-        };
-    let mut acc = digits_u128(int_part, 0, u128::MAX)?;
-    let mut src_scale: u16 = 0;
-    for &b in frac_part {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return Err(Reason::InvalidDigit(b));
-        }
-        acc = acc
-            .checked_mul(10)
-            .and_then(|a| a.checked_add(d as u128))
-            .ok_or(Reason::Overflow)?;
-        src_scale += 1;
-    }
+    let point = memchr::memchr(b'.', body).filter(|_| literal);
+    let (int_part, frac_part): (&[u8], &[u8]) = match point {
+        Some(i) => (&body[..i], &body[i + 1..]),
+        None => (body, &[]),
+    };
+    let acc = digits_u128(int_part, 0, u128::MAX)?;
+    let mut acc = digits_u128(frac_part, acc, u128::MAX)?;
+    let mut src_scale = frac_part.len() as u16;
     if let Some(d) = last {
         acc = acc
             .checked_mul(10)
             .and_then(|a| a.checked_add(d as u128))
             .ok_or(Reason::Overflow)?;
-        if literal && memchr::memchr(b'.', body).is_some() {
+        if point.is_some() {
             src_scale += 1;
         }
     }
@@ -486,6 +476,27 @@ mod tests {
         sc: Option<u16>,
     ) -> Result<String, Reason> {
         decimal(s.as_bytes(), Sign::Leading, f, p, sc).map(|d| d.to_string())
+    }
+
+    #[test]
+    fn values_longer_than_18_bytes() {
+        let lit = Fraction::Literal;
+        assert_eq!(
+            dec("12345678901234567.891", lit, 38, Some(3)),
+            Ok("12345678901234567.891".into())
+        );
+        assert_eq!(
+            dec("12345678901234567.8910", lit, 38, Some(3)),
+            Ok("12345678901234567.891".into())
+        );
+        assert_eq!(
+            dec("1234567890123456.78X91", lit, 38, Some(5)),
+            Err(Reason::InvalidDigit(b'X'))
+        );
+        assert_eq!(
+            dec("12345678901234567891", Fraction::Implied(6), 20, Some(6)),
+            Ok("12345678901234.567891".into())
+        );
     }
 
     #[test]

@@ -172,6 +172,13 @@ pub fn standard_names(
     Ok(())
 }
 
+/// Counts the rows of `table`; with `live_only`, only those not
+/// soft-deleted.
+pub(super) fn count_sql(table: &str, live_only: bool) -> String {
+    let live = if live_only { " WHERE deleted_at IS NULL" } else { "" };
+    format!("SELECT count(*) FROM {table}{live}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{clip, object_name, pkey_name};

@@ -12,6 +12,7 @@ use postgres::{GenericClient, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::LoadError;
+use super::ddl::count_sql;
 use super::stage::{Spool, StageContext, Staged};
 use crate::reject::Reject;
 use crate::reject::{Position, Reason};
@@ -548,13 +549,6 @@ fn insert_all_sql(p: &Publish<'_>) -> String {
     format!(
         "INSERT INTO {target} ({c}) SELECT {c} FROM {staging} WHERE NOT _fw_reject"
     )
-}
-
-/// Counts the rows of `target`; with `live_only`, only those not
-/// soft-deleted.
-fn count_sql(target: &str, live_only: bool) -> String {
-    let live = if live_only { " WHERE deleted_at IS NULL" } else { "" };
-    format!("SELECT count(*) FROM {target}{live}")
 }
 
 /// Deletes from `p`'s target `t` the rows whose key no row of staging

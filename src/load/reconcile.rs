@@ -10,6 +10,7 @@
 use postgres::{Row, Transaction};
 
 use super::LoadError;
+use super::ddl::count_sql;
 use crate::schema::{Mismatch, Reconcile, SchemaSet, quote_ident};
 
 /// Most differing groups a message shows.
@@ -145,7 +146,7 @@ impl<'a> Reconciler<'a> {
                 |e| LoadError::db(format!("reconciling {}", r.totals), e);
             let rows = tx.query(&c.differences_sql(), &[]).map_err(ctx)?;
             let groups: i64 = tx
-                .query_one(&groups_sql(&temp_name(c.n, 't')), &[])
+                .query_one(&count_sql(&temp_name(c.n, 't'), false), &[])
                 .map_err(ctx)?
                 .get(0);
             if rows.is_empty() {
@@ -166,11 +167,6 @@ impl<'a> Reconciler<'a> {
         }
         Ok(out)
     }
-}
-
-/// The groups of one side of a reconciliation (its temporary table `t`).
-fn groups_sql(t: &str) -> String {
-    format!("SELECT count(*) FROM {t}")
 }
 
 impl Check<'_> {
