@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 /// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push_str(&format!("{b:02x}"));
@@ -14,7 +14,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Lower-case hex sha256 of a finished hasher.
-pub fn sha256_hex(h: Sha256) -> String {
+pub(crate) fn sha256_hex(h: Sha256) -> String {
     hex(&h.finalize())
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fwload::cli::{Cli, run};
+use fwload::{Cli, run};
 
 /// Keeps glibc to one malloc arena. fwload allocates per chunk, not per
 /// record, so threads hardly contend for it, while an arena per thread

@@ -398,7 +398,7 @@ fn nothing_matched(summary: &Summary) -> ValidateError {
 ///
 /// # Errors
 /// What `reject` returns.
-pub fn apply_duplicates(
+pub(crate) fn apply_duplicates(
     dups: &[Duplicate],
     layout: &Layout,
     member_of: &dyn Fn(u32) -> usize,

@@ -123,7 +123,7 @@ fn encoders_round_trip_through_the_server() {
             .unwrap();
         w.write_all(&buf).unwrap();
         w.finish().unwrap_or_else(|e| {
-            panic!("{ty} {ours:?}: {}", fwload::load::describe(&e))
+            panic!("{ty} {ours:?}: {}", fwload::describe(&e))
         });
         let row = c
             .query_one(&format!("SELECT v::text, $1::text::{ty}::text, v = $1::text::{ty} FROM {table}"), &[theirs])

@@ -2,7 +2,7 @@
 //! TLS and a password: every sslmode, certificate checks, and passwords
 //! that never show in messages.
 
-use fwload::load::Database;
+use fwload::Database;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa,
     KeyPair,

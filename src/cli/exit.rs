@@ -69,4 +69,4 @@ impl fmt::Display for Failure {
 }
 
 /// The result of a subcommand.
-pub type CliResult = Result<Exit, Failure>;
+pub(crate) type CliResult = Result<Exit, Failure>;

@@ -21,7 +21,7 @@ use crate::schema::SchemaSet;
 
 /// How downloads behave (shared by `fetch` and `run`).
 #[derive(Args, Debug, Clone)]
-pub struct FetchTuning {
+pub(super) struct FetchTuning {
     /// Retries after the first attempt of a file, on transient failures.
     #[arg(long, value_name = "N", default_value_t = 5)]
     retries: u32,
@@ -49,7 +49,7 @@ pub struct FetchTuning {
 
 impl FetchTuning {
     /// Fetch options for downloads into `dir`.
-    pub fn options(&self, dir: &Path, force: bool) -> FetchOptions {
+    pub(super) fn options(&self, dir: &Path, force: bool) -> FetchOptions {
         FetchOptions {
             retries: self.retries,
             retry_base: Duration::from_millis(self.retry_base_ms),

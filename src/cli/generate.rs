@@ -71,7 +71,7 @@ pub struct GenArgs {
 
 /// Archive damage.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum CorruptArg {
+pub(super) enum CorruptArg {
     /// Cut the archive at 60%.
     Truncate,
     /// Flip a byte in the first member's data (CRC mismatch).
@@ -81,7 +81,7 @@ pub enum CorruptArg {
 }
 
 /// Parses "0.1%" or "0.001" into a fraction in 0..=1.
-pub fn parse_share(s: &str) -> Result<f64, String> {
+pub(super) fn parse_share(s: &str) -> Result<f64, String> {
     let (num, pct) = match s.strip_suffix('%') {
         Some(n) => (n, true),
         None => (s, false),

@@ -19,7 +19,7 @@ use crate::report::Thresholds;
 
 /// Where the database is.
 #[derive(Args, Debug, Clone)]
-pub struct DbArgs {
+pub(super) struct DbArgs {
     /// PostgreSQL connection URL or `key=value` string (else DATABASE_URL,
     /// else the PG* variables). `sslmode` may be disable, prefer, require,
     /// verify-ca or verify-full; `sslrootcert` names a CA file.
@@ -38,7 +38,7 @@ impl DbArgs {
 
 /// Load modes.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ModeArg {
+pub(super) enum ModeArg {
     /// Insert new keys, update rows whose values differ (default).
     Merge,
     /// Insert every row.
@@ -51,7 +51,7 @@ pub enum ModeArg {
 
 /// Snapshot deletes.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum DeleteArg {
+pub(super) enum DeleteArg {
     /// Keep rows missing from the input (default).
     None,
     /// Delete rows missing from the input.
@@ -83,7 +83,7 @@ pub struct LoadArgs {
 
 /// How a load behaves (shared by `load` and `run`).
 #[derive(Args, Debug, Clone)]
-pub struct LoadTuning {
+pub(super) struct LoadTuning {
     /// Schema of the target tables.
     #[arg(long, default_value = "public", value_name = "NAME")]
     pub target_schema: String,
@@ -177,7 +177,7 @@ impl LoadTuning {
         }
     }
 
-    pub fn options(
+    pub(super) fn options(
         &self,
         db: &DbArgs,
         read: &ReadArgs,
@@ -235,7 +235,7 @@ impl LoadTuning {
     ///
     /// # Errors
     /// The load's failure, or an output error.
-    pub fn finish(
+    pub(super) fn finish(
         &self,
         outcome: Result<LoadReport, crate::load::LoadFailure>,
     ) -> CliResult {
@@ -281,7 +281,7 @@ pub struct RunsArgs {
 
 /// `fwload runs show ID`
 #[derive(Subcommand, Debug)]
-pub enum RunsCommand {
+pub(super) enum RunsCommand {
     /// One run with its files and reject counts.
     Show {
         /// The run id.
@@ -334,7 +334,7 @@ fn stop_on_signals() -> Interrupt {
 }
 
 /// The exit code of a load error.
-pub fn exit_of(e: &LoadError) -> Exit {
+pub(super) fn exit_of(e: &LoadError) -> Exit {
     match e.kind() {
         LoadErrorKind::Config(_) | LoadErrorKind::Schema(_) => Exit::Usage,
         LoadErrorKind::Source(_)
@@ -355,7 +355,7 @@ pub(super) fn failure(e: LoadError) -> Failure {
 }
 
 /// Writes the per-table summary.
-pub fn write_summary(
+pub(super) fn write_summary(
     w: &mut dyn Write,
     r: &LoadReport,
 ) -> std::io::Result<()> {
@@ -652,7 +652,7 @@ pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {
 /// A `--work-mem` value: a PostgreSQL memory size, or `None` for the
 /// server's own setting.
 #[derive(Clone, Debug)]
-pub struct WorkMem(pub Option<String>);
+pub(super) struct WorkMem(pub Option<String>);
 
 /// Parses `--work-mem`: digits with a unit of `kB`, `MB` or `GB` (as
 /// PostgreSQL spells them; `k`, `M`, `G` are accepted too), at least

@@ -11,7 +11,8 @@ mod run;
 mod schema;
 mod validate;
 
-pub use exit::{CliResult, Exit, Failure};
+pub(crate) use exit::CliResult;
+pub use exit::{Exit, Failure};
 
 use std::path::PathBuf;
 
@@ -80,7 +81,7 @@ impl SchemaArgs {
 
 /// How inputs are read and parsed.
 #[derive(Args, Debug, Clone)]
-pub struct ReadArgs {
+pub(crate) struct ReadArgs {
     /// Read plain files with read(2) instead of memory-mapping them.
     #[arg(long)]
     pub no_mmap: bool,
@@ -108,7 +109,7 @@ pub struct ReadArgs {
 impl ReadArgs {
     /// Source and pipeline options, and the thread pool set up.
     #[allow(unsafe_code)]
-    pub fn resolve(&self) -> (SourceOptions, PipelineOptions) {
+    pub(crate) fn resolve(&self) -> (SourceOptions, PipelineOptions) {
         if let Some(n) = self.threads {
             // Fails only when the pool was built already (tests); harmless.
             let _ = rayon::ThreadPoolBuilder::new()
@@ -164,7 +165,7 @@ pub fn run(cli: Cli) -> CliResult {
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn write_json(
+pub(crate) fn write_json(
     path: &std::path::Path,
     value: &impl serde::Serialize,
 ) -> Result<(), Failure> {

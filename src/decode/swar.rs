@@ -4,30 +4,30 @@
 //! loads rather than copied byte by byte.
 
 /// 0x01 in every byte.
-pub const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 /// Bit 7 of every byte.
-pub const HIGH: u64 = 0x8080_8080_8080_8080;
+pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
 /// Bits 0 to 6 of every byte.
-pub const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+pub(crate) const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 /// `'0'` in every byte.
-pub const ZEROS: u64 = ONES * b'0' as u64;
+pub(crate) const ZEROS: u64 = ONES * b'0' as u64;
 
 /// Bit 7 of each byte of `x` that is zero.
 #[inline]
-pub fn zero(x: u64) -> u64 {
+pub(crate) fn zero(x: u64) -> u64 {
     !(((x & LOW7) + LOW7) | x) & HIGH
 }
 
 /// Bit 7 of each byte of `x` equal to `b`.
 #[inline]
-pub fn equal(x: u64, b: u8) -> u64 {
+pub(crate) fn equal(x: u64, b: u8) -> u64 {
     zero(x ^ (ONES * b as u64))
 }
 
 /// A value of 1 to 7 bytes as one word, left-aligned (byte `j` of `raw`
 /// at byte `j` of the word), the unused bytes `fill`.
 #[inline]
-pub fn left_word(raw: &[u8], fill: u8) -> u64 {
+pub(crate) fn left_word(raw: &[u8], fill: u8) -> u64 {
     let n = raw.len();
     debug_assert!((1..8).contains(&n));
     let x = if n >= 4 {
@@ -77,7 +77,7 @@ fn non_digits(x: u64) -> u64 {
 
 /// Whether both words hold only ASCII digits.
 #[inline(always)]
-pub fn digits_only(head: u64, tail: u64) -> bool {
+pub(crate) fn digits_only(head: u64, tail: u64) -> bool {
     non_digits(head) | non_digits(tail) == 0
 }
 
@@ -105,7 +105,7 @@ fn eight_digits(x: u64) -> Option<u64> {
 /// when `raw` is empty or longer. Two values of the same length have the
 /// same words only when they are equal.
 #[inline(always)]
-pub fn sixteen(raw: &[u8]) -> Option<(u64, u64)> {
+pub(crate) fn sixteen(raw: &[u8]) -> Option<(u64, u64)> {
     let n = raw.len();
     match n {
         1..=8 => Some((ZEROS, right_word(raw))),
@@ -122,7 +122,11 @@ pub fn sixteen(raw: &[u8]) -> Option<(u64, u64)> {
 /// before the value masked to '0', so that no branch depends on the
 /// value's length.
 #[inline(always)]
-pub fn sixteen_in(buf: &[u8], start: usize, end: usize) -> Option<(u64, u64)> {
+pub(crate) fn sixteen_in(
+    buf: &[u8],
+    start: usize,
+    end: usize,
+) -> Option<(u64, u64)> {
     let n = end - start;
     if end < 16 || n == 0 || n > 16 {
         return sixteen(&buf[start..end]);
@@ -151,7 +155,7 @@ fn sixteen_digits((head, tail): (u64, u64)) -> Option<u64> {
 /// empty, longer, or holds a byte that is not a digit. No loop carries a
 /// multiply from digit to digit.
 #[inline(always)]
-pub fn digits(raw: &[u8]) -> Option<u64> {
+pub(crate) fn digits(raw: &[u8]) -> Option<u64> {
     sixteen_digits(sixteen(raw)?)
 }
 
@@ -162,7 +166,7 @@ pub fn digits(raw: &[u8]) -> Option<u64> {
 /// with shifts, and both words parsed as eight digits: no loop and no
 /// branch on the digits.
 #[inline]
-pub fn point_decimal(raw: &[u8]) -> Option<(u64, u16)> {
+pub(crate) fn point_decimal(raw: &[u8]) -> Option<(u64, u16)> {
     let (head, tail) = sixteen(raw)?;
     // Bytes below `k` of a word, and bytes above it.
     let below = |k: u32| (1u64 << (8 * k)) - 1;

@@ -53,7 +53,11 @@ pub(crate) struct Job<'r, 'a> {
 }
 
 impl<'r, 'a> Job<'r, 'a> {
-    pub fn new(run: &'r Run<'a>, file: usize, source: Source) -> Job<'r, 'a> {
+    pub(super) fn new(
+        run: &'r Run<'a>,
+        file: usize,
+        source: Source,
+    ) -> Job<'r, 'a> {
         let path = run.opts.dir.join(&source.name);
         Job {
             run,
@@ -68,7 +72,7 @@ impl<'r, 'a> Job<'r, 'a> {
 
     /// Tries until the file is in place, a permanent error, or the retries
     /// are used up.
-    pub async fn run(mut self) -> FetchOutcome {
+    pub(super) async fn run(mut self) -> FetchOutcome {
         let result = self.run_impl().await;
         FetchOutcome {
             source: self.source,

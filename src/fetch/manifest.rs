@@ -108,7 +108,7 @@ impl ManifestStore {
     ///
     /// # Errors
     /// See [`Manifest::load`].
-    pub fn open(dir: &Path) -> Result<ManifestStore, FetchError> {
+    pub(crate) fn open(dir: &Path) -> Result<ManifestStore, FetchError> {
         Ok(ManifestStore {
             path: dir.join(MANIFEST_FILE),
             manifest: Mutex::new(Manifest::load(dir)?),
@@ -116,7 +116,7 @@ impl ManifestStore {
     }
 
     /// A copy of the entry for `name`.
-    pub async fn get(&self, name: &str) -> Option<ManifestEntry> {
+    pub(crate) async fn get(&self, name: &str) -> Option<ManifestEntry> {
         self.manifest.lock().await.get(name).cloned()
     }
 
@@ -124,7 +124,7 @@ impl ManifestStore {
     ///
     /// # Errors
     /// The manifest could not be written; the file on disk is unchanged.
-    pub async fn record(
+    pub(crate) async fn record(
         &self,
         name: &str,
         entry: ManifestEntry,

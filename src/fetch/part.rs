@@ -29,7 +29,7 @@ pub(crate) struct Validators {
 impl Validators {
     /// The value for `If-Range`: a strong `ETag`, else `Last-Modified`
     /// (RFC 9110 §13.1.5 does not allow weak tags there).
-    pub fn if_range(&self) -> Option<&str> {
+    pub(super) fn if_range(&self) -> Option<&str> {
         match &self.etag {
             Some(e) if !e.starts_with("W/") => Some(e),
             _ => self.last_modified.as_deref(),
@@ -65,7 +65,7 @@ impl Part {
     ///
     /// # Errors
     /// A leftover file cannot be read or removed.
-    pub async fn recover(
+    pub(super) async fn recover(
         target: &Path,
         url: &str,
     ) -> Result<Part, FetchError> {
@@ -124,18 +124,18 @@ impl Part {
     }
 
     /// Bytes in the partial file.
-    pub fn len(&self) -> u64 {
+    pub(super) fn len(&self) -> u64 {
         self.len
     }
 
     /// The validators of the remote version being received.
-    pub fn validators(&self) -> &Validators {
+    pub(super) fn validators(&self) -> &Validators {
         &self.validators
     }
 
     /// Where to resume and the `If-Range` value, when the partial file has
     /// bytes and a validator to resume against.
-    pub fn resume_point(&self) -> Option<(u64, &str)> {
+    pub(super) fn resume_point(&self) -> Option<(u64, &str)> {
         match self.validators.if_range() {
             Some(v) if self.len > 0 => Some((self.len, v)),
             _ => None,
@@ -147,7 +147,7 @@ impl Part {
     ///
     /// # Errors
     /// The files cannot be written.
-    pub async fn restart(
+    pub(super) async fn restart(
         &mut self,
         validators: Validators,
     ) -> Result<(), FetchError> {
@@ -195,7 +195,10 @@ impl Part {
     ///
     /// # Errors
     /// The write failed.
-    pub async fn append(&mut self, bytes: &[u8]) -> Result<(), FetchError> {
+    pub(super) async fn append(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<(), FetchError> {
         if self.writer.is_none() {
             self.open_for_append().await?;
         }
@@ -214,7 +217,7 @@ impl Part {
     ///
     /// # Errors
     /// The flush failed.
-    pub async fn pause(&mut self) -> Result<(), FetchError> {
+    pub(super) async fn pause(&mut self) -> Result<(), FetchError> {
         if let Some(mut w) = self.writer.take() {
             w.flush()
                 .await
@@ -227,7 +230,7 @@ impl Part {
     ///
     /// # Errors
     /// The flush or fsync failed.
-    pub async fn finish(&mut self) -> Result<String, FetchError> {
+    pub(super) async fn finish(&mut self) -> Result<String, FetchError> {
         if self.writer.is_none() {
             // An empty body: the file may not exist yet.
             self.open_or_create().await?;
@@ -261,7 +264,10 @@ impl Part {
     ///
     /// # Errors
     /// The rename failed (the partial file stays).
-    pub async fn commit(&mut self, target: &Path) -> Result<(), FetchError> {
+    pub(super) async fn commit(
+        &mut self,
+        target: &Path,
+    ) -> Result<(), FetchError> {
         rename(&self.path, target).await?;
         self.len = 0;
         self.hasher = Sha256::new();
@@ -272,7 +278,7 @@ impl Part {
     ///
     /// # Errors
     /// A file cannot be removed.
-    pub async fn discard(&mut self) -> Result<(), FetchError> {
+    pub(super) async fn discard(&mut self) -> Result<(), FetchError> {
         self.writer = None;
         self.hasher = Sha256::new();
         self.len = 0;

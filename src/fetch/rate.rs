@@ -18,7 +18,7 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter for `bytes_per_sec` (at least 1).
-    pub fn new(bytes_per_sec: u64) -> RateLimiter {
+    pub(crate) fn new(bytes_per_sec: u64) -> RateLimiter {
         RateLimiter {
             bytes_per_sec: bytes_per_sec.max(1),
             booked_until: Mutex::new(None),
@@ -38,7 +38,7 @@ impl RateLimiter {
     }
 
     /// Waits until `bytes` more received bytes fit under the cap.
-    pub async fn take(&self, bytes: u64) {
+    pub(crate) async fn take(&self, bytes: u64) {
         let wait = self.book(bytes, Instant::now());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;

@@ -21,7 +21,7 @@ impl Backoff {
     /// capped at `max`, of which a random half is dropped ("equal
     /// jitter", so parallel clients spread out), and never less than the
     /// server's `Retry-After` (itself capped at `max_retry_after`).
-    pub fn delay(
+    pub(crate) fn delay(
         &self,
         attempt: u32,
         retry_after: Option<Duration>,

@@ -802,7 +802,7 @@ fn sibling_value(tp: &TablePlan, k: usize, j: u32, parent_uid: u64) -> Datum {
 }
 
 /// The byte that is invalid in `enc`.
-pub fn bad_byte(enc: Encoding) -> u8 {
+pub(super) fn bad_byte(enc: Encoding) -> u8 {
     match enc {
         Encoding::Utf8 => 0xFF,
         Encoding::Latin1 | Encoding::Windows1252 => 0x81,

@@ -3,7 +3,7 @@
 
 /// SplitMix64 finaliser: a strong 64-bit mix.
 #[inline]
-pub fn mix(mut z: u64) -> u64 {
+pub(super) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -11,12 +11,12 @@ pub fn mix(mut z: u64) -> u64 {
 }
 
 /// Mixes several values into one seed.
-pub fn seed_of(parts: &[u64]) -> u64 {
+pub(super) fn seed_of(parts: &[u64]) -> u64 {
     parts.iter().fold(0x243F_6A88_85A3_08D3, |acc, &p| mix(acc ^ mix(p)))
 }
 
 /// A stable hash of a name (FNV-1a), for seeding per table or field.
-pub fn name_hash(s: &str) -> u64 {
+pub(super) fn name_hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })

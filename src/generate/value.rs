@@ -730,7 +730,7 @@ fn pick<'a>(rng: &mut Rng, items: &[&'a str]) -> &'a str {
 }
 
 /// Cuts `s` to at most `n` characters, dropping trailing spaces.
-pub fn fit(s: &mut String, n: usize) {
+pub(super) fn fit(s: &mut String, n: usize) {
     if s.chars().count() > n {
         let cut = s.char_indices().nth(n).map_or(s.len(), |(i, _)| i);
         s.truncate(cut);
@@ -744,7 +744,7 @@ pub fn fit(s: &mut String, n: usize) {
 }
 
 /// Whether the layout allows the stray-quote quirk (no quoting at all).
-pub fn quotes_are_plain(layout: &Layout) -> bool {
+pub(super) fn quotes_are_plain(layout: &Layout) -> bool {
     match &layout.format {
         Format::Delimited(d) => d.quoting == Quoting::None,
         Format::Fixed(_) => true,

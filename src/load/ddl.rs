@@ -13,7 +13,7 @@ use crate::schema::{
 
 /// Names for the key and indexes of a built target.
 #[derive(Clone, Copy, Debug)]
-pub enum Naming<'a> {
+pub(super) enum Naming<'a> {
     /// Names PostgreSQL chooses, unique in the table's schema (renamed
     /// when the table is adopted: see [`standard_names`]).
     Chosen,
@@ -33,7 +33,7 @@ pub(crate) fn clip(s: &str, max: usize) -> &str {
 }
 
 /// A name of at most 63 bytes for an object of `table`.
-pub fn object_name(table: &str, what: &str, run: i64) -> String {
+pub(super) fn object_name(table: &str, what: &str, run: i64) -> String {
     let tail = format!("_{what}_{run}");
     format!("{}{tail}", clip(table, 63usize.saturating_sub(tail.len())))
 }
@@ -41,7 +41,7 @@ pub fn object_name(table: &str, what: &str, run: i64) -> String {
 /// The statements that give a filled table (one a stage made to become a
 /// target) its primary key and reference indexes: built on the full
 /// table, a sort each instead of an index insert per row.
-pub fn key_and_indexes(
+pub(super) fn key_and_indexes(
     layout: &Layout,
     table: &str,
     references: &[Reference],
@@ -84,7 +84,7 @@ pub fn key_and_indexes(
 ///
 /// # Errors
 /// A database error.
-pub fn drop_fwload_columns(
+pub(super) fn drop_fwload_columns(
     tx: &mut Transaction<'_>,
     table: &str,
 ) -> Result<(), LoadError> {
@@ -97,7 +97,7 @@ pub fn drop_fwload_columns(
 /// The name PostgreSQL gives the primary key of a table named `table`
 /// (unqualified): `<table>_pkey`, the table's name cut so the whole fits
 /// in 63 bytes.
-pub fn pkey_name(table: &str) -> String {
+pub(super) fn pkey_name(table: &str) -> String {
     format!("{}_pkey", clip(table, 63 - "_pkey".len()))
 }
 
@@ -108,7 +108,7 @@ pub fn pkey_name(table: &str) -> String {
 ///
 /// # Errors
 /// A database error.
-pub fn standard_names(
+pub(super) fn standard_names(
     tx: &mut Transaction<'_>,
     layout: &Layout,
     (schema, table): (&str, &str),

@@ -118,7 +118,7 @@ const MIGRATIONS: &[&str] = &[
 ///
 /// # Errors
 /// A failed statement.
-pub fn migrate(db: &mut Client, meta: &str) -> Result<(), LoadError> {
+pub(crate) fn migrate(db: &mut Client, meta: &str) -> Result<(), LoadError> {
     let m = quote_ident(meta);
     let ctx = |e| {
         LoadError::db(format!("creating fwload's metadata schema {meta}"), e)
@@ -154,14 +154,9 @@ pub fn migrate(db: &mut Client, meta: &str) -> Result<(), LoadError> {
     tx.commit().map_err(ctx)
 }
 
-/// The newest migration this version knows.
-pub fn latest_version() -> i32 {
-    MIGRATIONS.len() as i32
-}
-
 /// What a new run record says about itself.
 #[derive(Clone, Debug)]
-pub struct NewRun<'a> {
+pub(crate) struct NewRun<'a> {
     /// Dataset.
     pub dataset: &'a str,
     /// Target schema.
@@ -185,7 +180,7 @@ pub struct NewRun<'a> {
 ///
 /// # Errors
 /// A failed statement.
-pub fn start_run(
+pub(crate) fn start_run(
     db: &mut Client,
     meta: &str,
     run: &NewRun<'_>,
@@ -221,7 +216,7 @@ pub fn start_run(
 ///
 /// # Errors
 /// A failed statement.
-pub fn record_success(
+pub(super) fn record_success(
     tx: &mut postgres::Transaction<'_>,
     meta: &str,
     run: i64,
@@ -238,7 +233,7 @@ pub fn record_success(
 
 /// The statement that ends a run record; also used inside the publish
 /// transaction so success and data commit together.
-pub fn finish_sql(meta: &str) -> String {
+pub(super) fn finish_sql(meta: &str) -> String {
     format!(
         "UPDATE {}.runs SET status = $2, reason = $3, counts = $4, finished_at = now() WHERE id = $1",
         quote_ident(meta)
@@ -249,7 +244,7 @@ pub fn finish_sql(meta: &str) -> String {
 ///
 /// # Errors
 /// A failed statement.
-pub fn finish_run(
+pub(crate) fn finish_run(
     db: &mut Client,
     meta: &str,
     run: i64,
@@ -295,7 +290,7 @@ pub struct RunFile {
 ///
 /// # Errors
 /// A failed statement.
-pub fn record_files(
+pub(super) fn record_files(
     db: &mut Client,
     meta: &str,
     run: i64,
@@ -357,7 +352,7 @@ pub fn record_files(
 ///
 /// # Errors
 /// A failed statement.
-pub fn abandon_dead_runs(
+pub(super) fn abandon_dead_runs(
     db: &mut Client,
     meta: &str,
     dataset: &str,
@@ -382,7 +377,7 @@ pub fn abandon_dead_runs(
 ///
 /// # Errors
 /// A failed statement.
-pub fn drop_spent_staging(
+pub(super) fn drop_spent_staging(
     db: &mut Client,
     meta: &str,
     dataset: &str,
@@ -412,7 +407,7 @@ pub fn drop_spent_staging(
 ///
 /// # Errors
 /// A failed statement.
-pub fn drop_staged(
+pub(super) fn drop_staged(
     db: &mut Client,
     meta: &str,
     (dataset, target_schema): (&str, &str),

@@ -46,22 +46,15 @@ mod targets;
 pub use connect::{Database, SslMode};
 pub use error::{LoadError, LoadErrorKind, describe};
 pub use interrupt::Interrupt;
-pub use meta::{
-    NewRun, RunFile, finish_run, latest_version, migrate, start_run,
-};
+pub(crate) use meta::{NewRun, RunFile, finish_run, migrate, start_run};
 pub use options::{LoadEvents, LoadOptions, MakeProgress, Notify};
 pub use outcome::{LoadFailure, LoadReport};
-pub use publish::{
-    DeletePolicy, Mode, PublishOptions, TableOutcome, merge_sql,
-};
+pub(crate) use publish::{DeletePolicy, Mode, PublishOptions, TableOutcome};
 pub use replace::{Rollback, rollback};
 pub use runs::{RunDetail, RunSummary, list_runs, show_run};
-pub use skip::{outcome_key, unchanged_inputs};
-pub use stage::{
-    MemberRef, RejectSinks, Spool, StageContext, Staged, staging_columns,
-    staging_ddl,
-};
-pub use targets::{column_report, qualified, target_name, target_parts};
+pub(crate) use skip::{outcome_key, unchanged_inputs};
+pub(crate) use stage::{MemberRef, RejectSinks, Spool, StageContext, Staged};
+pub(crate) use targets::{qualified, target_name, target_parts};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

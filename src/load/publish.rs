@@ -145,7 +145,7 @@ impl TableOutcome {
 
 /// Options of the publish step.
 #[derive(Clone, Copy, Debug)]
-pub struct PublishOptions {
+pub(crate) struct PublishOptions {
     /// Mode.
     pub mode: Mode,
     /// Deletes of rows missing from the snapshot.
@@ -157,7 +157,7 @@ pub struct PublishOptions {
 }
 
 /// One table to publish.
-pub struct Publish<'a> {
+pub(super) struct Publish<'a> {
     /// Its layout.
     pub layout: &'a Layout,
     /// The target table (qualified, quoted).
@@ -185,7 +185,7 @@ pub(super) fn key_match(layout: &Layout, a: &str, b: &str) -> String {
 /// The `MERGE` of a staging table into its target. `fill` updates only
 /// NULL columns; otherwise rows whose values differ are updated (and a
 /// soft-deleted row that is back is revived).
-pub fn merge_sql(
+pub(crate) fn merge_sql(
     layout: &Layout,
     target: &str,
     staging: &str,
@@ -271,7 +271,7 @@ fn referenced<'a>(
 ///
 /// # Errors
 /// A database error, or orphans under `on_orphan = "fail"`.
-pub fn check_references(
+pub(super) fn check_references(
     tx: &mut Transaction<'_>,
     p: &Publish<'_>,
     dataset: Option<&Dataset>,
@@ -487,7 +487,7 @@ impl OrphanCheck<'_> {
 ///
 /// # Errors
 /// A database error, or the delete guard.
-pub fn publish_table(
+pub(super) fn publish_table(
     tx: &mut Transaction<'_>,
     p: &Publish<'_>,
     opts: &PublishOptions,
@@ -643,7 +643,7 @@ fn delete_missing(
 ///
 /// # Errors
 /// The refusal.
-pub fn delete_guard(
+pub(super) fn delete_guard(
     n: u64,
     before: u64,
     unkeyed_rejects: u64,
@@ -673,7 +673,7 @@ pub fn delete_guard(
 ///
 /// # Errors
 /// A database error.
-pub fn table_exists<C: GenericClient>(
+pub(super) fn table_exists<C: GenericClient>(
     db: &mut C,
     table: &str,
 ) -> Result<bool, LoadError> {
@@ -687,7 +687,7 @@ pub fn table_exists<C: GenericClient>(
 ///
 /// # Errors
 /// A database error.
-pub fn table_rows<C: GenericClient>(
+pub(super) fn table_rows<C: GenericClient>(
     db: &mut C,
     table: &str,
 ) -> Result<u64, LoadError> {

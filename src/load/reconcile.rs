@@ -17,7 +17,7 @@ use crate::schema::{Mismatch, Reconcile, SchemaSet, quote_ident};
 const SHOWN: usize = 5;
 
 /// The dataset's reconciliations and what the publish has summed so far.
-pub struct Reconciler<'a> {
+pub(super) struct Reconciler<'a> {
     checks: Vec<Check<'a>>,
 }
 
@@ -42,7 +42,10 @@ pub struct Reconciled {
 impl<'a> Reconciler<'a> {
     /// The reconciliations of `set` between two layouts this load
     /// publishes (`loaded` says which).
-    pub fn new(set: &'a SchemaSet, loaded: &dyn Fn(&str) -> bool) -> Self {
+    pub(super) fn new(
+        set: &'a SchemaSet,
+        loaded: &dyn Fn(&str) -> bool,
+    ) -> Self {
         let checks = set
             .dataset
             .iter()
@@ -59,7 +62,7 @@ impl<'a> Reconciler<'a> {
     ///
     /// # Errors
     /// A failed statement.
-    pub fn take(
+    pub(super) fn take(
         &mut self,
         tx: &mut Transaction<'_>,
         layout: &str,
@@ -134,7 +137,7 @@ impl<'a> Reconciler<'a> {
     /// # Errors
     /// Totals that disagree under `on_mismatch = "fail"` without `force`
     /// (refused, with the numbers), or a failed statement.
-    pub fn finish(
+    pub(super) fn finish(
         &self,
         tx: &mut Transaction<'_>,
         force: bool,

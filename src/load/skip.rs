@@ -21,7 +21,7 @@ use crate::schema::{SchemaSet, quote_ident};
 
 /// What decides a load's outcome besides its inputs and the targets'
 /// state.
-pub fn outcome_key(
+pub(crate) fn outcome_key(
     set: &SchemaSet,
     mode: Mode,
     delete: DeletePolicy,
@@ -41,7 +41,7 @@ pub fn outcome_key(
 ///
 /// # Errors
 /// A failed statement.
-pub fn unchanged_inputs(
+pub(crate) fn unchanged_inputs(
     db: &mut Client,
     meta: &str,
     set: &SchemaSet,

@@ -32,7 +32,7 @@ use crate::validate::apply_duplicates;
 
 /// One member to stage.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MemberRef {
+pub(crate) struct MemberRef {
     /// Input path.
     pub input: String,
     /// sha256 of the input.
@@ -75,7 +75,7 @@ pub struct Staged {
 
 /// Where rejects go: the rejects file, the summary groups, and the
 /// metadata table (through a spool per job, copied in after staging).
-pub struct RejectSinks {
+pub(crate) struct RejectSinks {
     /// The `--rejects` file.
     pub file: Option<Mutex<RejectWriter>>,
     /// Groups for the summary.
@@ -87,7 +87,7 @@ impl RejectSinks {
     ///
     /// # Errors
     /// Writing the rejects file or the spool failed.
-    pub fn write_reject(
+    pub(crate) fn write_reject(
         &self,
         r: &Reject,
         layout: &Layout,
@@ -103,7 +103,7 @@ impl RejectSinks {
 
 /// Rejects encoded as binary COPY rows for `{meta}.rejects`, spooled to a
 /// temporary file so memory stays flat however many there are.
-pub struct Spool {
+pub(crate) struct Spool {
     file: std::io::BufWriter<std::fs::File>,
     run: i64,
     buf: Vec<u8>,
@@ -115,7 +115,7 @@ impl Spool {
     ///
     /// # Errors
     /// The temporary file cannot be created.
-    pub fn new(run: i64) -> std::io::Result<Spool> {
+    pub(crate) fn new(run: i64) -> std::io::Result<Spool> {
         Ok(Spool {
             file: std::io::BufWriter::new(tempfile::tempfile()?),
             run,
@@ -147,7 +147,7 @@ impl Spool {
     }
 
     /// Rejects spooled so far.
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.rows
     }
 
@@ -155,7 +155,7 @@ impl Spool {
     ///
     /// # Errors
     /// Reading the spool or the COPY failed.
-    pub fn flush_to<C: GenericClient>(
+    pub(crate) fn flush_to<C: GenericClient>(
         self,
         db: &mut C,
         meta: &str,
@@ -201,7 +201,7 @@ impl Spool {
 ///
 /// # Errors
 /// A database error.
-pub fn staging_table<C: GenericClient>(
+pub(super) fn staging_table<C: GenericClient>(
     db: &mut C,
     cx: &StageContext<'_>,
     layout: &Layout,
@@ -236,7 +236,7 @@ fn staging_name(id: i64, table: &str) -> String {
 }
 
 /// The column list of a staging table, in COPY order.
-pub fn staging_columns(layout: &Layout) -> String {
+pub(crate) fn staging_columns(layout: &Layout) -> String {
     let mut cols = vec![
         "_fw_file".to_owned(),
         "_fw_line".to_owned(),
@@ -248,7 +248,7 @@ pub fn staging_columns(layout: &Layout) -> String {
 
 /// What a stage's table becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TableKind {
+pub(crate) enum TableKind {
     /// A staging table, published into its target by a join (UNLOGGED:
     /// it is written once and read once).
     Staging,
@@ -263,7 +263,7 @@ pub enum TableKind {
 
 impl TableKind {
     /// The kind as recorded with staged state.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TableKind::Staging => "staging",
             TableKind::Target { soft_delete: false } => "target",
@@ -277,7 +277,11 @@ impl TableKind {
 /// records' keys sit in it with NULL elsewhere); a table that becomes a
 /// target has the target's `NOT NULL`s, and its key and indexes once
 /// filled ([`Destination::build`]).
-pub fn staging_ddl(layout: &Layout, table: &str, kind: TableKind) -> String {
+pub(crate) fn staging_ddl(
+    layout: &Layout,
+    table: &str,
+    kind: TableKind,
+) -> String {
     let mut cols = vec![
         "_fw_file integer NOT NULL".to_owned(),
         "_fw_line bigint NOT NULL".to_owned(),
@@ -304,7 +308,7 @@ pub fn staging_ddl(layout: &Layout, table: &str, kind: TableKind) -> String {
 
 /// The columns whose statistics matter to publishing: the key and the
 /// columns of references from and to the layout.
-pub fn analyze_columns(
+pub(super) fn analyze_columns(
     layout: &Layout,
     references: &[Reference],
 ) -> Vec<String> {
@@ -328,7 +332,7 @@ pub fn analyze_columns(
 }
 
 /// What a stage job needs.
-pub struct StageContext<'a> {
+pub(crate) struct StageContext<'a> {
     /// Metadata schema.
     pub meta: &'a str,
     /// Dataset name.
@@ -359,7 +363,7 @@ pub struct StageContext<'a> {
 
 /// Why a previous run's staging of a layout is not reused.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NotReused {
+pub(super) enum NotReused {
     /// Nothing was staged, or from other inputs, another schema or
     /// another kind of table.
     Different,
@@ -377,7 +381,7 @@ pub enum NotReused {
 ///
 /// # Errors
 /// A failed statement.
-pub fn reusable(
+pub(super) fn reusable(
     db: &mut Client,
     cx: &StageContext<'_>,
     layout: &Layout,
@@ -441,7 +445,7 @@ pub fn reusable(
 
 /// The table a stage fills. It is (re)created by the stage, in the stage's
 /// transaction, so the `COPY` can use `FREEZE`.
-pub struct Destination {
+pub(super) struct Destination {
     /// Qualified, quoted table name.
     pub table: String,
     /// What the table becomes.
@@ -462,7 +466,7 @@ impl Destination {
     ///
     /// # Errors
     /// A database error naming it.
-    pub fn staging<C: GenericClient>(
+    pub(super) fn staging<C: GenericClient>(
         db: &mut C,
         cx: &StageContext<'_>,
         layout: &Layout,
@@ -489,7 +493,7 @@ impl Destination {
 ///
 /// # Errors
 /// An unreadable input, a header that does not match, or a database error.
-pub fn stage<C: GenericClient>(
+pub(super) fn stage<C: GenericClient>(
     db: &mut C,
     cx: &StageContext<'_>,
     plan: &Arc<Plan>,

@@ -18,7 +18,7 @@ use crate::schema::{
 ///
 /// # Errors
 /// A database error.
-pub fn column_report(
+pub(crate) fn column_report(
     db: &mut Client,
     table: &str,
     layout: &Layout,
@@ -69,7 +69,10 @@ pub fn column_report(
 }
 
 /// The schema and name of a layout's target table.
-pub fn target_parts(target_schema: &str, layout: &Layout) -> (String, String) {
+pub(crate) fn target_parts(
+    target_schema: &str,
+    layout: &Layout,
+) -> (String, String) {
     match layout.table.split_once('.') {
         Some((s, t)) => (s.to_owned(), t.to_owned()),
         None => (target_schema.to_owned(), layout.table.clone()),
@@ -77,12 +80,12 @@ pub fn target_parts(target_schema: &str, layout: &Layout) -> (String, String) {
 }
 
 /// `"schema"."table"`.
-pub fn qualified(schema: &str, table: &str) -> String {
+pub(crate) fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(table))
 }
 
 /// The qualified, quoted target table of a layout.
-pub fn target_name(target_schema: &str, layout: &Layout) -> String {
+pub(crate) fn target_name(target_schema: &str, layout: &Layout) -> String {
     let (schema, table) = target_parts(target_schema, layout);
     qualified(&schema, &table)
 }

@@ -306,7 +306,7 @@ fn slice_quoted(rec: &[u8], d: u8, out: &mut Fields) -> Result<(), Reason> {
 /// together (the same records and fields as `split::Records` followed by
 /// [`Slicer::slice`]).
 ///
-/// The scan runs a window of [`WINDOW`] bytes at a time: first every
+/// The scan runs a window of `WINDOW` (32 KiB) at a time: first every
 /// delimiter and LF of the window is written down as a position, from bit
 /// masks of each 64-byte block (twelve writes per block whatever its
 /// count, without a branch each; a block with more takes the rest one by

@@ -5,7 +5,7 @@
 mod progress;
 mod rejects;
 
-pub use crate::decode::render_raw;
+pub(crate) use crate::decode::render_raw;
 pub use progress::Progress;
 pub use rejects::RejectWriter;
 
@@ -162,7 +162,7 @@ impl Missing {
 }
 
 /// What an input's control record states, on one line.
-pub fn control_line(c: &crate::pipeline::Control) -> String {
+pub(crate) fn control_line(c: &crate::pipeline::Control) -> String {
     let mut parts = Vec::new();
     if let Some(y) = c.year {
         parts.push(format!("year {y}"));
@@ -207,7 +207,7 @@ impl fmt::Display for Unmatched {
 /// What `--strict` refuses: members no layout matched and members the
 /// inputs' archives should have and have not, one per line; `None` when
 /// there are none.
-pub fn incomplete(
+pub(crate) fn incomplete(
     unmatched: &[Unmatched],
     missing: &[Missing],
 ) -> Option<String> {
@@ -381,7 +381,7 @@ fn short(s: &str, n: usize) -> String {
 
 /// An error and its causes on one line, `: `-separated: how run records
 /// and JSON reports keep an error.
-pub fn one_line(e: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -393,7 +393,7 @@ pub fn one_line(e: &dyn std::error::Error) -> String {
 
 /// Renders a reject as one line:
 /// `input:member: line 12, byte 4012, field 3 (dos): "02/30/2024": impossible date`.
-pub fn reject_message(r: &Reject, layout: &Layout) -> String {
+pub(crate) fn reject_message(r: &Reject, layout: &Layout) -> String {
     let mut s = r.at.to_string();
     if let Some(i) = r.at.field {
         let f = &layout.fields[i as usize];
@@ -415,7 +415,7 @@ type GroupKey = (String, Option<u16>, &'static str);
 
 /// Groups rejects by layout, field and reason as they arrive.
 #[derive(Default)]
-pub struct RejectGroups {
+pub(crate) struct RejectGroups {
     groups: BTreeMap<GroupKey, Group>,
 }
 
@@ -431,7 +431,7 @@ struct Group {
 impl RejectGroups {
     /// Counts `r` of `layout`, keeping the earliest reject of a member
     /// as the group's example.
-    pub fn add(&mut self, r: &Reject, layout: &Layout) {
+    pub(crate) fn add(&mut self, r: &Reject, layout: &Layout) {
         let key = (layout.name.clone(), r.at.field, r.reason.code());
         let at =
             || (r.at.input.clone(), r.at.member.clone(), r.at.line, r.at.byte);
@@ -452,7 +452,7 @@ impl RejectGroups {
     }
 
     /// The groups, largest first.
-    pub fn into_groups(self) -> Vec<RejectGroup> {
+    pub(crate) fn into_groups(self) -> Vec<RejectGroup> {
         let mut v: Vec<RejectGroup> = self
             .groups
             .into_iter()

@@ -10,7 +10,7 @@ use crate::reject::Reject;
 use crate::schema::Layout;
 
 /// The rejects file's header row.
-pub const HEADER: &str =
+pub(super) const HEADER: &str =
     "input,member,line,byte,layout,field,reason_code,reason,raw";
 
 /// Writes rejects as CSV (RFC 4180 quoting, UTF-8).
@@ -83,7 +83,7 @@ impl RejectWriter {
 }
 
 /// Quotes a CSV cell when it needs it.
-pub fn csv(s: &str) -> String {
+pub(super) fn csv(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -15,7 +15,7 @@ use super::parse::{parse_dataset, parse_layout};
 use super::{Dataset, Layout, SchemaError, SchemaErrors};
 
 /// Name of the dataset file in a schema directory.
-pub const DATASET_FILE: &str = "dataset.toml";
+pub(super) const DATASET_FILE: &str = "dataset.toml";
 
 /// Layouts and the optional dataset loaded from schema files.
 #[derive(Clone, Debug)]

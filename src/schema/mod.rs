@@ -6,8 +6,8 @@
 //! file (`dataset.toml`) ties the layouts of one source family together:
 //! archives, load order and cross-table references. [`SchemaSet::load`]
 //! reads a directory (or single files), checks everything and reports
-//! every problem with its file, line and field; [`ddl`] turns layouts into
-//! `CREATE TABLE` statements.
+//! every problem with its file, line and field; [`create_table`] turns a
+//! layout into a `CREATE TABLE` statement.
 
 mod checks;
 mod ddl;

@@ -12,7 +12,7 @@ use crate::schema::errs::{Errs, ident_ok};
 use crate::schema::{Field, Format};
 
 /// Column names reserved for fwload's own bookkeeping in staging tables.
-pub const RESERVED_PREFIX: &str = "_fw";
+pub(super) const RESERVED_PREFIX: &str = "_fw";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
