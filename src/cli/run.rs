@@ -15,8 +15,8 @@ use super::load::{DbArgs, LoadTuning, failure};
 use super::{CliResult, Exit, Failure, ReadArgs};
 use crate::fetch::{FetchOutcome, Source, Status, fetch_all_blocking};
 use crate::load::{
-    LoadOptions, NewRun, finish_run, load, migrate, outcome_key, start_run,
-    unchanged_inputs,
+    LoadOptions, NewRun, finish_run, load, migrate, outcome_key,
+    resolve_period, start_run, unchanged_inputs,
 };
 use crate::report::{Progress, incomplete};
 use crate::schema::SchemaSet;
@@ -80,6 +80,8 @@ impl Run {
             options: json!({}),
             stages: self.stages.clone(),
             controls: serde_json::Value::Null,
+            period: None,
+            year: opts.year,
         };
         if let Ok(run) = start_run(&mut db, &opts.meta, &new) {
             let _ = finish_run(
@@ -108,6 +110,11 @@ impl Run {
             .iter()
             .filter_map(|o| o.result.as_ref().ok().map(|f| &f.sha256))
             .collect();
+        let paths: Vec<PathBuf> =
+            outcomes.iter().map(|o| o.path.clone()).collect();
+        let period = resolve_period(&self.set, &paths, &[], opts)
+            .map_err(failure)?
+            .map(|p| p.value);
         let mut db = opts.database.connect().map_err(failure)?;
         migrate(&mut db, &opts.meta).map_err(failure)?;
         let previous = unchanged_inputs(
@@ -115,7 +122,8 @@ impl Run {
             &opts.meta,
             &self.set,
             (&self.dataset, &opts.target_schema),
-            &outcome_key(&self.set, opts.mode, opts.delete),
+            &outcome_key(&self.set, opts.mode, opts.delete, period),
+            period,
         )
         .map_err(failure)?;
         Ok(digests.iter().all(|d| previous.contains(*d)))

@@ -84,7 +84,16 @@ pub(super) fn run(c: SchemaCommand) -> CliResult {
                     quote_ident(&a.target_schema),
                     quote_ident(&l.table)
                 );
-                writeln!(out, "{};", create_table(l, &table, a.soft_delete))?;
+                writeln!(
+                    out,
+                    "{};",
+                    create_table(
+                        l,
+                        &table,
+                        a.soft_delete,
+                        set.period_column()
+                    )
+                )?;
                 for s in index_statements(l, &table, set.references()) {
                     writeln!(out, "{s};")?;
                 }

@@ -111,6 +111,9 @@ const MIGRATIONS: &[&str] = &[
     // export version, no-values flag).
     "ALTER TABLE {m}.runs ADD COLUMN controls jsonb;
     ALTER TABLE {m}.run_files ADD COLUMN version text;",
+    // 6: the period a load filled (datasets kept by period) and the year
+    // it was given, so runs of different years are told apart.
+    "ALTER TABLE {m}.runs ADD COLUMN period integer, ADD COLUMN year integer;",
 ];
 
 /// Creates or upgrades the metadata schema `meta`. Concurrent callers
@@ -174,6 +177,10 @@ pub(crate) struct NewRun<'a> {
     pub stages: serde_json::Value,
     /// What the inputs' control records state, or null.
     pub controls: serde_json::Value,
+    /// The period value the load fills, for a dataset kept by period.
+    pub period: Option<i32>,
+    /// The year the load was given (`--year`).
+    pub year: Option<i32>,
 }
 
 /// Starts a run record (status `running`) and returns its id.
@@ -192,8 +199,8 @@ pub(crate) fn start_run(
     let row = db
         .query_one(
             &format!(
-                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages, outcome_key, controls)
-                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9) RETURNING id"
+                "INSERT INTO {m}.runs (dataset, target_schema, mode, status, fwload_version, schema_hash, options, stages, outcome_key, controls, period, year)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"
             ),
             &[
                 &run.dataset,
@@ -205,6 +212,8 @@ pub(crate) fn start_run(
                 &stages,
                 &run.outcome_key,
                 &controls,
+                &run.period,
+                &run.year,
             ],
         )
         .map_err(|e| LoadError::db("recording the run", e))?;

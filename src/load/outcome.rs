@@ -27,6 +27,9 @@ pub struct LoadReport {
     pub target_schema: String,
     /// Mode.
     pub mode: String,
+    /// The period the load filled (a dataset kept by period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<i32>,
     /// `succeeded`, `dry_run`, `unchanged`, `failed` or `refused`.
     pub status: String,
     /// Why, when not succeeded.
@@ -132,6 +135,8 @@ impl<'a> Run<'a> {
                 stages: opts.stages.clone(),
                 controls: serde_json::to_value(&report.controls)
                     .unwrap_or_default(),
+                period: report.period,
+                year: opts.year,
             },
         )?;
         Ok(Run { id, opts, started })

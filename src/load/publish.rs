@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 use super::ddl::count_sql;
+use super::period::PeriodValue;
 use super::stage::{Spool, StageContext, Staged};
 use crate::reject::Reject;
 use crate::reject::{Position, Reason};
@@ -167,10 +168,29 @@ pub(super) struct Publish<'a> {
     /// Staged rows still to publish (orphans rejected by a reference
     /// check are no longer among them).
     pub rows: u64,
+    /// The period the rows fill; `target` is then its partition.
+    pub period: Option<&'a PeriodValue>,
 }
 
 fn cols(layout: &Layout) -> Vec<String> {
     layout.fields.iter().map(|f| quote_ident(&f.name)).collect()
+}
+
+/// The columns a publish writes and the values it writes them from, out
+/// of a staging table: the layout's fields, then the period column
+/// filled with the load's value (staging holds no period: one value
+/// serves every row).
+fn written(
+    layout: &Layout,
+    period: Option<&PeriodValue>,
+) -> (Vec<String>, Vec<String>) {
+    let mut names = cols(layout);
+    let mut values = names.clone();
+    if let Some(p) = period {
+        names.push(p.quoted());
+        values.push(format!("{} AS {}", p.value, p.quoted()));
+    }
+    (names, values)
 }
 
 pub(super) fn key_match(layout: &Layout, a: &str, b: &str) -> String {
@@ -182,17 +202,22 @@ pub(super) fn key_match(layout: &Layout, a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
-/// The `MERGE` of a staging table into its target. `fill` updates only
-/// NULL columns; otherwise rows whose values differ are updated (and a
-/// soft-deleted row that is back is revived).
+/// The `MERGE` of a staging table into its target (a period's partition:
+/// matched on the period too, so its key's index serves). `fill` updates
+/// only NULL columns; otherwise rows whose values differ are updated (and
+/// a soft-deleted row that is back is revived).
 pub(crate) fn merge_sql(
     layout: &Layout,
-    target: &str,
-    staging: &str,
+    (target, staging): (&str, &str),
+    period: Option<&PeriodValue>,
     fill: bool,
     soft: bool,
 ) -> String {
-    let all = cols(layout);
+    let (all, values) = written(layout, period);
+    let mut on = key_match(layout, "t", "s");
+    if let Some(p) = period {
+        on = format!("t.{c} = s.{c} AND {on}", c = p.quoted());
+    }
     let non_key: Vec<String> = layout
         .fields
         .iter()
@@ -201,9 +226,8 @@ pub(crate) fn merge_sql(
         .map(|(_, f)| quote_ident(&f.name))
         .collect();
     let mut sql = format!(
-        "MERGE INTO {target} AS t USING (SELECT {} FROM {staging} WHERE NOT _fw_reject) AS s ON {}",
-        all.join(", "),
-        key_match(layout, "t", "s")
+        "MERGE INTO {target} AS t USING (SELECT {} FROM {staging} WHERE NOT _fw_reject) AS s ON {on}",
+        values.join(", "),
     );
     let (cond, set): (Vec<String>, Vec<String>) = if fill {
         non_key
@@ -333,8 +357,13 @@ fn orphan_condition(r: &Reference, p: &Publish<'_>, parent: &str) -> String {
     let mut orphan =
         vec![format!("NOT s._fw_reject AND {}", present.join(" AND "))];
     if !(own && *staging == p.target) {
+        // The parent of a load of one period is that period's rows.
+        let period = p
+            .period
+            .map(|v| format!("p.{} = {} AND ", v.quoted(), v.value))
+            .unwrap_or_default();
         orphan.push(format!(
-            "NOT EXISTS (SELECT 1 FROM {parent} p WHERE {})",
+            "NOT EXISTS (SELECT 1 FROM {parent} p WHERE {period}{})",
             matches("p")
         ));
     }
@@ -545,9 +574,11 @@ fn is_empty_sql(target: &str) -> String {
 /// target, by column name (fwload's own columns stay behind).
 fn insert_all_sql(p: &Publish<'_>) -> String {
     let (target, staging) = (&p.target, &p.staged.table);
-    let c = cols(p.layout).join(", ");
+    let (names, values) = written(p.layout, p.period);
     format!(
-        "INSERT INTO {target} ({c}) SELECT {c} FROM {staging} WHERE NOT _fw_reject"
+        "INSERT INTO {target} ({}) SELECT {} FROM {staging} WHERE NOT _fw_reject",
+        names.join(", "),
+        values.join(", ")
     )
 }
 
@@ -597,7 +628,16 @@ fn merge(
     };
     let fill = opts.mode == Mode::Fill;
     let changed = tx
-        .execute(&merge_sql(layout, target, &p.staged.table, fill, soft), &[])
+        .execute(
+            &merge_sql(
+                layout,
+                (target, &p.staged.table),
+                p.period,
+                fill,
+                soft,
+            ),
+            &[],
+        )
         .map_err(db_error("merging into", target))?;
     let after = count(tx, &count_sql(target, false), &counting)?;
     out.inserted = after - all;

@@ -199,6 +199,7 @@ impl Replacing<'_, '_> {
             target: built.clone(),
             staged: &s,
             rows: s.rows,
+            period: None,
         };
         let mut o = TableOutcome::of_staged(
             layout,
@@ -532,6 +533,8 @@ pub fn rollback(
             options: serde_json::json!({ "undo_run": undone, "force": force }),
             stages: serde_json::Value::Null,
             controls: serde_json::Value::Null,
+            period: None,
+            year: None,
         },
     )?;
     match u.swap_back(db, &newest, run) {

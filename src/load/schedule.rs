@@ -10,11 +10,12 @@ use postgres::Client;
 
 use super::adopt::{adopt, adoptable};
 use super::inventory::Work;
+use super::period::{self, PeriodValue};
 use super::targets::create_target;
 use super::{
     DeletePolicy, LoadError, LoadOptions, MemberRef, PublishOptions, Spool,
     StageContext, Staged, TableOutcome, connect, meta, publish, reconcile,
-    stage,
+    stage, target_parts,
 };
 use crate::pipeline::Plan;
 use crate::reject::Counts;
@@ -29,6 +30,8 @@ pub(super) struct Publishing<'a> {
     pub(super) names: &'a dyn Fn(u32) -> (String, String),
     /// Layouts this load publishes.
     pub(super) loads: &'a [usize],
+    /// The period the load fills, for a dataset kept by one.
+    pub(super) period: Option<&'a PeriodValue>,
 }
 
 /// Stages every layout of `work` on `--jobs` connections, each in a
@@ -284,7 +287,7 @@ fn publish_all(
     opts: &LoadOptions,
     next: &mut dyn FnMut(usize) -> Result<Option<Staged>, LoadError>,
 ) -> Result<Vec<TableOutcome>, LoadError> {
-    let Publishing { set, targets, missing, names, loads } = *publish;
+    let Publishing { set, targets, missing, names, loads, period } = *publish;
     let popts = PublishOptions {
         mode: opts.mode,
         delete: opts.delete,
@@ -313,11 +316,20 @@ fn publish_all(
         if missing.contains(&li) && !build {
             create_target(&mut tx, layout, &target, opts, set)?;
         }
+        // A load of one period writes to its partition only.
+        let write = match period {
+            Some(v) => {
+                let parts = target_parts(&opts.target_schema, layout);
+                period::partition(&mut tx, (&parts.0, &parts.1), v)?
+            }
+            None => target.clone(),
+        };
         let mut p = publish::Publish {
             layout,
-            target: target.clone(),
+            target: write,
             staged: s,
             rows: s.rows,
+            period,
         };
         let mut o = TableOutcome::of_staged(layout, target.clone(), s);
         let orphans_before = spool_rows(&spool);

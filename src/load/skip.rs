@@ -25,19 +25,26 @@ pub(crate) fn outcome_key(
     set: &SchemaSet,
     mode: Mode,
     delete: DeletePolicy,
+    period: Option<i32>,
 ) -> String {
-    format!(
+    let mut key = format!(
         "schema {}; mode {}; delete {}",
         set.hash,
         mode.as_str(),
         delete.as_str()
-    )
+    );
+    if let Some(p) = period {
+        key.push_str(&format!("; period {p}"));
+    }
+    key
 }
 
 /// The sha256 digests of inputs that need not be read again: loaded (or
 /// skipped as unchanged) by the newest succeeded run of `dataset` into
 /// `target_schema`, when that run had outcome key `key` and every target
-/// its members fed still exists.
+/// its members fed still exists. A load of one `period` looks only at
+/// the runs of that period (and at those of none, such as a rollback):
+/// a load of another year changed nothing of this one's.
 ///
 /// # Errors
 /// A failed statement.
@@ -47,6 +54,7 @@ pub(crate) fn unchanged_inputs(
     set: &SchemaSet,
     (dataset, target_schema): (&str, &str),
     key: &str,
+    period: Option<i32>,
 ) -> Result<HashSet<String>, LoadError> {
     let m = quote_ident(meta);
     let ctx = |e| LoadError::db("reading the last successful run", e);
@@ -56,12 +64,13 @@ pub(crate) fn unchanged_inputs(
                 "WITH last AS (
                      SELECT id, outcome_key FROM {m}.runs
                      WHERE dataset = $1 AND target_schema = $2 AND status = 'succeeded'
+                       AND ($4::int IS NULL OR period IS NULL OR period = $4)
                      ORDER BY id DESC LIMIT 1)
                  SELECT f.input_sha256, f.layout
                  FROM last JOIN {m}.run_files f ON f.run_id = last.id
                  WHERE last.outcome_key = $3"
             ),
-            &[&dataset, &target_schema, &key],
+            &[&dataset, &target_schema, &key, &period],
         )
         .map_err(ctx)?;
     let mut fed: HashMap<String, Vec<String>> = HashMap::new();

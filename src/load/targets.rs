@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use postgres::Client;
 
 use super::inventory::Planned;
+use super::period::{self, PeriodValue};
 use super::{DeletePolicy, LoadError, LoadOptions, LoadReport, publish};
 use crate::pipeline::Control;
 use crate::schema::{
@@ -23,6 +24,7 @@ pub(crate) fn column_report(
     table: &str,
     layout: &Layout,
     soft: bool,
+    period: Option<&str>,
 ) -> Result<Vec<String>, LoadError> {
     let rows = db
         .query(
@@ -51,8 +53,20 @@ pub(crate) fn column_report(
             _ => {}
         }
     }
+    if let Some(p) = period {
+        match have.get(p) {
+            None => out.push(format!(
+                "column {p}: missing, the dataset's period column (integer)"
+            )),
+            Some((got, _, _)) if got != "integer" => out.push(format!(
+                "column {p}: type is {got}, the dataset's period column is integer"
+            )),
+            _ => {}
+        }
+    }
     for (name, (ty, not_null, has_default)) in &have {
-        if layout.field_index(name).is_some() {
+        if layout.field_index(name).is_some() || Some(name.as_str()) == period
+        {
             continue;
         }
         if name == "deleted_at" && soft {
@@ -101,10 +115,15 @@ fn no_values_guard(
     set: &SchemaSet,
     controls: &[Control],
     opts: &LoadOptions,
+    period: Option<&PeriodValue>,
 ) -> Result<(), LoadError> {
     let Some(c) = controls.iter().find(|c| c.no_values) else {
         return Ok(());
     };
+    // A load of one period only ever changes that period's rows.
+    let scope = period
+        .map(|p| format!(" WHERE {} = {}", p.quoted(), p.value))
+        .unwrap_or_default();
     let control = set.dataset.as_ref().and_then(|d| d.control.as_ref());
     for l in &set.layouts {
         if control.is_some_and(|x| x.layout == l.name) {
@@ -115,7 +134,10 @@ fn no_values_guard(
             continue;
         }
         let any: bool = db
-            .query_one(&format!("SELECT EXISTS (SELECT FROM {target})"), &[])
+            .query_one(
+                &format!("SELECT EXISTS (SELECT FROM {target}{scope})"),
+                &[],
+            )
             .map_err(|e| LoadError::db(format!("looking at {target}"), e))?
             .get(0);
         if any {
@@ -147,6 +169,7 @@ pub(super) fn create_target(
         layout,
         target,
         opts.delete == DeletePolicy::Soft,
+        set.period_column(),
     ))
     .map_err(ctx)?;
     for s in index_statements(layout, target, set.references()) {
@@ -158,7 +181,8 @@ pub(super) fn create_target(
 /// Checks the targets before anything changes: an export without values
 /// over targets holding rows (unless `--force`), and every target of the
 /// work existing (or to be created) with its layout's columns. Returns
-/// the layouts whose targets do not exist yet.
+/// the layouts whose targets do not exist yet. A dataset kept by period
+/// needs every target partitioned by list on its period column.
 ///
 /// # Errors
 /// A guard, every target problem at once, or a failed statement.
@@ -168,10 +192,12 @@ pub(super) fn check(
     planned: &Planned,
     report: &LoadReport,
     opts: &LoadOptions,
+    period: Option<&PeriodValue>,
 ) -> Result<Vec<usize>, LoadError> {
     if !opts.force {
-        no_values_guard(db, set, &report.controls, opts)?;
+        no_values_guard(db, set, &report.controls, opts, period)?;
     }
+    let column = period.map(|p| p.column.as_str());
     let soft = opts.delete == DeletePolicy::Soft;
     let mut missing = Vec::new();
     let mut problems = Vec::new();
@@ -187,8 +213,16 @@ pub(super) fn check(
             }
             continue;
         }
+        if let Some(c) = column
+            && !period::partitioned_by(db, &target, c)?
+        {
+            problems.push(format!(
+                "{target}: not partitioned by list on {c}, the dataset's period (see README, Years and history, to migrate a table)"
+            ));
+            continue;
+        }
         problems.extend(
-            column_report(db, &target, layout, soft)?
+            column_report(db, &target, layout, soft, column)?
                 .into_iter()
                 .map(|p| format!("{target}: {p}")),
         );

@@ -20,27 +20,61 @@ pub fn quote_literal(s: &str) -> String {
 /// The `CREATE TABLE` statement for `layout`'s target, named `table`
 /// (already qualified as wanted), with the key as primary key.
 ///
-/// `soft_delete` adds the `deleted_at` column used by soft deletes.
+/// `soft_delete` adds the `deleted_at` column used by soft deletes. A
+/// `period` column comes first, leads the key, and partitions the table
+/// by list (one partition per value: see [`create_partition`]).
 pub fn create_table(
     layout: &Layout,
     table: &str,
     soft_delete: bool,
+    period: Option<&str>,
 ) -> String {
     let mut s = format!("CREATE TABLE {table} (\n");
-    let mut cols: Vec<String> = (0..layout.fields.len())
-        .map(|i| format!("    {}", column(layout, i)))
+    let mut cols: Vec<String> = period
+        .map(|p| format!("    {} integer NOT NULL", quote_ident(p)))
+        .into_iter()
         .collect();
+    cols.extend(
+        (0..layout.fields.len()).map(|i| format!("    {}", column(layout, i))),
+    );
     if soft_delete {
         cols.push("    deleted_at timestamp with time zone".into());
     }
     if !layout.key.is_empty() {
-        let key: Vec<String> =
-            layout.key_names().iter().map(|k| quote_ident(k)).collect();
+        let key: Vec<String> = period
+            .into_iter()
+            .chain(layout.key_names())
+            .map(quote_ident)
+            .collect();
         cols.push(format!("    PRIMARY KEY ({})", key.join(", ")));
     }
     s.push_str(&cols.join(",\n"));
     s.push_str("\n)");
+    if let Some(p) = period {
+        s.push_str(&format!(" PARTITION BY LIST ({})", quote_ident(p)));
+    }
     s
+}
+
+/// The name of the partition of `table` (unqualified) holding period
+/// `value`: `<table>_<value>`, the table's name cut so the whole fits in
+/// PostgreSQL's 63 bytes.
+pub fn partition_name(table: &str, value: i32) -> String {
+    let tail = format!("_{value}");
+    let mut end = table.len().min(63 - tail.len());
+    while !table.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{tail}", &table[..end])
+}
+
+/// `CREATE TABLE` of the partition `partition` (qualified) of the
+/// partitioned `table` holding period `value`; it inherits the key and
+/// indexes.
+pub fn create_partition(table: &str, partition: &str, value: i32) -> String {
+    format!(
+        "CREATE TABLE {partition} PARTITION OF {table} FOR VALUES IN ({value})"
+    )
 }
 
 /// Field `i` of `layout` as a column definition: name, type and, for key

@@ -45,6 +45,16 @@ impl SchemaSet {
         self.dataset.as_ref().map_or(&[], |d| &d.references)
     }
 
+    /// The dataset's period, when its targets are kept by one.
+    pub fn period(&self) -> Option<&super::Period> {
+        self.dataset.as_ref().and_then(|d| d.period.as_ref())
+    }
+
+    /// The name of the dataset's period column, if any.
+    pub fn period_column(&self) -> Option<&str> {
+        self.period().map(|p| p.column.as_str())
+    }
+
     /// Loads schemas from `paths`: each a directory (every `*.toml` in it,
     /// `dataset.toml` as the dataset) or a single layout file.
     ///

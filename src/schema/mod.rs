@@ -19,8 +19,9 @@ mod write;
 
 pub use checks::{ControlSpec, Mismatch, Reconcile, Years, this_year};
 pub use ddl::{
-    column, create_index, create_table, index_name, index_statements,
-    quote_ident, quote_literal, reference_indexes,
+    column, create_index, create_partition, create_table, index_name,
+    index_statements, partition_name, quote_ident, quote_literal,
+    reference_indexes,
 };
 pub use load::SchemaSet;
 pub use version::{Picked, Version};
@@ -349,31 +350,48 @@ impl ArchiveSpec {
     /// Whether `file_name` (an input's file name) is this archive: equal
     /// ignoring ASCII case, `{year}` standing for any four digits.
     pub fn is_named(&self, file_name: &str) -> bool {
+        self.name_years(file_name).is_some()
+    }
+
+    /// The year `file_name` has where this archive's name has its first
+    /// `{year}`; `None` when the name has none or is not this archive.
+    pub fn year_in(&self, file_name: &str) -> Option<i32> {
+        self.name_years(file_name)?
+    }
+
+    /// When `file_name` is this archive, the digits standing for its
+    /// first `{year}` (`Some(None)`: the name has no `{year}`).
+    fn name_years(&self, file_name: &str) -> Option<Option<i32>> {
         let name = file_name.as_bytes();
         let mut parts = self.name.split("{year}");
         let first = parts.next().unwrap_or_default().as_bytes();
         if name.len() < first.len()
             || !name[..first.len()].eq_ignore_ascii_case(first)
         {
-            return false;
+            return None;
         }
         let mut at = first.len();
+        let mut year = None;
         for part in parts {
-            let year = &name[at.min(name.len())..];
-            if year.len() < 4 || !year[..4].iter().all(u8::is_ascii_digit) {
-                return false;
+            let digits = &name[at.min(name.len())..];
+            if digits.len() < 4 || !digits[..4].iter().all(u8::is_ascii_digit)
+            {
+                return None;
             }
+            year = year.or_else(|| {
+                std::str::from_utf8(&digits[..4]).ok()?.parse().ok()
+            });
             at += 4;
             let rest = &name[at..];
             let part = part.as_bytes();
             if rest.len() < part.len()
                 || !rest[..part.len()].eq_ignore_ascii_case(part)
             {
-                return false;
+                return None;
             }
             at += part.len();
         }
-        at == name.len()
+        (at == name.len()).then_some(year)
     }
 }
 
@@ -424,8 +442,42 @@ pub struct Dataset {
     pub reconcile: Vec<Reconcile>,
     /// Layouts whose members exist only in some years.
     pub years: Vec<(String, Years)>,
+    /// The period its targets are kept by (years side by side), if any.
+    pub period: Option<Period>,
     /// The dataset file.
     pub path: PathBuf,
+}
+
+/// The period a dataset's targets are kept by: every target gets
+/// `column` (an integer, e.g. `tax_year`) first in its key and is
+/// partitioned by it, one partition per value; a load fills it with one
+/// value and touches that partition only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Period {
+    /// The column's name.
+    pub column: String,
+    /// Where a load's value comes from.
+    pub from: PeriodFrom,
+}
+
+/// Where a load's period value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodFrom {
+    /// `--year` (else the year the inputs' control records state).
+    Year,
+    /// The `{year}` of the dataset's archive names the inputs match.
+    Archive,
+}
+
+impl PeriodFrom {
+    /// The spelling used in dataset files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodFrom::Year => "year",
+            PeriodFrom::Archive => "archive",
+        }
+    }
 }
 
 /// How many rows `fwload gen` makes of each table.
@@ -509,5 +561,12 @@ mod tests {
         assert!(!yearly.is_named("roll_20x5.zip"));
         assert!(!yearly.is_named("roll_2025"));
         assert!(!yearly.is_named("roll_"));
+        assert_eq!(yearly.year_in("ROLL_2025.zip"), Some(2025));
+        assert_eq!(yearly.year_in("roll_25.zip"), None);
+        assert_eq!(plain.year_in("Real_acct_owner.zip"), None);
+        assert_eq!(
+            spec("{year}/x_{year}.zip").year_in("2024/x_2023.zip"),
+            Some(2024)
+        );
     }
 }

@@ -11,8 +11,8 @@ use toml::Spanned;
 use crate::schema::checks::{self, RawControl, RawReconcile};
 use crate::schema::errs::{Errs, ident_ok};
 use crate::schema::{
-    ArchiveSpec, Dataset, GenerateHints, Layout, OrphanPolicy, Reference,
-    SchemaError,
+    ArchiveSpec, Dataset, GenerateHints, Layout, OrphanPolicy, Period,
+    PeriodFrom, Reference, SchemaError,
 };
 
 #[derive(Deserialize)]
@@ -30,6 +30,14 @@ struct RawDataset {
     #[serde(default)]
     reconcile: Vec<Spanned<RawReconcile>>,
     years: Option<Spanned<BTreeMap<String, String>>>,
+    period: Option<Spanned<RawPeriod>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeriod {
+    column: String,
+    from: PeriodFrom,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +99,7 @@ pub(in crate::schema) fn parse_dataset(
     let control = checks::control(&mut e, raw.control.as_ref(), layouts);
     let reconcile = checks::reconciles(&mut e, &raw.reconcile, layouts);
     let years = checks::years(&mut e, raw.years.as_ref(), layouts);
+    let period = period(&mut e, raw.period.as_ref(), layouts, &archives);
     if e.count() > before {
         return None;
     }
@@ -99,6 +108,7 @@ pub(in crate::schema) fn parse_dataset(
         control,
         reconcile,
         years,
+        period,
         name: raw.name.into_inner(),
         description: raw.description,
         archives,
@@ -140,6 +150,41 @@ fn archives(
         });
     }
     archives
+}
+
+/// The `[period]`: a plain identifier that is no layout's field; from
+/// the archive names only when one of them has a `{year}`.
+fn period(
+    e: &mut Errs,
+    raw: Option<&Spanned<RawPeriod>>,
+    layouts: &[Layout],
+    archives: &[ArchiveSpec],
+) -> Option<Period> {
+    let p = raw?;
+    let (sp, r) = (p.span(), p.get_ref());
+    if !ident_ok(&r.column) {
+        e.at(Some(&sp), None, "period column must be a plain identifier");
+    }
+    for l in layouts.iter().filter(|l| l.field_index(&r.column).is_some()) {
+        e.at(
+            Some(&sp),
+            None,
+            format!(
+                "period column '{}' is also a field of layout '{}': fwload fills the period column itself, so name it otherwise (e.g. roll_year)",
+                r.column, l.name
+            ),
+        );
+    }
+    if r.from == PeriodFrom::Archive
+        && !archives.iter().any(|a| a.name.contains("{year}"))
+    {
+        e.at(
+            Some(&sp),
+            None,
+            "period from = \"archive\" needs an archive whose name has {year}",
+        );
+    }
+    Some(Period { column: r.column.clone(), from: r.from })
 }
 
 /// The references, each checked against its layouts, and none in a

@@ -1,0 +1,196 @@
+//! The period of a load (years side by side): which value the load fills
+//! in the dataset's period column, whether a target is partitioned by it,
+//! and the partition a load of that value writes to.
+//!
+//! Every statement that changes a target — the `MERGE`, the snapshot
+//! deletes and the delete guard's counts — runs on the period's partition
+//! itself, so a load of one period cannot touch another's rows whatever
+//! the statement; reference checks read the parent tables restricted to
+//! the period (pruned to its partition).
+
+use std::path::{Path, PathBuf};
+
+use postgres::{GenericClient, Transaction};
+
+use super::{LoadError, LoadOptions};
+use crate::pipeline::Control;
+use crate::schema::{
+    PeriodFrom, SchemaSet, create_partition, partition_name, quote_ident,
+};
+
+/// The period a load fills: its column and value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeriodValue {
+    /// The period column (unquoted).
+    pub column: String,
+    /// Its value for every row of the load.
+    pub value: i32,
+}
+
+impl PeriodValue {
+    /// The column, quoted.
+    pub(crate) fn quoted(&self) -> String {
+        quote_ident(&self.column)
+    }
+}
+
+/// The period value of a load of `inputs`, when the dataset keeps one:
+/// `--year` (else the year every control record states) or the `{year}`
+/// of the archive names, as the dataset says.
+///
+/// # Errors
+/// No value, or inputs that disagree on it (a load is of one period).
+pub(crate) fn resolve(
+    set: &SchemaSet,
+    inputs: &[PathBuf],
+    controls: &[Control],
+    opts: &LoadOptions,
+) -> Result<Option<PeriodValue>, LoadError> {
+    let Some(p) = set.period() else { return Ok(None) };
+    let dataset = set.dataset.as_ref().map_or("", |d| d.name.as_str());
+    let value = match p.from {
+        PeriodFrom::Year => {
+            let stated = one_value(
+                controls.iter().filter_map(|c| Some((c.year?, &c.input))),
+                "control records state",
+            )?;
+            match (opts.year, stated) {
+                (Some(y), _) => y,
+                (None, Some(y)) => y,
+                (None, None) => {
+                    return Err(LoadError::config(format!(
+                        "dataset {dataset} keeps its tables by {}: give the load's year with --year",
+                        p.column
+                    )));
+                }
+            }
+        }
+        PeriodFrom::Archive => {
+            let named = archive_years(set, inputs)?;
+            let Some(y) = one_value(
+                named.iter().map(|(y, input)| (*y, input)),
+                "archive names say",
+            )?
+            else {
+                return Err(LoadError::config("no input to take a year from"));
+            };
+            if let Some(given) = opts.year.filter(|g| *g != y) {
+                return Err(LoadError::config(format!(
+                    "--year {given}, but the archive names say {y}"
+                )));
+            }
+            y
+        }
+    };
+    Ok(Some(PeriodValue { column: p.column.clone(), value }))
+}
+
+/// The one value of `values` (value, where it is from), if any.
+///
+/// # Errors
+/// Two different values, naming where each is from.
+fn one_value<'a, S: AsRef<str> + 'a>(
+    mut values: impl Iterator<Item = (i32, &'a S)>,
+    what: &str,
+) -> Result<Option<i32>, LoadError> {
+    let Some((first, at)) = values.next() else { return Ok(None) };
+    for (v, other) in values {
+        if v != first {
+            return Err(LoadError::config(format!(
+                "a load is of one period, but the {what} {first} ({}) and {v} ({})",
+                at.as_ref(),
+                other.as_ref()
+            )));
+        }
+    }
+    Ok(Some(first))
+}
+
+/// The year of each input's archive name, by the dataset's archives.
+///
+/// # Errors
+/// An input whose name is no archive of the dataset with a `{year}`.
+fn archive_years(
+    set: &SchemaSet,
+    inputs: &[PathBuf],
+) -> Result<Vec<(i32, String)>, LoadError> {
+    let ds = set.dataset.as_ref();
+    inputs
+        .iter()
+        .map(|input| {
+            let name = file_name(input);
+            ds.and_then(|d| d.archive_named(name))
+                .and_then(|a| a.year_in(name))
+                .map(|y| (y, input.display().to_string()))
+                .ok_or_else(|| {
+                    LoadError::config(format!(
+                        "{}: the dataset takes the year from archive names, and this is none of its archives with a {{year}}",
+                        input.display()
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn file_name(p: &Path) -> &str {
+    p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+}
+
+/// Whether `table` (qualified, quoted) is partitioned by list on
+/// `column` alone.
+///
+/// # Errors
+/// A database error.
+pub(super) fn partitioned_by<C: GenericClient>(
+    db: &mut C,
+    table: &str,
+    column: &str,
+) -> Result<bool, LoadError> {
+    let row = db
+        .query_opt(
+            "SELECT a.attname::text
+             FROM pg_partitioned_table p
+             JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+             WHERE p.partrelid = $1::text::regclass AND p.partstrat = 'l' AND p.partnatts = 1",
+            &[&table],
+        )
+        .map_err(|e| LoadError::db(format!("reading how {table} is partitioned"), e))?;
+    Ok(row.is_some_and(|r| r.get::<_, String>(0) == column))
+}
+
+/// The partition of the partitioned `target` (schema `schema`, table
+/// `table`) that holds `period`, created (empty, with the parent's key
+/// and indexes) when there is none yet: the table every statement of the
+/// load that changes rows runs on.
+///
+/// # Errors
+/// A database error.
+pub(super) fn partition(
+    tx: &mut Transaction<'_>,
+    (schema, table): (&str, &str),
+    period: &PeriodValue,
+) -> Result<String, LoadError> {
+    let target = super::qualified(schema, table);
+    let ctx = |e| {
+        LoadError::db(
+            format!("finding the {} partition of {target}", period.value),
+            e,
+        )
+    };
+    let found = tx
+        .query_opt(
+            "SELECT c.oid::regclass::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = $1::text::regclass
+               AND pg_get_expr(c.relpartbound, c.oid) = $2",
+            &[&target, &format!("FOR VALUES IN ({})", period.value)],
+        )
+        .map_err(ctx)?;
+    if let Some(r) = found {
+        return Ok(r.get(0));
+    }
+    let name = super::qualified(schema, &partition_name(table, period.value));
+    tx.batch_execute(&create_partition(&target, &name, period.value))
+        .map_err(ctx)?;
+    Ok(name)
+}
