@@ -9,6 +9,7 @@ mod http_server;
 mod load;
 mod members;
 mod pacs_export;
+mod periods;
 mod pg;
 mod pgcopy;
 mod reliability;
