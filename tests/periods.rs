@@ -326,3 +326,83 @@ fn a_year_dataset_without_a_year_is_refused() {
     ));
     assert!(!created);
 }
+
+/// `--mode replace` of one year swaps that year's partitions only, and
+/// `fwload rollback` puts the previous ones back exactly; the other years
+/// are untouched throughout, and a later load of another year does not
+/// stand in the rollback's way.
+#[test]
+fn replace_of_one_year_and_its_rollback() {
+    let d = Dir::new();
+    let schema = hcad_by_year(&d);
+    let years = [2021, 2022, 2023];
+    let archives: Vec<PathBuf> =
+        years.iter().map(|&y| year_archive(&d, &schema, y, 300)).collect();
+    let db = TestDb::new();
+    for (y, a) in years.iter().take(2).zip(&archives) {
+        let y = y.to_string();
+        ok(&load(
+            &db,
+            &schema,
+            &["--create", "--year", &y, a.to_str().unwrap()],
+        ));
+    }
+    let next = d.join("y2022-next.zip");
+    let (base, next_s) =
+        (archives[1].to_str().unwrap(), next.to_str().unwrap());
+    run_gen(&[
+        "--schema", &schema, "--base", base, "--update", "5%", "--insert",
+        "5%", "--delete", "1%", "--out", next_s,
+    ]);
+    let before: Vec<String> =
+        years.iter().map(|y| year_sum(&db, *y)).collect();
+    ok(&load(&db, &schema, &["--mode", "replace", "--year", "2022", next_s]));
+    assert_eq!(year_sum(&db, 2021), before[0], "2021 changed");
+    assert_ne!(year_sum(&db, 2022), before[1], "2022 not replaced");
+    let alone = TestDb::new();
+    ok(&load(&alone, &schema, &["--create", "--year", "2022", next_s]));
+    for t in parents(&db) {
+        assert_eq!(differing(&db, &alone, &t, 2022), 0, "{t}");
+    }
+    // Every partition is attached: 2021's and 2022's of every target.
+    let detached: i64 = db.one(&format!(
+        "SELECT count(*) FROM pg_class c WHERE c.relnamespace = '{}'::regnamespace
+           AND c.relkind = 'r' AND NOT c.relispartition AND c.relname NOT LIKE '%\\_\\_fwprev'",
+        db.schema
+    ));
+    assert_eq!(detached, 0, "tables neither partition nor kept generation");
+
+    // 2023 loads after the replace: another year, so the rollback of
+    // 2022 goes ahead without --force.
+    ok(&load(
+        &db,
+        &schema,
+        &["--create", "--year", "2023", archives[2].to_str().unwrap()],
+    ));
+    let y2023 = year_sum(&db, 2023);
+    let mut a = vec!["rollback".to_owned(), "--dataset".into(), "hcad".into()];
+    a.extend(db.args());
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    ok(&fwload(&refs));
+    assert_eq!(year_sum(&db, 2021), before[0], "2021 changed");
+    assert_eq!(year_sum(&db, 2022), before[1], "2022 not restored");
+    assert_eq!(year_sum(&db, 2023), y2023, "2023 changed");
+    // The restored partitions take a snapshot as before: a merge of 2022
+    // with its snapshot deletes.
+    ok(&load(
+        &db,
+        &schema,
+        &[
+            "--year",
+            "2022",
+            "--delete",
+            "hard",
+            "--max-delete-ratio",
+            "0.5",
+            next_s,
+        ],
+    ));
+    for t in parents(&db) {
+        assert_eq!(differing(&db, &alone, &t, 2022), 0, "{t} after merge");
+    }
+}

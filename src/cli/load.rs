@@ -442,9 +442,10 @@ pub(super) fn write_summary(
         "succeeded" => "committed",
         other => other,
     };
+    let period = r.period.map(|p| format!(", period {p}")).unwrap_or_default();
     writeln!(
         w,
-        "\nrun {} of dataset {}: {what} in {:.2} s",
+        "\nrun {} of dataset {}{period}: {what} in {:.2} s",
         r.run_id, r.dataset, r.seconds
     )
 }

@@ -39,18 +39,22 @@ pub(super) fn object_name(table: &str, what: &str, run: i64) -> String {
 }
 
 /// The statements that give a filled table (one a stage made to become a
-/// target) its primary key and reference indexes: built on the full
-/// table, a sort each instead of an index insert per row.
+/// target) its primary key (led by the `period` column, if any) and
+/// reference indexes: built on the full table, a sort each instead of an
+/// index insert per row.
 pub(super) fn key_and_indexes(
     layout: &Layout,
     table: &str,
-    references: &[Reference],
+    (references, period): (&[Reference], Option<&str>),
     naming: Naming<'_>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     if !layout.key.is_empty() {
-        let key: Vec<String> =
-            layout.key_names().iter().map(|k| quote_ident(k)).collect();
+        let key: Vec<String> = period
+            .into_iter()
+            .chain(layout.key_names())
+            .map(quote_ident)
+            .collect();
         let name = match naming {
             Naming::Chosen => String::new(),
             Naming::Run(base, run) => format!(

@@ -262,12 +262,6 @@ fn publish_work(
         .collect();
     let names_of = |f: u32| planned.names.get(&f).cloned().unwrap_or_default();
     if opts.mode == Mode::Replace {
-        if let Some(p) = period {
-            return Err(LoadError::config(format!(
-                "--mode replace of one period ({} {}) is not supported yet: load it with --mode merge (--delete hard replaces its rows)",
-                p.column, p.value
-            )));
-        }
         let replacing = replace::Replacing {
             cx,
             set,
@@ -275,6 +269,7 @@ fn publish_work(
             targets: &targets,
             names: &names_of,
             opts,
+            period,
         };
         return replace::publish_replace(
             db,

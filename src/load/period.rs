@@ -158,6 +158,55 @@ pub(super) fn partitioned_by<C: GenericClient>(
     Ok(row.is_some_and(|r| r.get::<_, String>(0) == column))
 }
 
+/// The partition of the partitioned `target` (qualified, quoted) that
+/// holds `value`, as its schema and name, if there is one.
+///
+/// # Errors
+/// A database error.
+pub(super) fn find_partition<C: GenericClient>(
+    db: &mut C,
+    target: &str,
+    value: i32,
+) -> Result<Option<(String, String)>, LoadError> {
+    let row = db
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE i.inhparent = $1::text::regclass
+               AND pg_get_expr(c.relpartbound, c.oid) = $2",
+            &[&target, &bound(value)],
+        )
+        .map_err(|e| {
+            LoadError::db(
+                format!("finding the {value} partition of {target}"),
+                e,
+            )
+        })?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// A list partition's bound for one value, as PostgreSQL spells it.
+pub(super) fn bound(value: i32) -> String {
+    format!("FOR VALUES IN ({value})")
+}
+
+/// The schema and name the partition of `period` of the partitioned
+/// table `table` in `schema` has, or gets when fwload creates it.
+///
+/// # Errors
+/// A database error.
+pub(super) fn partition_of<C: GenericClient>(
+    db: &mut C,
+    (schema, table): (&str, &str),
+    period: &PeriodValue,
+) -> Result<(String, String), LoadError> {
+    let target = super::qualified(schema, table);
+    Ok(find_partition(db, &target, period.value)?.unwrap_or_else(|| {
+        (schema.to_owned(), partition_name(table, period.value))
+    }))
+}
+
 /// The partition of the partitioned `target` (schema `schema`, table
 /// `table`) that holds `period`, created (empty, with the parent's key
 /// and indexes) when there is none yet: the table every statement of the
@@ -171,26 +220,36 @@ pub(super) fn partition(
     period: &PeriodValue,
 ) -> Result<String, LoadError> {
     let target = super::qualified(schema, table);
-    let ctx = |e| {
-        LoadError::db(
-            format!("finding the {} partition of {target}", period.value),
-            e,
-        )
-    };
-    let found = tx
-        .query_opt(
-            "SELECT c.oid::regclass::text FROM pg_inherits i
-             JOIN pg_class c ON c.oid = i.inhrelid
-             WHERE i.inhparent = $1::text::regclass
-               AND pg_get_expr(c.relpartbound, c.oid) = $2",
-            &[&target, &format!("FOR VALUES IN ({})", period.value)],
-        )
-        .map_err(ctx)?;
-    if let Some(r) = found {
-        return Ok(r.get(0));
+    if let Some((s, t)) = find_partition(tx, &target, period.value)? {
+        return Ok(super::qualified(&s, &t));
     }
     let name = super::qualified(schema, &partition_name(table, period.value));
     tx.batch_execute(&create_partition(&target, &name, period.value))
-        .map_err(ctx)?;
+        .map_err(|e| {
+            LoadError::db(
+                format!("creating the {} partition of {target}", period.value),
+                e,
+            )
+        })?;
     Ok(name)
+}
+
+/// The partitioned table `table` (qualified, quoted) is part of, and its
+/// bound, when it is a partition.
+///
+/// # Errors
+/// A database error.
+pub(super) fn parent_of<C: GenericClient>(
+    db: &mut C,
+    table: &str,
+) -> Result<Option<(String, String)>, LoadError> {
+    let row = db
+        .query_opt(
+            "SELECT i.inhparent::regclass::text, pg_get_expr(c.relpartbound, c.oid)
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhrelid = $1::text::regclass AND c.relispartition",
+            &[&table],
+        )
+        .map_err(|e| LoadError::db(format!("looking up the parent of {table}"), e))?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }

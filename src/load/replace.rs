@@ -12,12 +12,14 @@ use postgres::types::Json;
 use postgres::{Client, Transaction};
 
 use super::ddl::{self, Naming};
+use super::period::{self, PeriodValue};
 use super::publish::{DeletePolicy, TableOutcome};
 use super::reconcile::Reconciler;
 use super::stage::{
     Destination, MemberRef, Spool, StageContext, Staged, TableKind, stage,
     staging_ddl,
 };
+use super::targets::create_target;
 use super::{LoadError, LoadOptions, meta, publish, qualified, target_parts};
 use crate::pipeline::Plan;
 use crate::reject::Counts;
@@ -44,6 +46,9 @@ pub(super) struct Replacing<'r, 'a> {
     pub(super) names: &'r dyn Fn(u32) -> (String, String),
     /// The load's options.
     pub(super) opts: &'r LoadOptions,
+    /// The period the load replaces, for a dataset kept by one: its
+    /// partition is what is replaced.
+    pub(super) period: Option<&'r PeriodValue>,
 }
 
 /// The new tables of a replace as they are built: their outcomes and
@@ -77,6 +82,9 @@ struct Swap {
     live: String,
     /// Whether the target exists.
     exists: bool,
+    /// For a period's partition: the partitioned table (qualified,
+    /// quoted) it is attached to, and the period's value.
+    parent: Option<(String, i32)>,
 }
 
 /// Builds, checks and swaps in new tables for every layout of `work`, in
@@ -169,6 +177,35 @@ fn record_generation_sql(meta: &str) -> String {
     )
 }
 
+/// Adds the period column to the new table `new` of a period's
+/// partition, filled with the period's value for every row the `COPY`
+/// writes, and checked to hold it: attaching the table as the partition
+/// then needs no scan to prove its rows belong there.
+fn period_column_sql(new: &str, p: &PeriodValue) -> String {
+    format!(
+        "; ALTER TABLE {new} ADD COLUMN {c} integer NOT NULL DEFAULT {v} CHECK ({c} = {v})",
+        c = p.quoted(),
+        v = p.value
+    )
+}
+
+/// Detaches the partition `live` from `parent` (no longer part of the
+/// partitioned table, it can be renamed aside).
+fn detach_sql(parent: &str, live: &str) -> String {
+    format!("ALTER TABLE {parent} DETACH PARTITION {live}")
+}
+
+/// Attaches `table` to `parent` as the partition of `bound`.
+fn attach_sql(parent: &str, table: &str, bound: &str) -> String {
+    format!("ALTER TABLE {parent} ATTACH PARTITION {table} {bound}")
+}
+
+/// Takes the default off the period column of a new partition `table`:
+/// it served the `COPY`; rows come through the parent now.
+fn drop_default_sql(table: &str, p: &PeriodValue) -> String {
+    format!("ALTER TABLE {table} ALTER COLUMN {} DROP DEFAULT", p.quoted())
+}
+
 /// Gives the table `from` (qualified, quoted) the name `to` in its own
 /// schema.
 fn rename_sql(from: &str, to: &str) -> String {
@@ -188,7 +225,7 @@ impl Replacing<'_, '_> {
     ) -> Result<(), LoadError> {
         let cx = self.cx;
         let layout = &self.set.layouts[li];
-        let (schema, table) = target_parts(cx.target_schema, layout);
+        let (schema, table) = self.live_of(tx, layout)?;
         let built = qualified(&schema, &format!("{table}{NEW}"));
         let t0 = Instant::now();
         let dest = self.destination(layout, (&schema, &table), &built);
@@ -199,7 +236,7 @@ impl Replacing<'_, '_> {
             target: built.clone(),
             staged: &s,
             rows: s.rows,
-            period: None,
+            period: self.period,
         };
         let mut o = TableOutcome::of_staged(
             layout,
@@ -242,22 +279,44 @@ impl Replacing<'_, '_> {
         let kind = TableKind::Target {
             soft_delete: self.opts.delete == DeletePolicy::Soft,
         };
+        let mut create =
+            create_new_sql(schema, new, &staging_ddl(layout, new, kind));
+        if let Some(p) = self.period {
+            create.push_str(&period_column_sql(new, p));
+        }
         Destination {
             table: new.to_owned(),
             kind,
-            create: create_new_sql(
-                schema,
-                new,
-                &staging_ddl(layout, new, kind),
-            ),
+            create,
             build: ddl::key_and_indexes(
                 layout,
                 new,
-                self.set.references(),
+                (
+                    self.set.references(),
+                    self.period.map(|p| p.column.as_str()),
+                ),
                 Naming::Run(table, self.cx.run),
             ),
             staging: false,
         }
+    }
+
+    /// The schema and name of the live table a new table of `layout`
+    /// replaces: its target, or for a load of one period that period's
+    /// partition of it (which may not exist yet). A partitioned target
+    /// that does not exist yet is created (`--create`).
+    fn live_of(
+        &self,
+        tx: &mut Transaction<'_>,
+        layout: &Layout,
+    ) -> Result<(String, String), LoadError> {
+        let parts = target_parts(self.cx.target_schema, layout);
+        let Some(p) = self.period else { return Ok(parts) };
+        let target = qualified(&parts.0, &parts.1);
+        if !publish::table_exists(tx, &target)? {
+            create_target(tx, layout, &target, self.opts, self.set)?;
+        }
+        period::partition_of(tx, (&parts.0, &parts.1), p)
     }
 
     /// The swaps of `work`, with the tables they rename locked: all at
@@ -269,14 +328,21 @@ impl Replacing<'_, '_> {
         work: &[(usize, Vec<MemberRef>)],
     ) -> Result<Vec<Swap>, LoadError> {
         let mut swaps = Vec::new();
+        let mut lock = Vec::new();
         for (li, _) in work {
-            let (schema, table) =
-                target_parts(self.cx.target_schema, &self.set.layouts[*li]);
+            let layout = &self.set.layouts[*li];
+            let (schema, table) = self.live_of(tx, layout)?;
             let live = qualified(&schema, &table);
             let exists = publish::table_exists(tx, &live)?;
-            swaps.push(Swap { li: *li, schema, table, live, exists });
+            let parent = self
+                .period
+                .map(|p| (self.targets[&layout.name].clone(), p.value));
+            // Detaching a partition locks its parent too.
+            if let Some((t, _)) = &parent {
+                lock.push(t.clone());
+            }
+            swaps.push(Swap { li: *li, schema, table, live, exists, parent });
         }
-        let mut lock = Vec::new();
         for s in &swaps {
             let prev = qualified(&s.schema, &format!("{}{PREV}", s.table));
             if s.exists {
@@ -338,6 +404,9 @@ impl Replacing<'_, '_> {
                 (live, &layout.name),
                 guard,
             )?;
+            if let Some((parent, _)) = &sw.parent {
+                tx.batch_execute(&detach_sql(parent, live)).map_err(ctx)?;
+            }
             tx.batch_execute(&retire_sql(live, schema, &prev)).map_err(ctx)?;
             tx.execute(
                 &record_generation_sql(cx.meta),
@@ -345,7 +414,17 @@ impl Replacing<'_, '_> {
             )
             .map_err(ctx)?;
         }
-        tx.batch_execute(&rename_sql(&new, table)).map_err(ctx)
+        tx.batch_execute(&rename_sql(&new, table)).map_err(ctx)?;
+        if let (Some((parent, value)), Some(p)) = (&sw.parent, self.period) {
+            tx.batch_execute(&drop_default_sql(live, p)).map_err(ctx)?;
+            tx.batch_execute(&attach_sql(
+                parent,
+                live,
+                &period::bound(*value),
+            ))
+            .map_err(ctx)?;
+        }
+        Ok(())
     }
 }
 
@@ -579,11 +658,14 @@ fn newest_generations_sql(m: &str) -> String {
 
 /// The succeeded runs of dataset $1 in target schema $2 after run $3, as
 /// `<id> (<mode>)`, oldest first: the runs a rollback of $3 would undo.
+/// A run of another period than $3's changed none of its tables.
 fn later_runs_sql(m: &str) -> String {
     format!(
-        "SELECT id::text || ' (' || mode || ')' FROM {m}.runs
-                 WHERE dataset = $1 AND target_schema = $2 AND id > $3 AND status = 'succeeded'
-                 ORDER BY id"
+        "SELECT r.id::text || ' (' || r.mode || ')' FROM {m}.runs r, {m}.runs u
+                 WHERE u.id = $3 AND r.dataset = $1 AND r.target_schema = $2 AND r.id > $3
+                   AND r.status = 'succeeded'
+                   AND (r.period IS NULL OR u.period IS NULL OR r.period = u.period)
+                 ORDER BY r.id"
     )
 }
 
@@ -687,6 +769,7 @@ impl Undo<'_> {
         let ctx = |e| self.db_error(e);
         let mut tx = db.transaction().map_err(ctx)?;
         let mut pairs = Vec::new();
+        let mut lock = Vec::new();
         for (table, prev) in &newest.tables {
             let live = qualified(target_schema, table);
             let old = qualified(target_schema, prev);
@@ -695,15 +778,18 @@ impl Undo<'_> {
                     "{live}: the previous generation {prev} is gone; nothing was changed"
                 )));
             }
-            pairs.push((table, prev, live, old));
+            // A period's partition goes back as that period's partition.
+            let parent = period::parent_of(&mut tx, &live)?;
+            lock.extend(parent.iter().map(|(p, _)| p.clone()));
+            lock.extend([live.clone(), old.clone()]);
+            pairs.push((table, prev, live, old, parent));
         }
-        let lock: Vec<String> = pairs
-            .iter()
-            .flat_map(|(_, _, live, old)| [live.clone(), old.clone()])
-            .collect();
         lock_tables(&mut tx, &lock, self.lock_timeout)?;
         let mut swapped = Vec::new();
-        for (table, prev, live, old) in pairs {
+        for (table, prev, live, old, parent) in pairs {
+            if let Some((p, _)) = &parent {
+                tx.batch_execute(&detach_sql(p, &live)).map_err(ctx)?;
+            }
             let tmp = format!("{table}__fwswap");
             tx.batch_execute(&swap_back_sql(
                 (&live, table),
@@ -712,6 +798,9 @@ impl Undo<'_> {
                 &tmp,
             ))
             .map_err(ctx)?;
+            if let Some((p, bound)) = &parent {
+                tx.batch_execute(&attach_sql(p, &live, bound)).map_err(ctx)?;
+            }
             swapped.push(live);
         }
         tx.execute(

@@ -479,9 +479,12 @@ impl Destination {
         );
         let build = match kind {
             TableKind::Staging => Vec::new(),
-            TableKind::Target { .. } => {
-                key_and_indexes(layout, &table, cx.references, Naming::Chosen)
-            }
+            TableKind::Target { .. } => key_and_indexes(
+                layout,
+                &table,
+                (cx.references, None),
+                Naming::Chosen,
+            ),
         };
         Ok(Destination { table, kind, create, build, staging: true })
     }
