@@ -47,6 +47,8 @@ pub(super) enum ModeArg {
     Fill,
     /// Build new tables with COPY FREEZE and swap them in.
     Replace,
+    /// Keep every version of every row (valid_from, valid_to).
+    History,
 }
 
 /// Snapshot deletes.
@@ -124,6 +126,11 @@ pub(super) struct LoadTuning {
     /// Create missing target tables (with keys and indexes).
     #[arg(long)]
     pub create: bool,
+    /// --mode history: when the load's versions become valid (a
+    /// PostgreSQL timestamp such as `2025-04-01` or
+    /// `2025-04-01 06:00+00`; default: the run's start).
+    #[arg(long, value_name = "TIMESTAMP")]
+    pub as_of: Option<String>,
     /// Fail at once (exit 6) when another load of the dataset is running.
     #[arg(long)]
     pub no_wait: bool,
@@ -193,6 +200,7 @@ impl LoadTuning {
                 ModeArg::Append => Mode::Append,
                 ModeArg::Fill => Mode::Fill,
                 ModeArg::Replace => Mode::Replace,
+                ModeArg::History => Mode::History,
             },
             delete: match self.delete {
                 DeleteArg::None => DeletePolicy::None,
@@ -220,12 +228,29 @@ impl LoadTuning {
             events: self.events(),
             stages: serde_json::Value::Null,
             work_mem: self.work_mem.0.clone(),
+            as_of: self.as_of.clone(),
             interrupt: stop_on_signals(),
         };
-        if opts.delete != DeletePolicy::None && opts.mode != Mode::Merge {
+        match (opts.mode, opts.delete) {
+            (_, DeletePolicy::None) | (Mode::Merge, _) => {}
+            (Mode::History, DeletePolicy::Hard) => {}
+            (Mode::History, DeletePolicy::Soft) => {
+                return Err(Failure::msg(
+                    Exit::Usage,
+                    "--mode history closes the versions of rows missing from the input: use --delete hard",
+                ));
+            }
+            _ => {
+                return Err(Failure::msg(
+                    Exit::Usage,
+                    "--delete applies to --mode merge and history only",
+                ));
+            }
+        }
+        if opts.as_of.is_some() && opts.mode != Mode::History {
             return Err(Failure::msg(
                 Exit::Usage,
-                "--delete applies to --mode merge only",
+                "--as-of applies to --mode history only",
             ));
         }
         Ok(opts)

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{CliResult, Exit, Failure, SchemaArgs};
-use crate::schema::{SchemaSet, create_table, index_statements, quote_ident};
+use crate::schema::{
+    SchemaSet, TableShape, create_table, history_statements, index_statements,
+    quote_ident,
+};
 
 /// `fwload schema …`
 #[derive(Subcommand, Debug)]
@@ -37,6 +40,10 @@ pub struct DdlArgs {
     /// Add the deleted_at column used by --delete soft.
     #[arg(long)]
     soft_delete: bool,
+    /// Tables for --mode history: version columns, the current-key index,
+    /// the `<table>_current` view and the `<table>_as_of(ts)` function.
+    #[arg(long)]
+    history: bool,
 }
 
 pub(super) fn run(c: SchemaCommand) -> CliResult {
@@ -78,23 +85,23 @@ pub(super) fn run(c: SchemaCommand) -> CliResult {
         },
         SchemaCommand::Ddl(a) => {
             let set = a.schema.load()?;
+            let history = set.history_columns();
+            let shape = TableShape {
+                soft_delete: a.soft_delete,
+                period: set.period_column(),
+                history: a.history.then_some(&history),
+            };
             for l in &set.layouts {
                 let table = format!(
                     "{}.{}",
                     quote_ident(&a.target_schema),
                     quote_ident(&l.table)
                 );
-                writeln!(
-                    out,
-                    "{};",
-                    create_table(
-                        l,
-                        &table,
-                        a.soft_delete,
-                        set.period_column()
-                    )
-                )?;
-                for s in index_statements(l, &table, set.references()) {
+                writeln!(out, "{};", create_table(l, &table, &shape))?;
+                let more = index_statements(l, &table, set.references())
+                    .into_iter()
+                    .chain(history_statements(l, &table, &shape));
+                for s in more {
                     writeln!(out, "{s};")?;
                 }
                 writeln!(out)?;

@@ -28,6 +28,7 @@ mod adopt;
 mod connect;
 mod ddl;
 mod error;
+mod history;
 mod interrupt;
 mod inventory;
 mod lock;
@@ -69,6 +70,7 @@ use crate::pipeline::{PipelineOptions, Plan};
 use crate::report::{Progress, RejectGroup, RejectGroups, RejectWriter};
 use crate::schema::SchemaSet;
 use crate::source::SourceOptions;
+use history::History;
 use inventory::{Inventory, Planned};
 use options::connect;
 use outcome::Run;
@@ -121,6 +123,11 @@ pub fn load(
     // 4. The run record; from here on every ending is recorded.
     let run = Run::start(&mut db, set, opts, &report, &outcome, started)?;
     report.run_id = run.id;
+    //    History: the time the load's versions become valid.
+    let history = match history_of(&mut db, set, opts, run.id) {
+        Ok(h) => h,
+        Err(e) => return Err(run.fail(&mut db, report, e)),
+    };
     if planned.work.is_empty() {
         return run.unchanged(&mut db, report);
     }
@@ -139,7 +146,7 @@ pub fn load(
         &planned,
         &missing,
         &mut report,
-        (run.id, period.as_ref()),
+        (run.id, period.as_ref(), history.as_ref()),
     );
     // 7. The outcome.
     match outcome {
@@ -159,7 +166,7 @@ fn stage_and_publish(
     planned: &Planned,
     missing: &[usize],
     report: &mut LoadReport,
-    (run, period): (i64, Option<&PeriodValue>),
+    (run, period, history): (i64, Option<&PeriodValue>, Option<&History>),
 ) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
     let rejects = reject_sinks(opts)?;
     let progress = match &opts.events.progress {
@@ -183,10 +190,27 @@ fn stage_and_publish(
         progress,
         export_versions: &export_versions,
     };
-    let outcome = publish_work(db, &cx, set, opts, planned, (missing, period));
+    let outcome =
+        publish_work(db, &cx, set, opts, planned, (missing, period, history));
     progress.finish();
     report.reject_groups = close_rejects(rejects);
     outcome
+}
+
+/// The version columns and effective time of a `--mode history` load.
+fn history_of(
+    db: &mut Client,
+    set: &SchemaSet,
+    opts: &LoadOptions,
+    run: i64,
+) -> Result<Option<History>, LoadError> {
+    if opts.mode != Mode::History {
+        return Ok(None);
+    }
+    Ok(Some(History {
+        columns: set.history_columns(),
+        as_of: history::effective_time(db, opts, run)?,
+    }))
 }
 
 /// The reject outputs: the `--rejects` file, created now, and the
@@ -251,7 +275,11 @@ fn publish_work(
     set: &SchemaSet,
     opts: &LoadOptions,
     planned: &Planned,
-    (missing, period): (&[usize], Option<&PeriodValue>),
+    (missing, period, history): (
+        &[usize],
+        Option<&PeriodValue>,
+        Option<&History>,
+    ),
 ) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
     let plans: Vec<Arc<Plan>> =
         set.layouts.iter().map(|l| Arc::new(Plan::new(l.clone()))).collect();
@@ -280,7 +308,7 @@ fn publish_work(
     // Targets this load creates are built in place from their staging
     // tables: one write of the rows instead of two. (A target kept by
     // period is created partitioned, and the period's partition filled.)
-    let built = if opts.create && period.is_none() {
+    let built = if opts.create && period.is_none() && history.is_none() {
         missing.to_vec()
     } else {
         Vec::new()
@@ -293,6 +321,7 @@ fn publish_work(
         names: &names_of,
         loads: &loads,
         period,
+        history,
     };
     schedule::stage_and_publish(
         db,

@@ -69,6 +69,9 @@ pub struct LoadOptions {
     pub work_mem: Option<String>,
     /// Raised to stop the load (SIGINT, SIGTERM): nothing is committed.
     pub interrupt: Interrupt,
+    /// `--mode history`: when the load's versions become valid (a
+    /// PostgreSQL timestamp); `None`: the run's start.
+    pub as_of: Option<String>,
 }
 
 impl LoadOptions {
@@ -122,6 +125,8 @@ pub(super) struct RunOptions {
     create: bool,
     jobs: usize,
     database: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_of: Option<String>,
 }
 
 impl RunOptions {
@@ -138,6 +143,7 @@ impl RunOptions {
             create: o.create,
             jobs: o.jobs,
             database: o.database.to_string(),
+            as_of: o.as_of.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadError;
 use super::ddl::count_sql;
+use super::history::History;
 use super::period::PeriodValue;
 use super::stage::{Spool, StageContext, Staged};
 use crate::reject::Reject;
@@ -31,6 +32,9 @@ pub enum Mode {
     Fill,
     /// Build a new table and swap it in (previous generation kept).
     Replace,
+    /// Keep every version: a changed row closes its current version and
+    /// opens a new one (`valid_from`, `valid_to`).
+    History,
 }
 
 impl Mode {
@@ -41,6 +45,7 @@ impl Mode {
             Mode::Append => "append",
             Mode::Fill => "fill",
             Mode::Replace => "replace",
+            Mode::History => "history",
         }
     }
 }
@@ -170,6 +175,8 @@ pub(super) struct Publish<'a> {
     pub rows: u64,
     /// The period the rows fill; `target` is then its partition.
     pub period: Option<&'a PeriodValue>,
+    /// `--mode history`: the version columns and the effective time.
+    pub history: Option<&'a History>,
 }
 
 fn cols(layout: &Layout) -> Vec<String> {
@@ -542,6 +549,14 @@ pub(super) fn publish_table(
                 .map_err(db_error("inserting into", target))?;
         }
         Mode::Merge | Mode::Fill => before = merge(tx, p, opts, out)?,
+        Mode::History => {
+            let Some(h) = p.history else {
+                return Err(LoadError::config(
+                    "history mode without its version columns",
+                ));
+            };
+            return super::history::publish(tx, p, h, opts, out);
+        }
         Mode::Replace => {
             return Err(LoadError::config(
                 "replace mode is published as a whole, not table by table",

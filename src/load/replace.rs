@@ -237,6 +237,7 @@ impl Replacing<'_, '_> {
             staged: &s,
             rows: s.rows,
             period: self.period,
+            history: None,
         };
         let mut o = TableOutcome::of_staged(
             layout,

@@ -9,6 +9,7 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::adopt::{adopt, adoptable};
+use super::history::History;
 use super::inventory::Work;
 use super::period::{self, PeriodValue};
 use super::targets::create_target;
@@ -32,6 +33,8 @@ pub(super) struct Publishing<'a> {
     pub(super) loads: &'a [usize],
     /// The period the load fills, for a dataset kept by one.
     pub(super) period: Option<&'a PeriodValue>,
+    /// `--mode history`: the version columns and the effective time.
+    pub(super) history: Option<&'a History>,
 }
 
 /// Stages every layout of `work` on `--jobs` connections, each in a
@@ -287,7 +290,8 @@ fn publish_all(
     opts: &LoadOptions,
     next: &mut dyn FnMut(usize) -> Result<Option<Staged>, LoadError>,
 ) -> Result<Vec<TableOutcome>, LoadError> {
-    let Publishing { set, targets, missing, names, loads, period } = *publish;
+    let Publishing { set, targets, missing, names, loads, period, history } =
+        *publish;
     let popts = PublishOptions {
         mode: opts.mode,
         delete: opts.delete,
@@ -330,6 +334,7 @@ fn publish_all(
             staged: s,
             rows: s.rows,
             period,
+            history,
         };
         let mut o = TableOutcome::of_staged(layout, target.clone(), s);
         let orphans_before = spool_rows(&spool);

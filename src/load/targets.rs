@@ -8,10 +8,11 @@ use postgres::Client;
 
 use super::inventory::Planned;
 use super::period::{self, PeriodValue};
-use super::{DeletePolicy, LoadError, LoadOptions, LoadReport, publish};
+use super::{DeletePolicy, LoadError, LoadOptions, LoadReport, Mode, publish};
 use crate::pipeline::Control;
 use crate::schema::{
-    Layout, SchemaSet, create_table, index_statements, quote_ident,
+    HistoryColumns, Layout, SchemaSet, TableShape, create_table,
+    history_statements, index_statements, quote_ident,
 };
 
 /// Column differences between an existing table and a layout, one line
@@ -24,7 +25,7 @@ pub(crate) fn column_report(
     table: &str,
     layout: &Layout,
     soft: bool,
-    period: Option<&str>,
+    (period, history): (Option<&str>, Option<&HistoryColumns>),
 ) -> Result<Vec<String>, LoadError> {
     let rows = db
         .query(
@@ -64,8 +65,30 @@ pub(crate) fn column_report(
             _ => {}
         }
     }
+    let versions: Vec<(&str, &str)> = history
+        .map(|h| {
+            vec![
+                (h.valid_from.as_str(), "timestamp with time zone"),
+                (h.valid_to.as_str(), "timestamp with time zone"),
+                (h.row_hash.as_str(), "uuid"),
+            ]
+        })
+        .unwrap_or_default();
+    for (name, want) in &versions {
+        match have.get(*name) {
+            None => out.push(format!(
+                "column {name}: missing, needed by --mode history ({want})"
+            )),
+            Some((got, _, _)) if got != want => out.push(format!(
+                "column {name}: type is {got}, --mode history needs {want}"
+            )),
+            _ => {}
+        }
+    }
     for (name, (ty, not_null, has_default)) in &have {
-        if layout.field_index(name).is_some() || Some(name.as_str()) == period
+        if layout.field_index(name).is_some()
+            || Some(name.as_str()) == period
+            || versions.iter().any(|(v, _)| v == name)
         {
             continue;
         }
@@ -165,14 +188,18 @@ pub(super) fn create_target(
         quote_ident(&opts.target_schema)
     ))
     .map_err(ctx)?;
-    tx.batch_execute(&create_table(
-        layout,
-        target,
-        opts.delete == DeletePolicy::Soft,
-        set.period_column(),
-    ))
-    .map_err(ctx)?;
-    for s in index_statements(layout, target, set.references()) {
+    let history = set.history_columns();
+    let shape = TableShape {
+        soft_delete: opts.delete == DeletePolicy::Soft
+            && opts.mode != Mode::History,
+        period: set.period_column(),
+        history: (opts.mode == Mode::History).then_some(&history),
+    };
+    tx.batch_execute(&create_table(layout, target, &shape)).map_err(ctx)?;
+    let more = index_statements(layout, target, set.references())
+        .into_iter()
+        .chain(history_statements(layout, target, &shape));
+    for s in more {
         tx.batch_execute(&s).map_err(ctx)?;
     }
     Ok(())
@@ -198,6 +225,8 @@ pub(super) fn check(
         no_values_guard(db, set, &report.controls, opts, period)?;
     }
     let column = period.map(|p| p.column.as_str());
+    let versions = set.history_columns();
+    let history = (opts.mode == Mode::History).then_some(&versions);
     let soft = opts.delete == DeletePolicy::Soft;
     let mut missing = Vec::new();
     let mut problems = Vec::new();
@@ -222,7 +251,7 @@ pub(super) fn check(
             continue;
         }
         problems.extend(
-            column_report(db, &target, layout, soft, column)?
+            column_report(db, &target, layout, soft, (column, history))?
                 .into_iter()
                 .map(|p| format!("{target}: {p}")),
         );

@@ -1,6 +1,6 @@
 //! `CREATE TABLE` and index statements for a layout's target table.
 
-use super::{Layout, Reference};
+use super::{HistoryColumns, Layout, Reference};
 
 /// Quotes an SQL identifier (`"name"`, inner quotes doubled); a
 /// `schema.table` name is quoted part by part.
@@ -17,43 +17,115 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// What a target has besides its layout's columns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableShape<'a> {
+    /// A `deleted_at` column for soft deletes.
+    pub soft_delete: bool,
+    /// A period column: first, leading the key, partitioning the table by
+    /// list (one partition per value: see [`create_partition`]).
+    pub period: Option<&'a str>,
+    /// Version columns (`--mode history`): every version of a key is a
+    /// row, the key with `valid_from` is the primary key.
+    pub history: Option<&'a HistoryColumns>,
+}
+
+impl TableShape<'_> {
+    /// The columns of the primary key of `layout`'s target: the period,
+    /// the layout's key, then a version's `valid_from`.
+    pub fn key<'k>(&'k self, layout: &'k Layout) -> Vec<&'k str> {
+        let mut key: Vec<&str> = self.period.into_iter().collect();
+        key.extend(layout.key_names());
+        key.extend(self.history.map(|h| h.valid_from.as_str()));
+        key
+    }
+}
+
 /// The `CREATE TABLE` statement for `layout`'s target, named `table`
-/// (already qualified as wanted), with the key as primary key.
-///
-/// `soft_delete` adds the `deleted_at` column used by soft deletes. A
-/// `period` column comes first, leads the key, and partitions the table
-/// by list (one partition per value: see [`create_partition`]).
+/// (already qualified as wanted), with the key as primary key and the
+/// columns `shape` adds.
 pub fn create_table(
     layout: &Layout,
     table: &str,
-    soft_delete: bool,
-    period: Option<&str>,
+    shape: &TableShape<'_>,
 ) -> String {
     let mut s = format!("CREATE TABLE {table} (\n");
-    let mut cols: Vec<String> = period
+    let mut cols: Vec<String> = shape
+        .period
         .map(|p| format!("    {} integer NOT NULL", quote_ident(p)))
         .into_iter()
         .collect();
     cols.extend(
         (0..layout.fields.len()).map(|i| format!("    {}", column(layout, i))),
     );
-    if soft_delete {
+    if shape.soft_delete {
         cols.push("    deleted_at timestamp with time zone".into());
     }
+    if let Some(h) = shape.history {
+        let (from, to) =
+            (quote_ident(&h.valid_from), quote_ident(&h.valid_to));
+        cols.push(format!("    {from} timestamp with time zone NOT NULL"));
+        cols.push(format!("    {to} timestamp with time zone"));
+        cols.push(format!("    {} uuid NOT NULL", quote_ident(&h.row_hash)));
+        cols.push(format!("    CHECK ({to} IS NULL OR {to} > {from})"));
+    }
     if !layout.key.is_empty() {
-        let key: Vec<String> = period
-            .into_iter()
-            .chain(layout.key_names())
-            .map(quote_ident)
-            .collect();
+        let key: Vec<String> =
+            shape.key(layout).into_iter().map(quote_ident).collect();
         cols.push(format!("    PRIMARY KEY ({})", key.join(", ")));
     }
     s.push_str(&cols.join(",\n"));
     s.push_str("\n)");
-    if let Some(p) = period {
+    if let Some(p) = shape.period {
         s.push_str(&format!(" PARTITION BY LIST ({})", quote_ident(p)));
     }
     s
+}
+
+/// What a history target has besides its table: a unique index on the
+/// key of the current versions (at most one current version per key), a
+/// view of the current versions (`<table>_current`) and a function of
+/// the versions valid at a time (`<table>_as_of(timestamptz)`). `table`
+/// is qualified; empty for a shape without history.
+pub fn history_statements(
+    layout: &Layout,
+    table: &str,
+    shape: &TableShape<'_>,
+) -> Vec<String> {
+    let Some(h) = shape.history else { return Vec::new() };
+    let (schema, base) = match table.rsplit_once('.') {
+        Some((s, b)) => (format!("{s}."), b.trim_matches('"').to_owned()),
+        None => (String::new(), table.trim_matches('"').to_owned()),
+    };
+    let (from, to) = (quote_ident(&h.valid_from), quote_ident(&h.valid_to));
+    let key: Vec<String> = shape
+        .period
+        .into_iter()
+        .chain(layout.key_names())
+        .map(quote_ident)
+        .collect();
+    let named = |what: &str| {
+        format!("{schema}{}", quote_ident(&format!("{base}_{what}")))
+    };
+    let mut out = Vec::new();
+    if !key.is_empty() {
+        out.push(format!(
+            "CREATE UNIQUE INDEX {} ON {table} ({}) WHERE {to} IS NULL",
+            quote_ident(&format!("{base}_current_key")),
+            key.join(", ")
+        ));
+    }
+    out.push(format!(
+        "CREATE VIEW {} AS SELECT * FROM {table} WHERE {to} IS NULL",
+        named("current")
+    ));
+    out.push(format!(
+        "CREATE FUNCTION {}(at timestamp with time zone) RETURNS SETOF {table} \
+         LANGUAGE sql STABLE AS $fw$ SELECT * FROM {table} \
+         WHERE {from} <= at AND ({to} IS NULL OR {to} > at) $fw$",
+        named("as_of")
+    ));
+    out
 }
 
 /// The name of the partition of `table` (unqualified) holding period

@@ -50,6 +50,11 @@ impl SchemaSet {
         self.dataset.as_ref().and_then(|d| d.period.as_ref())
     }
 
+    /// The version columns of the dataset's history targets.
+    pub fn history_columns(&self) -> super::HistoryColumns {
+        self.dataset.as_ref().map(|d| d.history.clone()).unwrap_or_default()
+    }
+
     /// The name of the dataset's period column, if any.
     pub fn period_column(&self) -> Option<&str> {
         self.period().map(|p| p.column.as_str())

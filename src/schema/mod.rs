@@ -19,9 +19,9 @@ mod write;
 
 pub use checks::{ControlSpec, Mismatch, Reconcile, Years, this_year};
 pub use ddl::{
-    column, create_index, create_partition, create_table, index_name,
-    index_statements, partition_name, quote_ident, quote_literal,
-    reference_indexes,
+    TableShape, column, create_index, create_partition, create_table,
+    history_statements, index_name, index_statements, partition_name,
+    quote_ident, quote_literal, reference_indexes,
 };
 pub use load::SchemaSet;
 pub use version::{Picked, Version};
@@ -444,6 +444,8 @@ pub struct Dataset {
     pub years: Vec<(String, Years)>,
     /// The period its targets are kept by (years side by side), if any.
     pub period: Option<Period>,
+    /// The names of the version columns of history targets.
+    pub history: HistoryColumns,
     /// The dataset file.
     pub path: PathBuf,
 }
@@ -458,6 +460,29 @@ pub struct Period {
     pub column: String,
     /// Where a load's value comes from.
     pub from: PeriodFrom,
+}
+
+/// The columns fwload keeps on each version of a history target
+/// (`--mode history`): when it became valid, when it stopped being
+/// (NULL while current), and the fingerprint of its values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryColumns {
+    /// When the version became valid.
+    pub valid_from: String,
+    /// When it stopped being valid; NULL for the current version.
+    pub valid_to: String,
+    /// md5 of the version's decoded values (uuid).
+    pub row_hash: String,
+}
+
+impl Default for HistoryColumns {
+    fn default() -> Self {
+        HistoryColumns {
+            valid_from: "valid_from".into(),
+            valid_to: "valid_to".into(),
+            row_hash: "row_hash".into(),
+        }
+    }
 }
 
 /// Where a load's period value comes from.

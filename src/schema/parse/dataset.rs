@@ -11,8 +11,8 @@ use toml::Spanned;
 use crate::schema::checks::{self, RawControl, RawReconcile};
 use crate::schema::errs::{Errs, ident_ok};
 use crate::schema::{
-    ArchiveSpec, Dataset, GenerateHints, Layout, OrphanPolicy, Period,
-    PeriodFrom, Reference, SchemaError,
+    ArchiveSpec, Dataset, GenerateHints, HistoryColumns, Layout, OrphanPolicy,
+    Period, PeriodFrom, Reference, SchemaError,
 };
 
 #[derive(Deserialize)]
@@ -31,6 +31,15 @@ struct RawDataset {
     reconcile: Vec<Spanned<RawReconcile>>,
     years: Option<Spanned<BTreeMap<String, String>>>,
     period: Option<Spanned<RawPeriod>>,
+    history: Option<Spanned<RawHistory>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    valid_from: Option<String>,
+    valid_to: Option<String>,
+    row_hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +109,7 @@ pub(in crate::schema) fn parse_dataset(
     let reconcile = checks::reconciles(&mut e, &raw.reconcile, layouts);
     let years = checks::years(&mut e, raw.years.as_ref(), layouts);
     let period = period(&mut e, raw.period.as_ref(), layouts, &archives);
+    let history = history(&mut e, raw.history.as_ref(), layouts);
     if e.count() > before {
         return None;
     }
@@ -109,6 +119,7 @@ pub(in crate::schema) fn parse_dataset(
         reconcile,
         years,
         period,
+        history,
         name: raw.name.into_inner(),
         description: raw.description,
         archives,
@@ -185,6 +196,55 @@ fn period(
         );
     }
     Some(Period { column: r.column.clone(), from: r.from })
+}
+
+/// The `[history]` column names: plain identifiers, distinct, none a
+/// field of a layout.
+fn history(
+    e: &mut Errs,
+    raw: Option<&Spanned<RawHistory>>,
+    layouts: &[Layout],
+) -> HistoryColumns {
+    let mut h = HistoryColumns::default();
+    let Some(r) = raw else { return h };
+    let (sp, r) = (r.span(), r.get_ref());
+    for (to, from) in [
+        (&mut h.valid_from, &r.valid_from),
+        (&mut h.valid_to, &r.valid_to),
+        (&mut h.row_hash, &r.row_hash),
+    ] {
+        if let Some(name) = from {
+            *to = name.clone();
+        }
+    }
+    let names = [&h.valid_from, &h.valid_to, &h.row_hash];
+    for (i, n) in names.iter().enumerate() {
+        if !ident_ok(n) {
+            e.at(
+                Some(&sp),
+                None,
+                format!("history column '{n}' must be a plain identifier"),
+            );
+        }
+        if names[..i].contains(n) {
+            e.at(
+                Some(&sp),
+                None,
+                format!("history column '{n}' is named twice"),
+            );
+        }
+        for l in layouts.iter().filter(|l| l.field_index(n).is_some()) {
+            e.at(
+                Some(&sp),
+                None,
+                format!(
+                    "history column '{n}' is also a field of layout '{}'",
+                    l.name
+                ),
+            );
+        }
+    }
+    h
 }
 
 /// The references, each checked against its layouts, and none in a
