@@ -5,6 +5,7 @@ mod crash;
 mod fetch;
 mod generate;
 mod hcad_codebook;
+mod history;
 mod http_server;
 mod load;
 mod members;
