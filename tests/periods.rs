@@ -372,21 +372,46 @@ fn replace_of_one_year_and_its_rollback() {
     ));
     assert_eq!(detached, 0, "tables neither partition nor kept generation");
 
-    // 2023 loads after the replace: another year, so the rollback of
-    // 2022 goes ahead without --force.
+    // 2023 loads and is replaced after 2022's replace: another year, so
+    // the rollback of 2022 goes ahead without --force and leaves 2023 as
+    // it is.
     ok(&load(
         &db,
         &schema,
         &["--create", "--year", "2023", archives[2].to_str().unwrap()],
     ));
     let y2023 = year_sum(&db, 2023);
-    let mut a = vec!["rollback".to_owned(), "--dataset".into(), "hcad".into()];
-    a.extend(db.args());
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    ok(&fwload(&refs));
+    ok(&load(
+        &db,
+        &schema,
+        &[
+            "--mode",
+            "replace",
+            "--year",
+            "2023",
+            "--max-delete-ratio",
+            "1",
+            next_s,
+        ],
+    ));
+    let y2023_replaced = year_sum(&db, 2023);
+    assert_ne!(y2023_replaced, y2023);
+    let rollback = |extra: &[&str]| {
+        let mut a =
+            vec!["rollback".to_owned(), "--dataset".into(), "hcad".into()];
+        a.extend(db.args());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        fwload(&refs)
+    };
+    ok(&rollback(&["--year", "2022"]));
     assert_eq!(year_sum(&db, 2021), before[0], "2021 changed");
     assert_eq!(year_sum(&db, 2022), before[1], "2022 not restored");
-    assert_eq!(year_sum(&db, 2023), y2023, "2023 changed");
+    assert_eq!(year_sum(&db, 2023), y2023_replaced, "2023 changed");
+    // Without --year: the newest replace, 2023's.
+    ok(&rollback(&[]));
+    assert_eq!(year_sum(&db, 2023), y2023, "2023 not restored");
+    assert_eq!(year_sum(&db, 2022), before[1], "2022 changed");
     // The restored partitions take a snapshot as before: a merge of 2022
     // with its snapshot deletes.
     ok(&load(

@@ -329,6 +329,9 @@ pub struct RollbackArgs {
     /// changes are undone too).
     #[arg(long)]
     force: bool,
+    /// A dataset kept by year: roll back the newest replace of this year.
+    #[arg(long, value_name = "YEAR")]
+    year: Option<i32>,
     /// Longest wait for the tables' locks, per try (see `load`).
     #[arg(long, default_value = "5", value_name = "SECS", value_parser = parse_timeout)]
     lock_timeout: Duration,
@@ -651,7 +654,7 @@ pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {
     let done = rollback(
         &mut db,
         &a.db.meta_schema,
-        (&a.dataset, &a.target_schema),
+        (&a.dataset, &a.target_schema, a.year),
         a.force,
         a.lock_timeout,
     )

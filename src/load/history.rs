@@ -13,14 +13,18 @@
 //! ```
 //!
 //! An unchanged row is not touched, so a rerun of a snapshot writes
-//! nothing. The fingerprint is the md5 of the decoded values (the row of
-//! the layout's columns as PostgreSQL prints it), kept in `row_hash`.
+//! nothing. A row's fingerprint is computed as it is staged (`_fw_hash`:
+//! the first 16 bytes of the sha256 of its values' binary COPY
+//! encodings, see [`CopyRows`](crate::pgcopy::CopyRows)) and kept with
+//! each version in `row_hash`, so finding the changed rows compares one
+//! uuid per row instead of every column.
 
 use postgres::{GenericClient, Transaction};
 
 use super::period::PeriodValue;
 use super::publish::{
-    Publish, PublishOptions, TableOutcome, delete_guard, key_match,
+    Publish, PublishOptions, TableOutcome, analyze_filled, delete_guard,
+    key_match,
 };
 use super::{DeletePolicy, LoadError, LoadOptions};
 use crate::schema::{HistoryColumns, Layout, quote_ident, quote_literal};
@@ -69,23 +73,6 @@ pub(super) fn effective_time<C: GenericClient>(
     }
 }
 
-/// The fingerprint of a row of the layout's columns (in `alias`, or
-/// unqualified when empty).
-fn fingerprint(layout: &Layout, alias: &str) -> String {
-    let cols: Vec<String> = layout
-        .fields
-        .iter()
-        .map(|f| {
-            if alias.is_empty() {
-                quote_ident(&f.name)
-            } else {
-                format!("{alias}.{}", quote_ident(&f.name))
-            }
-        })
-        .collect();
-    format!("md5(ROW({})::text)::uuid", cols.join(", "))
-}
-
 /// The condition that `t`'s version is current and of `s`'s key (and of
 /// the load's period, so the current-key index serves).
 fn current_of(
@@ -120,13 +107,12 @@ fn close_changed_sql(p: &Publish<'_>, h: &History) -> String {
     let keys: Vec<String> =
         layout.key_names().iter().map(|k| quote_ident(k)).collect();
     format!(
-        "UPDATE {target} t SET {to} = {at} FROM (SELECT {keys}, {hash} AS h FROM {staging} WHERE NOT _fw_reject) s \
-         WHERE {current} AND t.{row_hash} <> s.h",
+        "UPDATE {target} t SET {to} = {at} FROM (SELECT {keys}, _fw_hash FROM {staging} WHERE NOT _fw_reject) s \
+         WHERE {current} AND t.{row_hash} <> s._fw_hash",
         target = p.target,
         to = quote_ident(&h.columns.valid_to),
         at = h.at(),
         keys = keys.join(", "),
-        hash = fingerprint(layout, ""),
         staging = p.staged.table,
         current = current_of(layout, h, p.period),
         row_hash = quote_ident(&h.columns.row_hash),
@@ -148,7 +134,7 @@ fn open_sql(p: &Publish<'_>, h: &History) -> String {
     names.push(quote_ident(&h.columns.valid_from));
     values.push(h.at());
     names.push(quote_ident(&h.columns.row_hash));
-    values.push(fingerprint(layout, "s"));
+    values.push("s._fw_hash".into());
     format!(
         "INSERT INTO {target} ({}) SELECT {} FROM {staging} s \
          WHERE NOT s._fw_reject AND NOT EXISTS (SELECT 1 FROM {target} t WHERE {current})",
@@ -226,6 +212,9 @@ pub(super) fn publish(
         .map_err(db("closing changed versions of"))?;
     let opened =
         tx.execute(&open_sql(p, h), &[]).map_err(db("opening versions in"))?;
+    if before == 0 {
+        analyze_filled(tx, target)?;
+    }
     out.updated = changed;
     out.inserted = opened - changed;
     out.unchanged = p.rows.saturating_sub(opened);

@@ -364,11 +364,18 @@ fn orphan_condition(r: &Reference, p: &Publish<'_>, parent: &str) -> String {
     let mut orphan =
         vec![format!("NOT s._fw_reject AND {}", present.join(" AND "))];
     if !(own && *staging == p.target) {
-        // The parent of a load of one period is that period's rows.
-        let period = p
+        // The parent of a load of one period is that period's rows; of a
+        // history load, its current versions.
+        let mut period = p
             .period
             .map(|v| format!("p.{} = {} AND ", v.quoted(), v.value))
             .unwrap_or_default();
+        if let Some(h) = p.history {
+            period.push_str(&format!(
+                "p.{} IS NULL AND ",
+                quote_ident(&h.columns.valid_to)
+            ));
+        }
         orphan.push(format!(
             "NOT EXISTS (SELECT 1 FROM {parent} p WHERE {period}{})",
             matches("p")
@@ -547,6 +554,7 @@ pub(super) fn publish_table(
             out.inserted = tx
                 .execute(&insert_all, &[])
                 .map_err(db_error("inserting into", target))?;
+            analyze_filled(tx, target)?;
         }
         Mode::Merge | Mode::Fill => before = merge(tx, p, opts, out)?,
         Mode::History => {
@@ -569,6 +577,22 @@ pub(super) fn publish_table(
         out.deleted = delete_missing(tx, p, opts, before)?;
     }
     Ok(())
+}
+
+/// Gathers the statistics of `target`, which was empty and now holds
+/// every row: without them the statements after it (reference checks of
+/// later tables, the next load's joins) are planned for an empty table
+/// until autovacuum comes by. Inside the publish transaction, so the
+/// statistics commit with the rows.
+///
+/// # Errors
+/// A database error.
+pub(super) fn analyze_filled(
+    tx: &mut Transaction<'_>,
+    target: &str,
+) -> Result<(), LoadError> {
+    tx.batch_execute(&format!("ANALYZE {target}"))
+        .map_err(db_error("analysing", target))
 }
 
 /// The error of a statement on `target`: `what`, then its name.

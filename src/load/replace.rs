@@ -582,11 +582,12 @@ pub enum Rollback {
 pub fn rollback(
     db: &mut Client,
     meta_schema: &str,
-    (dataset, target_schema): (&str, &str),
+    (dataset, target_schema, year): (&str, &str, Option<i32>),
     force: bool,
     lock_timeout: Duration,
 ) -> Result<Rollback, LoadError> {
-    let u = Undo { meta: meta_schema, dataset, target_schema, lock_timeout };
+    let u =
+        Undo { meta: meta_schema, dataset, target_schema, year, lock_timeout };
     meta::migrate(db, meta_schema)?;
     super::lock::lock(
         db,
@@ -613,8 +614,8 @@ pub fn rollback(
             options: serde_json::json!({ "undo_run": undone, "force": force }),
             stages: serde_json::Value::Null,
             controls: serde_json::Value::Null,
-            period: None,
-            year: None,
+            period: year,
+            year,
         },
     )?;
     match u.swap_back(db, &newest, run) {
@@ -631,6 +632,8 @@ struct Undo<'a> {
     dataset: &'a str,
     /// The target schema.
     target_schema: &'a str,
+    /// Only the replace runs of this period (a dataset kept by year).
+    year: Option<i32>,
     /// The longest wait for the swap's locks, each try.
     lock_timeout: Duration,
 }
@@ -646,13 +649,16 @@ struct Newest {
 }
 
 /// The generations (table, previous, run, rolling-back run) of the newest
-/// replace run of dataset $1 in target schema $2, by table: every table
-/// that run swapped, and only those.
+/// replace run of dataset $1 in target schema $2 (of period $3, when
+/// given), by table: every table that run swapped, and only those.
 fn newest_generations_sql(m: &str) -> String {
     format!(
         "SELECT table_name, previous, run_id, rolled_back_by FROM {m}.generations
                  WHERE dataset = $1 AND target_schema = $2
-                   AND run_id = (SELECT max(run_id) FROM {m}.generations WHERE dataset = $1 AND target_schema = $2)
+                   AND run_id = (SELECT max(g.run_id) FROM {m}.generations g
+                                 JOIN {m}.runs r ON r.id = g.run_id
+                                 WHERE g.dataset = $1 AND g.target_schema = $2
+                                   AND ($3::int IS NULL OR r.period = $3))
                  ORDER BY table_name"
     )
 }
@@ -715,12 +721,13 @@ impl Undo<'_> {
         let rows = db
             .query(
                 &newest_generations_sql(&quote_ident(self.meta)),
-                &[&dataset, &target_schema],
+                &[&dataset, &target_schema, &self.year],
             )
             .map_err(|e| self.db_error(e))?;
         let Some(first) = rows.first() else {
+            let of = self.year.map(|y| format!(" of {y}")).unwrap_or_default();
             return Err(LoadError::refused(format!(
-                "dataset {dataset} has no previous generation in {target_schema} (only replace loads keep one)"
+                "dataset {dataset} has no previous generation{of} in {target_schema} (only replace loads keep one)"
             )));
         };
         Ok(Newest {

@@ -128,7 +128,9 @@ impl Stages<'_, '_> {
                 soft_delete: self.opts.delete == DeletePolicy::Soft,
             }
         } else {
-            stage::TableKind::Staging
+            stage::TableKind::Staging {
+                fingerprint: self.opts.mode == super::Mode::History,
+            }
         }
     }
 

@@ -235,14 +235,17 @@ fn staging_name(id: i64, table: &str) -> String {
     format!("{head}{}", clip(&table, 63 - head.len()))
 }
 
-/// The column list of a staging table, in COPY order.
-pub(crate) fn staging_columns(layout: &Layout) -> String {
+/// The column list of a stage's table of kind `kind`, in COPY order.
+pub(crate) fn staging_columns(layout: &Layout, kind: TableKind) -> String {
     let mut cols = vec![
         "_fw_file".to_owned(),
         "_fw_line".to_owned(),
         "_fw_reject".to_owned(),
     ];
     cols.extend(layout.fields.iter().map(|f| quote_ident(&f.name)));
+    if kind.fingerprinted() {
+        cols.push("_fw_hash".to_owned());
+    }
     cols.join(", ")
 }
 
@@ -251,7 +254,11 @@ pub(crate) fn staging_columns(layout: &Layout) -> String {
 pub(crate) enum TableKind {
     /// A staging table, published into its target by a join (UNLOGGED:
     /// it is written once and read once).
-    Staging,
+    Staging {
+        /// Each row ends with its fingerprint, `_fw_hash` (for
+        /// `--mode history`).
+        fingerprint: bool,
+    },
     /// A table that becomes the target itself once published (a target
     /// created by this load, or a `replace` generation): logged, and with
     /// the target's `deleted_at` column when soft deletes are wanted.
@@ -262,10 +269,24 @@ pub(crate) enum TableKind {
 }
 
 impl TableKind {
+    /// Whether rows end with their fingerprint.
+    pub(crate) fn fingerprinted(self) -> bool {
+        matches!(self, TableKind::Staging { fingerprint: true })
+    }
+
+    /// Whether the table is a staging table (not one that becomes a
+    /// target).
+    pub(crate) fn is_staging(self) -> bool {
+        matches!(self, TableKind::Staging { .. })
+    }
+
     /// The kind as recorded with staged state.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            TableKind::Staging => "staging",
+            TableKind::Staging { fingerprint: false } => "staging",
+            TableKind::Staging { fingerprint: true } => {
+                "staging, fingerprinted"
+            }
             TableKind::Target { soft_delete: false } => "target",
             TableKind::Target { soft_delete: true } => "target, soft delete",
         }
@@ -288,14 +309,19 @@ pub(crate) fn staging_ddl(
         "_fw_reject boolean NOT NULL".to_owned(),
     ];
     cols.extend((0..layout.fields.len()).map(|i| match kind {
-        TableKind::Staging => {
+        TableKind::Staging { .. } => {
             let f = &layout.fields[i];
             format!("{} {}", quote_ident(&f.name), f.decoder.ty.sql())
         }
         TableKind::Target { .. } => column(layout, i),
     }));
     let unlogged = match kind {
-        TableKind::Staging => "UNLOGGED ",
+        TableKind::Staging { fingerprint } => {
+            if fingerprint {
+                cols.push("_fw_hash uuid".into());
+            }
+            "UNLOGGED "
+        }
         TableKind::Target { soft_delete } => {
             if soft_delete {
                 cols.push("deleted_at timestamp with time zone".into());
@@ -478,7 +504,7 @@ impl Destination {
             staging_ddl(layout, &table, kind)
         );
         let build = match kind {
-            TableKind::Staging => Vec::new(),
+            TableKind::Staging { .. } => Vec::new(),
             TableKind::Target { .. } => key_and_indexes(
                 layout,
                 &table,
@@ -558,10 +584,10 @@ const DELETE_BATCH: usize = 8192;
 /// `COPY` of a stage's rows into `table`: binary, in the column order
 /// of [`staging_columns`], and with `FREEZE` (the table was created in
 /// the same transaction), so the rows are written once, already frozen.
-fn copy_in_sql(table: &str, layout: &Layout) -> String {
+fn copy_in_sql(table: &str, layout: &Layout, kind: TableKind) -> String {
     format!(
         "COPY {table} ({}) FROM STDIN (FORMAT binary, FREEZE)",
-        staging_columns(layout)
+        staging_columns(layout, kind)
     )
 }
 
@@ -600,7 +626,7 @@ impl StageJob<'_, '_> {
     ) -> Result<u64, LoadError> {
         let layout = &self.plan.layout;
         let mut w = db
-            .copy_in(&copy_in_sql(&self.dest.table, layout))
+            .copy_in(&copy_in_sql(&self.dest.table, layout, self.dest.kind))
             .map_err(self.db_error("starting COPY into staging for"))?;
         let io = |e: std::io::Error| {
             LoadError::copy(format!("staging {}", layout.name), e)
@@ -680,10 +706,12 @@ impl StageJob<'_, '_> {
             self.cx.pipeline.chunk_size + self.cx.pipeline.chunk_size / 2;
         // Rejected records' keys protect target rows from a snapshot's
         // deletes; a table that becomes a new target has none to protect.
-        let skip_rejected_keys = self.dest.kind != TableKind::Staging;
+        let skip_rejected_keys = !self.dest.kind.is_staging();
+        let fingerprint = self.dest.kind.fingerprinted();
         Arc::new(move || {
             let mut rows = CopyRows::with_capacity(cap);
             rows.skip_rejected_keys = skip_rejected_keys;
+            rows.fingerprint = fingerprint;
             rows
         })
     }

@@ -11,6 +11,8 @@ mod sink;
 
 pub use sink::RowSink;
 
+use sha2::{Digest, Sha256};
+
 use crate::decode::{Decimal, FieldType, Value};
 
 /// The binary COPY signature and header (no OIDs, no extension).
@@ -175,6 +177,12 @@ pub struct CopyRows {
     /// Leave rejected records' keys out (a table that becomes a new
     /// target has no rows a snapshot's deletes could remove).
     pub skip_rejected_keys: bool,
+    /// End each row with `_fw_hash uuid`: the row's fingerprint, the
+    /// first 16 bytes of the sha256 of its fields' binary encodings (so
+    /// of its decoded values: equal values, equal fingerprint); NULL for
+    /// a rejected record's key.
+    pub fingerprint: bool,
+    fields_start: usize,
 }
 
 impl CopyRows {
@@ -188,10 +196,23 @@ impl CopyRows {
     fn begin(&mut self, file: u32, line: u64, nfields: usize, rejected: bool) {
         self.row_start = self.buf.len();
         self.rejected = rejected;
-        self.buf.extend_from_slice(&((nfields + 3) as i16).to_be_bytes());
+        let columns = nfields + 3 + usize::from(self.fingerprint);
+        self.buf.extend_from_slice(&(columns as i16).to_be_bytes());
         int4(&mut self.buf, file as i32);
         int8(&mut self.buf, line as i64);
         bool(&mut self.buf, rejected);
+        self.fields_start = self.buf.len();
+    }
+
+    /// Appends the fingerprint of the row's fields (see
+    /// [`CopyRows::fingerprint`]).
+    fn finish_fingerprint(&mut self) {
+        if self.rejected {
+            null(&mut self.buf);
+            return;
+        }
+        let digest = Sha256::digest(&self.buf[self.fields_start..]);
+        fixed(&mut self.buf, &digest[..16]);
     }
 }
 
@@ -228,6 +249,9 @@ impl RowSink for CopyRows {
 
     #[inline]
     fn end_row(&mut self) {
+        if self.fingerprint {
+            self.finish_fingerprint();
+        }
         if self.rejected {
             self.rejected_keys += 1;
         } else {
