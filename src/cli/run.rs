@@ -4,6 +4,7 @@
 //! nothing is loaded when every input is unchanged since the last
 //! successful run.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -15,8 +16,8 @@ use super::load::{DbArgs, LoadTuning, failure};
 use super::{CliResult, Exit, Failure, ReadArgs};
 use crate::fetch::{FetchOutcome, Source, Status, fetch_all_blocking};
 use crate::load::{
-    LoadOptions, NewRun, finish_run, load, migrate, outcome_key,
-    resolve_period, start_run, unchanged_inputs,
+    LoadOptions, LoadReport, NewRun, finish_run, load, migrate, outcome_key,
+    resolve_period, start_run, unchanged_inputs, year_inputs,
 };
 use crate::report::{Progress, incomplete};
 use crate::schema::{Dataset, SchemaSet};
@@ -35,8 +36,8 @@ pub struct RunArgs {
     dir: Option<PathBuf>,
 }
 
-/// What a run of the dataset for some year needs: the dataset, how its
-/// archives are fetched and how they are loaded.
+/// What `run` and `backfill` share: the dataset, how its archives are
+/// fetched and how they are loaded.
 #[derive(Args, Debug)]
 pub(super) struct RunFlags {
     /// Schema directory of the dataset; its dataset.toml lists the
@@ -60,7 +61,7 @@ pub(super) struct RunFlags {
     #[arg(long)]
     no_strict: bool,
     #[command(flatten)]
-    load: LoadTuning,
+    pub(super) load: LoadTuning,
     #[command(flatten)]
     read: ReadArgs,
 }
@@ -72,6 +73,24 @@ pub(super) struct Prepared {
     ds: Dataset,
     opts: LoadOptions,
     dataset: String,
+}
+
+impl Prepared {
+    /// The dataset's name, as run records give it.
+    pub(super) fn name(&self) -> &str {
+        &self.dataset
+    }
+
+    /// Whether the dataset keeps its targets by period (years side by
+    /// side).
+    pub(super) fn has_period(&self) -> bool {
+        self.set.period().is_some()
+    }
+
+    /// The signal that stopped the process's loads, if one came.
+    pub(super) fn interrupted(&self) -> Option<i32> {
+        self.opts.interrupt.raised()
+    }
 }
 
 impl RunFlags {
@@ -99,13 +118,25 @@ impl RunFlags {
 
 /// What one year's run did.
 pub(super) enum Ran {
-    /// The inputs were validated and loaded.
-    Loaded,
+    /// The inputs were validated and loaded (the load's report).
+    Loaded(Box<LoadReport>),
     /// Every input was unchanged since the last successful load: nothing
     /// was validated or loaded.
     Unchanged,
     /// The run stopped: its exit code and reason.
     Failed(Failure),
+}
+
+/// How a run decides that its inputs are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unchanged {
+    /// Against the last successful load of the dataset (of the same
+    /// period, for a dataset kept by period).
+    SinceLast,
+    /// Also against the last successful load of the same year, when no
+    /// older data was loaded since (see `year_inputs`): a backfill of a
+    /// dataset whose years share the targets.
+    SinceYear,
 }
 
 /// A `run` under way: the dataset, the load's options, and each stage's
@@ -159,10 +190,15 @@ impl Run<'_> {
     }
 
     /// Whether every downloaded input is one the last successful run with
-    /// the same outcome key loaded.
-    fn unchanged(&self, outcomes: &[FetchOutcome]) -> Result<bool, Failure> {
+    /// the same outcome key loaded (or, under [`Unchanged::SinceYear`],
+    /// exactly the inputs the year's last successful load loaded).
+    fn unchanged(
+        &self,
+        outcomes: &[FetchOutcome],
+        how: Unchanged,
+    ) -> Result<bool, Failure> {
         let opts = &self.opts;
-        let digests: Vec<&String> = outcomes
+        let digests: HashSet<&String> = outcomes
             .iter()
             .filter_map(|o| o.result.as_ref().ok().map(|f| &f.sha256))
             .collect();
@@ -173,13 +209,21 @@ impl Run<'_> {
             .map(|p| p.value);
         let mut db = opts.database.connect().map_err(failure)?;
         migrate(&mut db, &opts.meta).map_err(failure)?;
+        let place = (self.dataset.as_str(), opts.target_schema.as_str());
+        let key = outcome_key(self.set, opts.mode, opts.delete, period);
+        if let (Unchanged::SinceYear, Some(year)) = (how, opts.year) {
+            let loaded =
+                year_inputs(&mut db, &opts.meta, self.set, place, &key, year)
+                    .map_err(failure)?;
+            if !loaded.is_empty()
+                && loaded.len() == digests.len()
+                && digests.iter().all(|d| loaded.contains(*d))
+            {
+                return Ok(true);
+            }
+        }
         let previous = unchanged_inputs(
-            &mut db,
-            &opts.meta,
-            self.set,
-            (&self.dataset, &opts.target_schema),
-            &outcome_key(self.set, opts.mode, opts.delete, period),
-            period,
+            &mut db, &opts.meta, self.set, place, &key, period,
         )
         .map_err(failure)?;
         Ok(digests.iter().all(|d| previous.contains(*d)))
@@ -282,8 +326,8 @@ fn fetch_stage(outcomes: &[FetchOutcome]) -> serde_json::Value {
 pub(super) fn run(a: RunArgs) -> CliResult {
     let prepared = a.flags.prepare()?;
     let year = a.year.as_deref();
-    match run_year(&a.flags, &prepared, year, a.dir) {
-        Ran::Loaded | Ran::Unchanged => Ok(Exit::Ok),
+    match run_year(&a.flags, &prepared, year, a.dir, Unchanged::SinceLast) {
+        Ran::Loaded(_) | Ran::Unchanged => Ok(Exit::Ok),
         Ran::Failed(f) => Err(f),
     }
 }
@@ -296,8 +340,9 @@ pub(super) fn run_year(
     prepared: &Prepared,
     year: Option<&str>,
     dir: Option<PathBuf>,
+    how: Unchanged,
 ) -> Ran {
-    match run_year_impl(flags, prepared, year, dir) {
+    match run_year_impl(flags, prepared, year, dir, how) {
         Ok(ran) => ran,
         Err(f) => Ran::Failed(f),
     }
@@ -308,6 +353,7 @@ fn run_year_impl(
     prepared: &Prepared,
     year: Option<&str>,
     dir: Option<PathBuf>,
+    how: Unchanged,
 ) -> Result<Ran, Failure> {
     let Prepared { set, ds, opts, dataset } = prepared;
     let mut opts = opts.clone();
@@ -359,7 +405,7 @@ fn run_year_impl(
     // 2. unchanged since the last success?
     // (The database is reached here even under --force-reload, so that a
     // wrong URL fails before the inputs are validated.)
-    if run.unchanged(&outcomes)? && !run.opts.force_reload {
+    if run.unchanged(&outcomes, how)? && !run.opts.force_reload {
         writeln!(
             stdout,
             "\nevery input is unchanged since the last successful run: nothing to validate or load"
@@ -381,6 +427,6 @@ fn run_year_impl(
     drop(stdout);
     let Run { mut opts, stages, .. } = run;
     opts.stages = stages;
-    flags.load.finish(load(set, &inputs, &opts))?;
-    Ok(Ran::Loaded)
+    let report = flags.load.finish_report(load(set, &inputs, &opts))?;
+    Ok(Ran::Loaded(Box::new(report)))
 }
