@@ -135,7 +135,9 @@ fn backfill_stops_at_a_failed_year_and_a_rerun_skips_the_years_done() {
     let s = Served::new(&["2021", "2022", "2023", "2024"], true);
     let (db, srv) = (&s.db, &s.srv);
     srv.fault("/cama/2023/Real_building_land.zip", Fault::Status(404, vec![]));
-    let o = s.backfill("2021-2024");
+    let report = s.d.join("backfill.json").display().to_string();
+    let args = ["backfill", "--dataset", &s.schema, "--years", "2021-2024"];
+    let o = with_db(db, &args, &["--dir", &s.dir, "--report", &report]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(5), "{out}{}", stderr(&o));
     assert!(out.contains("2021   loaded\n2022   loaded\n"), "{out}");
@@ -151,6 +153,28 @@ fn backfill_stops_at_a_failed_year_and_a_rerun_skips_the_years_done() {
         stderr(&o)
     );
     assert_eq!(succeeded(db, "period"), [(2021, 1), (2022, 1)]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap())
+            .unwrap();
+    assert_eq!(json["exit"], 5);
+    let outcomes: Vec<(i64, &str)> = json["years"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|y| (y["year"].as_i64().unwrap(), y["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (2021, "loaded"),
+            (2022, "loaded"),
+            (2023, "failed"),
+            (2024, "not started")
+        ]
+    );
+    assert_eq!(json["years"][2]["exit"], 5);
+    assert_eq!(json["years"][0]["load"]["period"], 2021);
+    assert_eq!(json["years"][0]["load"]["status"], "succeeded");
     // The server is fixed (the fault was for one request): the years done
     // are unchanged, the rest load.
     s.backfill_ok("2021-2024", "2021   unchanged, skipped\n2022   unchanged, skipped\n2023   loaded\n2024   loaded\n");
