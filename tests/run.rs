@@ -7,7 +7,7 @@ use crate::pg::TestDb;
 use crate::util::{Dir, fwload, repo, stderr, stdout};
 
 /// A copy of the HCAD schemas whose archive URLs point at `srv`.
-fn local_dataset(d: &Dir, srv: &Server) -> String {
+pub(crate) fn local_dataset(d: &Dir, srv: &Server) -> String {
     let dir = d.join("schema");
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(repo("schemas/hcad")).unwrap() {
@@ -23,7 +23,7 @@ fn local_dataset(d: &Dir, srv: &Server) -> String {
 }
 
 /// Serves generated archives for `year` (every archive of the dataset).
-fn publish(d: &Dir, srv: &Server, year: &str, extra: &[&str]) {
+pub(crate) fn publish(d: &Dir, srv: &Server, year: &str, extra: &[&str]) {
     let out = d.join(&format!("gen-{year}"));
     let src = repo("schemas/hcad");
     let mut args = vec![
@@ -51,19 +51,19 @@ fn run(
     dir: &str,
     extra: &[&str],
 ) -> std::process::Output {
-    let mut a = vec![
-        "run".to_owned(),
-        "-q".into(),
-        "--dataset".into(),
-        schema.into(),
-        "--year".into(),
-        "2025".into(),
-        "--dir".into(),
-        dir.into(),
-        "--retry-base-ms".into(),
-        "10".into(),
-        "--create".into(),
-    ];
+    let args = ["run", "--dataset", schema, "--year", "2025", "--dir", dir];
+    with_db(db, &args, extra)
+}
+
+/// `fwload ARGS -q`, downloads retried after 10 ms, targets created, in
+/// `db`, then `extra`.
+pub(crate) fn with_db(
+    db: &TestDb,
+    args: &[&str],
+    extra: &[&str],
+) -> std::process::Output {
+    let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    a.extend(["-q", "--retry-base-ms", "10", "--create"].map(String::from));
     a.extend(db.args());
     a.extend(extra.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = a.iter().map(String::as_str).collect();

@@ -1,5 +1,6 @@
 //! Integration tests, built as one binary with a module per area.
 
+mod backfill;
 mod bad_input;
 mod crash;
 mod fetch;

@@ -264,25 +264,39 @@ impl LoadTuning {
         &self,
         outcome: Result<LoadReport, crate::load::LoadFailure>,
     ) -> CliResult {
-        let mut out = std::io::stdout().lock();
+        self.finish_report(outcome).map(|_| Exit::Ok)
+    }
+
+    /// [`LoadTuning::finish`], handing back the report of a load that
+    /// succeeded.
+    ///
+    /// # Errors
+    /// The load's failure, or an output error.
+    pub(super) fn finish_report(
+        &self,
+        outcome: Result<LoadReport, crate::load::LoadFailure>,
+    ) -> Result<LoadReport, Failure> {
         match outcome {
             Ok(r) => {
-                write_summary(&mut out, &r)?;
-                if let Some(p) = &self.report {
-                    write_json(p, &r)?;
-                }
-                Ok(Exit::Ok)
+                self.write_report(&r)?;
+                Ok(r)
             }
             Err(f) => {
                 if let Some(r) = &f.report {
-                    write_summary(&mut out, r)?;
-                    if let Some(p) = &self.report {
-                        write_json(p, r)?;
-                    }
+                    self.write_report(r)?;
                 }
                 Err(failure(f.error))
             }
         }
+    }
+
+    /// Prints a load's summary and writes its JSON report (`--report`).
+    fn write_report(&self, r: &LoadReport) -> Result<(), Failure> {
+        write_summary(&mut std::io::stdout().lock(), r)?;
+        if let Some(p) = &self.report {
+            write_json(p, r)?;
+        }
+        Ok(())
     }
 }
 

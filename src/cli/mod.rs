@@ -2,6 +2,7 @@
 //! and turned once into library types; only this module and `main.rs`
 //! print or choose exit codes.
 
+mod backfill;
 mod exit;
 mod fetch;
 mod generate;
@@ -56,6 +57,8 @@ pub enum Command {
     Rollback(load::RollbackArgs),
     /// Fetch, validate and load a dataset in one command.
     Run(run::RunArgs),
+    /// Run a dataset for a range of years, oldest first.
+    Backfill(backfill::BackfillArgs),
 }
 
 /// Where the schema comes from.
@@ -158,6 +161,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Runs(a) => load::runs(a),
         Command::Rollback(a) => load::rollback_cmd(a),
         Command::Run(a) => run::run(a),
+        Command::Backfill(a) => backfill::run(a),
     }
 }
 

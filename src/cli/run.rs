@@ -4,6 +4,7 @@
 //! nothing is loaded when every input is unchanged since the last
 //! successful run.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -15,26 +16,39 @@ use super::load::{DbArgs, LoadTuning, failure};
 use super::{CliResult, Exit, Failure, ReadArgs};
 use crate::fetch::{FetchOutcome, Source, Status, fetch_all_blocking};
 use crate::load::{
-    LoadOptions, NewRun, finish_run, load, migrate, outcome_key,
-    resolve_period, start_run, unchanged_inputs,
+    LoadOptions, LoadReport, NewRun, finish_run, load, migrate, outcome_key,
+    resolve_period, start_run, unchanged_inputs, year_inputs,
 };
 use crate::report::{Progress, incomplete};
-use crate::schema::SchemaSet;
+use crate::schema::{Dataset, SchemaSet};
 use crate::validate::{ValidateError, ValidateOptions, validate};
 
 /// Arguments of `fwload run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Schema directory of the dataset; its dataset.toml lists the
-    /// archives to download.
-    #[arg(long = "dataset", short = 's', value_name = "PATH")]
-    dataset: PathBuf,
+    #[command(flatten)]
+    flags: RunFlags,
     /// The year, replacing `{year}` in archive names and URLs.
     #[arg(long, value_name = "YEAR")]
     year: Option<String>,
     /// Download folder (default: data/<dataset>/<year>).
     #[arg(long, short = 'd', value_name = "DIR")]
     dir: Option<PathBuf>,
+}
+
+/// What `run` and `backfill` share: the dataset, how its archives are
+/// fetched and how they are loaded.
+#[derive(Args, Debug)]
+pub(super) struct RunFlags {
+    /// Schema directory of the dataset; its dataset.toml lists the
+    /// archives to download.
+    #[arg(
+        long = "dataset",
+        visible_alias = "schema",
+        short = 's',
+        value_name = "PATH"
+    )]
+    dataset: PathBuf,
     /// Download again even when the server says a file has not changed.
     #[arg(long)]
     refetch: bool,
@@ -47,21 +61,94 @@ pub struct RunArgs {
     #[arg(long)]
     no_strict: bool,
     #[command(flatten)]
-    load: LoadTuning,
+    pub(super) load: LoadTuning,
     #[command(flatten)]
     read: ReadArgs,
 }
 
+/// A dataset ready to run for one year after another: its schemas and
+/// the load's options (their year set per run).
+pub(super) struct Prepared {
+    set: SchemaSet,
+    ds: Dataset,
+    opts: LoadOptions,
+    dataset: String,
+}
+
+impl Prepared {
+    /// The dataset's name, as run records give it.
+    pub(super) fn name(&self) -> &str {
+        &self.dataset
+    }
+
+    /// Whether the dataset keeps its targets by period (years side by
+    /// side).
+    pub(super) fn has_period(&self) -> bool {
+        self.set.period().is_some()
+    }
+
+    /// The signal that stopped the process's loads, if one came.
+    pub(super) fn interrupted(&self) -> Option<i32> {
+        self.opts.interrupt.raised()
+    }
+}
+
+impl RunFlags {
+    /// Loads the dataset's schemas and resolves the load's options.
+    ///
+    /// # Errors
+    /// Schema errors, no dataset file, bad options.
+    pub(super) fn prepare(&self) -> Result<Prepared, Failure> {
+        let set = SchemaSet::load(std::slice::from_ref(&self.dataset))
+            .map_err(|e| {
+                Failure::msg(Exit::Usage, format!("schema errors:\n{e}"))
+            })?;
+        let Some(ds) = set.dataset.clone() else {
+            return Err(Failure::msg(
+                Exit::Usage,
+                format!("{}: no dataset.toml", self.dataset.display()),
+            ));
+        };
+        let mut opts = self.load.options(&self.db, &self.read)?;
+        opts.strict = !self.no_strict;
+        let dataset = opts.dataset.clone().unwrap_or_else(|| ds.name.clone());
+        Ok(Prepared { set, ds, opts, dataset })
+    }
+}
+
+/// What one year's run did.
+pub(super) enum Ran {
+    /// The inputs were validated and loaded (the load's report).
+    Loaded(Box<LoadReport>),
+    /// Every input was unchanged since the last successful load: nothing
+    /// was validated or loaded.
+    Unchanged,
+    /// The run stopped: its exit code and reason.
+    Failed(Failure),
+}
+
+/// How a run decides that its inputs are unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unchanged {
+    /// Against the last successful load of the dataset (of the same
+    /// period, for a dataset kept by period).
+    SinceLast,
+    /// Also against the last successful load of the same year, when no
+    /// older data was loaded since (see `year_inputs`): a backfill of a
+    /// dataset whose years share the targets.
+    SinceYear,
+}
+
 /// A `run` under way: the dataset, the load's options, and each stage's
 /// outcome so far (kept with the run record).
-struct Run {
-    set: SchemaSet,
+struct Run<'a> {
+    set: &'a SchemaSet,
     opts: LoadOptions,
     dataset: String,
     stages: serde_json::Value,
 }
 
-impl Run {
+impl Run<'_> {
     /// Records a run that ended before the load stage (best effort: when
     /// the database cannot be reached the exit code still tells what
     /// happened).
@@ -103,27 +190,40 @@ impl Run {
     }
 
     /// Whether every downloaded input is one the last successful run with
-    /// the same outcome key loaded.
-    fn unchanged(&self, outcomes: &[FetchOutcome]) -> Result<bool, Failure> {
+    /// the same outcome key loaded (or, under [`Unchanged::SinceYear`],
+    /// exactly the inputs the year's last successful load loaded).
+    fn unchanged(
+        &self,
+        outcomes: &[FetchOutcome],
+        how: Unchanged,
+    ) -> Result<bool, Failure> {
         let opts = &self.opts;
-        let digests: Vec<&String> = outcomes
+        let digests: HashSet<&String> = outcomes
             .iter()
             .filter_map(|o| o.result.as_ref().ok().map(|f| &f.sha256))
             .collect();
         let paths: Vec<PathBuf> =
             outcomes.iter().map(|o| o.path.clone()).collect();
-        let period = resolve_period(&self.set, &paths, &[], opts)
+        let period = resolve_period(self.set, &paths, &[], opts)
             .map_err(failure)?
             .map(|p| p.value);
         let mut db = opts.database.connect().map_err(failure)?;
         migrate(&mut db, &opts.meta).map_err(failure)?;
+        let place = (self.dataset.as_str(), opts.target_schema.as_str());
+        let key = outcome_key(self.set, opts.mode, opts.delete, period);
+        if let (Unchanged::SinceYear, Some(year)) = (how, opts.year) {
+            let loaded =
+                year_inputs(&mut db, &opts.meta, self.set, place, &key, year)
+                    .map_err(failure)?;
+            if !loaded.is_empty()
+                && loaded.len() == digests.len()
+                && digests.iter().all(|d| loaded.contains(*d))
+            {
+                return Ok(true);
+            }
+        }
         let previous = unchanged_inputs(
-            &mut db,
-            &opts.meta,
-            &self.set,
-            (&self.dataset, &opts.target_schema),
-            &outcome_key(&self.set, opts.mode, opts.delete, period),
-            period,
+            &mut db, &opts.meta, self.set, place, &key, period,
         )
         .map_err(failure)?;
         Ok(digests.iter().all(|d| previous.contains(*d)))
@@ -141,7 +241,7 @@ impl Run {
         let opts = &self.opts;
         let progress = Progress::new(total, "validate", !quiet);
         let summary = validate(
-            &self.set,
+            self.set,
             inputs,
             &ValidateOptions {
                 source: opts.source,
@@ -224,28 +324,46 @@ fn fetch_stage(outcomes: &[FetchOutcome]) -> serde_json::Value {
 }
 
 pub(super) fn run(a: RunArgs) -> CliResult {
-    let set =
-        SchemaSet::load(std::slice::from_ref(&a.dataset)).map_err(|e| {
-            Failure::msg(Exit::Usage, format!("schema errors:\n{e}"))
-        })?;
-    let Some(ds) = set.dataset.clone() else {
-        return Err(Failure::msg(
-            Exit::Usage,
-            format!("{}: no dataset.toml", a.dataset.display()),
-        ));
-    };
-    let mut opts = a.load.options(&a.db, &a.read)?;
-    opts.strict = !a.no_strict;
+    let prepared = a.flags.prepare()?;
+    let year = a.year.as_deref();
+    match run_year(&a.flags, &prepared, year, a.dir, Unchanged::SinceLast) {
+        Ran::Loaded(_) | Ran::Unchanged => Ok(Exit::Ok),
+        Ran::Failed(f) => Err(f),
+    }
+}
+
+/// One run of the dataset for `year` (`None`: archives with no
+/// `{year}`): fetch into `dir` (default data/<dataset>/<year>), skip
+/// when every input is unchanged, validate, load; printing as it goes.
+pub(super) fn run_year(
+    flags: &RunFlags,
+    prepared: &Prepared,
+    year: Option<&str>,
+    dir: Option<PathBuf>,
+    how: Unchanged,
+) -> Ran {
+    match run_year_impl(flags, prepared, year, dir, how) {
+        Ok(ran) => ran,
+        Err(f) => Ran::Failed(f),
+    }
+}
+
+fn run_year_impl(
+    flags: &RunFlags,
+    prepared: &Prepared,
+    year: Option<&str>,
+    dir: Option<PathBuf>,
+    how: Unchanged,
+) -> Result<Ran, Failure> {
+    let Prepared { set, ds, opts, dataset } = prepared;
+    let mut opts = opts.clone();
     // A four-digit --year is also the export year a control record must
     // state.
-    opts.year = a.year.as_deref().and_then(|y| y.parse().ok());
-    let dataset = opts.dataset.clone().unwrap_or_else(|| ds.name.clone());
-    let dir = a.dir.clone().unwrap_or_else(|| {
-        PathBuf::from("data")
-            .join(&ds.name)
-            .join(a.year.as_deref().unwrap_or("current"))
+    opts.year = year.and_then(|y| y.parse().ok());
+    let dir = dir.unwrap_or_else(|| {
+        PathBuf::from("data").join(&ds.name).join(year.unwrap_or("current"))
     });
-    let sources = Source::from_dataset(&ds, a.year.as_deref())
+    let sources = Source::from_dataset(ds, year)
         .map_err(|e| Failure::new(Exit::Usage, e))?;
     if sources.is_empty() {
         return Err(Failure::msg(
@@ -258,15 +376,15 @@ pub(super) fn run(a: RunArgs) -> CliResult {
     writeln!(stdout, "== fetch into {}", dir.display())?;
     let outcomes = fetch_all_blocking(
         sources,
-        &a.fetch.options(&dir, a.refetch),
-        &Bars::new(!a.load.quiet),
+        &flags.fetch.options(&dir, flags.refetch),
+        &Bars::new(!flags.load.quiet),
     )
     .map_err(|e| Failure::new(setup_exit(&e), e))?;
     print_summary(&outcomes)?;
     let mut run = Run {
         set,
         opts,
-        dataset,
+        dataset: dataset.clone(),
         stages: json!({ "fetch": fetch_stage(&outcomes) }),
     };
     let failed: Vec<String> = outcomes
@@ -287,13 +405,13 @@ pub(super) fn run(a: RunArgs) -> CliResult {
     // 2. unchanged since the last success?
     // (The database is reached here even under --force-reload, so that a
     // wrong URL fails before the inputs are validated.)
-    if run.unchanged(&outcomes)? && !run.opts.force_reload {
+    if run.unchanged(&outcomes, how)? && !run.opts.force_reload {
         writeln!(
             stdout,
             "\nevery input is unchanged since the last successful run: nothing to validate or load"
         )?;
         run.record("unchanged", None);
-        return Ok(Exit::Ok);
+        return Ok(Ran::Unchanged);
     }
     // 3. validate
     writeln!(stdout, "\n== validate")?;
@@ -303,11 +421,12 @@ pub(super) fn run(a: RunArgs) -> CliResult {
         .iter()
         .filter_map(|o| o.result.as_ref().ok().map(|f| f.size))
         .sum();
-    run.validate(&inputs, total, a.load.quiet, &mut stdout)?;
+    run.validate(&inputs, total, flags.load.quiet, &mut stdout)?;
     // 4. load
     writeln!(stdout, "\n== load")?;
     drop(stdout);
-    let Run { set, mut opts, stages, .. } = run;
+    let Run { mut opts, stages, .. } = run;
     opts.stages = stages;
-    a.load.finish(load(&set, &inputs, &opts))
+    let report = flags.load.finish_report(load(set, &inputs, &opts))?;
+    Ok(Ran::Loaded(Box::new(report)))
 }

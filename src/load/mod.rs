@@ -55,7 +55,7 @@ pub(crate) use period::{PeriodValue, resolve as resolve_period};
 pub(crate) use publish::{DeletePolicy, Mode, PublishOptions, TableOutcome};
 pub use replace::{Rollback, rollback};
 pub use runs::{RunDetail, RunSummary, list_runs, show_run};
-pub(crate) use skip::{outcome_key, unchanged_inputs};
+pub(crate) use skip::{outcome_key, unchanged_inputs, year_inputs};
 pub(crate) use stage::{MemberRef, RejectSinks, Spool, StageContext, Staged};
 pub(crate) use targets::{qualified, target_name, target_parts};
 

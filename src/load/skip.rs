@@ -52,29 +52,105 @@ pub(crate) fn unchanged_inputs(
     db: &mut Client,
     meta: &str,
     set: &SchemaSet,
-    (dataset, target_schema): (&str, &str),
+    place: (&str, &str),
     key: &str,
     period: Option<i32>,
 ) -> Result<HashSet<String>, LoadError> {
-    let m = quote_ident(meta);
-    let ctx = |e| LoadError::db("reading the last successful run", e);
-    let rows = db
-        .query(
-            &format!(
-                "WITH last AS (
-                     SELECT id, outcome_key FROM {m}.runs
-                     WHERE dataset = $1 AND target_schema = $2 AND status = 'succeeded'
-                       AND ($4::int IS NULL OR period IS NULL OR period = $4)
-                     ORDER BY id DESC LIMIT 1)
-                 SELECT f.input_sha256, f.layout
-                 FROM last JOIN {m}.run_files f ON f.run_id = last.id
-                 WHERE last.outcome_key = $3"
-            ),
-            &[&dataset, &target_schema, &key, &period],
-        )
-        .map_err(ctx)?;
+    let last = LastRun {
+        pick: "($4::int IS NULL OR period IS NULL OR period = $4)",
+        since: "true",
+        what: "reading the last successful run",
+    };
+    last.inputs(db, meta, set, place, key, period)
+}
+
+/// The sha256 digests of the inputs of the newest succeeded run of
+/// `dataset` into `target_schema` given `year`, when that run had outcome
+/// key `key`, no succeeded run since is of an earlier year or of none (a
+/// load given no year, a rollback), and every target its members fed
+/// still exists; none otherwise. For a dataset kept without a period,
+/// whose years all load into the same tables: the year's inputs are
+/// still in place only while no older data was written over them.
+///
+/// # Errors
+/// A failed statement.
+pub(crate) fn year_inputs(
+    db: &mut Client,
+    meta: &str,
+    set: &SchemaSet,
+    place: (&str, &str),
+    key: &str,
+    year: i32,
+) -> Result<HashSet<String>, LoadError> {
+    let last = LastRun {
+        pick: "year = $4",
+        since: "NOT EXISTS (
+                    SELECT FROM {m}.runs r
+                    WHERE r.dataset = $1 AND r.target_schema = $2
+                      AND r.status = 'succeeded' AND r.id > last.id
+                      AND (r.year IS NULL OR r.year < $4))",
+        what: "reading the year's last successful run",
+    };
+    last.inputs(db, meta, set, place, key, Some(year))
+}
+
+/// Which succeeded run's inputs a skip compares with: the newest of the
+/// dataset and target schema that `pick` accepts, provided `since` holds
+/// (SQL over `{m}.runs` and `last`, the run; `$4` is the year or
+/// period).
+struct LastRun {
+    pick: &'static str,
+    since: &'static str,
+    what: &'static str,
+}
+
+impl LastRun {
+    /// The digests of the run's inputs every target of which still
+    /// exists, when the run had outcome key `key`.
+    fn inputs(
+        &self,
+        db: &mut Client,
+        meta: &str,
+        set: &SchemaSet,
+        (dataset, target_schema): (&str, &str),
+        key: &str,
+        value: Option<i32>,
+    ) -> Result<HashSet<String>, LoadError> {
+        let m = quote_ident(meta);
+        let since = self.since.replace("{m}", &m);
+        let rows = db
+            .query(
+                &format!(
+                    "WITH last AS (
+                         SELECT id, outcome_key FROM {m}.runs
+                         WHERE dataset = $1 AND target_schema = $2 AND status = 'succeeded'
+                           AND {pick}
+                         ORDER BY id DESC LIMIT 1)
+                     SELECT f.input_sha256, f.layout
+                     FROM last JOIN {m}.run_files f ON f.run_id = last.id
+                     WHERE last.outcome_key = $3 AND {since}",
+                    pick = self.pick,
+                ),
+                &[&dataset, &target_schema, &key, &value],
+            )
+            .map_err(|e| LoadError::db(self.what, e))?;
+        still_fed(db, set, target_schema, &rows)
+    }
+}
+
+/// The digests of `rows` (input sha256, layout fed) every target of
+/// which still exists.
+///
+/// # Errors
+/// A failed statement.
+fn still_fed(
+    db: &mut Client,
+    set: &SchemaSet,
+    target_schema: &str,
+    rows: &[postgres::Row],
+) -> Result<HashSet<String>, LoadError> {
     let mut fed: HashMap<String, Vec<String>> = HashMap::new();
-    for r in &rows {
+    for r in rows {
         let layouts = fed.entry(r.get(0)).or_default();
         if let Some(l) = r.get::<_, Option<String>>(1) {
             layouts.push(l);
