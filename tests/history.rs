@@ -6,19 +6,10 @@
 use std::path::PathBuf;
 
 use crate::pg::TestDb;
-use crate::util::{Dir, fwload, repo, run_gen, stderr, stdout};
+use crate::util::{Dir, assert_ok, load_quiet, repo, run_gen, stderr, stdout};
 
 fn load(db: &TestDb, schema: &str, args: &[&str]) -> std::process::Output {
-    let mut a: Vec<String> =
-        vec!["load".into(), "-q".into(), "-s".into(), schema.into()];
-    a.extend(db.args());
-    a.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    fwload(&refs)
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+    load_quiet(&db.args(), schema, args)
 }
 
 /// The base tables of `db`'s target schema.
@@ -188,13 +179,13 @@ fn versions_valid_at_each_load_are_its_snapshot() {
                 "a refused load left versions"
             );
         }
-        ok(&history(&hist, s, at, &[]));
+        assert_ok(&history(&hist, s, at, &[]));
         if i == 2 {
             // The same snapshot again, later (read again, not skipped as
             // unchanged): no version, nothing written.
             let before = versions(&hist);
             let o = history(&hist, s, "2020-01-03 12:00", &["--force-reload"]);
-            ok(&o);
+            assert_ok(&o);
             assert_eq!(versions(&hist), before, "a rerun added versions");
             let written: i64 = hist.one(&format!(
                 "SELECT sum((t->>'inserted')::bigint + (t->>'updated')::bigint + (t->>'deleted')::bigint)::bigint
@@ -209,7 +200,7 @@ fn versions_valid_at_each_load_are_its_snapshot() {
     assert!(all.len() > 60, "{all:?}");
     for (s, at) in snapshots.iter().zip(times) {
         let plain = TestDb::new();
-        ok(&load(&plain, &schema, &["--create", s.to_str().unwrap()]));
+        assert_ok(&load(&plain, &schema, &["--create", s.to_str().unwrap()]));
         for t in &all {
             assert_eq!(differing_at(&hist, &plain, t, at), 0, "{t} at {at}");
         }
@@ -278,11 +269,11 @@ fn history_composes_with_years() {
             ],
         )
     };
-    ok(&run("1\t100\n2\t200\n", "2024", "2024-03-01"));
-    ok(&run("1\t100\n2\t210\n", "2024", "2024-06-01"));
-    ok(&run("1\t120\n2\t210\n", "2025", "2025-03-01"));
+    assert_ok(&run("1\t100\n2\t200\n", "2024", "2024-03-01"));
+    assert_ok(&run("1\t100\n2\t210\n", "2024", "2024-06-01"));
+    assert_ok(&run("1\t120\n2\t210\n", "2025", "2025-03-01"));
     // 2024 may still change after 2025 began: its own timeline.
-    ok(&run("1\t105\n2\t210\n", "2024", "2024-09-01"));
+    assert_ok(&run("1\t105\n2\t210\n", "2024", "2024-09-01"));
     let rows: Vec<(i32, i32, i64, String, Option<String>)> = db
         .client()
         .query(

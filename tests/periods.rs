@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 
 use crate::pg::TestDb;
-use crate::util::{Dir, fwload, repo, run_gen, stderr, stdout};
+use crate::util::{
+    Dir, assert_ok, fwload, load_quiet, repo, run_gen, stderr, stdout,
+};
 
 /// A copy of the HCAD schemas kept by `roll_year`, taken from `--year`.
 fn hcad_by_year(d: &Dir) -> String {
@@ -41,18 +43,8 @@ fn year_archive(d: &Dir, schema: &str, year: i32, rows: usize) -> PathBuf {
     out
 }
 
-/// `fwload load -q` of `inputs` into `db` with `args`.
 fn load(db: &TestDb, schema: &str, args: &[&str]) -> std::process::Output {
-    let mut a: Vec<String> =
-        vec!["load".into(), "-q".into(), "-s".into(), schema.into()];
-    a.extend(db.args());
-    a.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    fwload(&refs)
-}
-
-fn ok(o: &std::process::Output) {
-    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+    load_quiet(&db.args(), schema, args)
 }
 
 /// The partitioned targets of `db`'s schema.
@@ -94,7 +86,7 @@ fn years_side_by_side_equal_each_year_alone() {
     let all = TestDb::new();
     for (y, a) in years.iter().zip(&archives) {
         let y = y.to_string();
-        ok(&load(
+        assert_ok(&load(
             &all,
             &schema,
             &["--create", "--year", &y, a.to_str().unwrap()],
@@ -110,7 +102,7 @@ fn years_side_by_side_equal_each_year_alone() {
     assert!(partitions >= 3 * 60, "{partitions} partitions");
     for (y, a) in years.iter().zip(&archives) {
         let alone = TestDb::new();
-        ok(&load(
+        assert_ok(&load(
             &alone,
             &schema,
             &["--create", "--year", &y.to_string(), a.to_str().unwrap()],
@@ -166,7 +158,7 @@ fn years_side_by_side_equal_each_year_alone() {
         ))
     };
     let had = real_2023(&all);
-    ok(&load(
+    assert_ok(&load(
         &all,
         &schema,
         &[
@@ -233,8 +225,8 @@ fn archive_names_give_the_year_and_runs_are_told_apart_by_it() {
     let y25 = d.write("roll_2025.txt", "1\t110\n2\t200\n4\t400\n");
     let (a24, a25) = (y24.to_str().unwrap(), y25.to_str().unwrap());
     let db = TestDb::new();
-    ok(&load(&db, &schema, &["--create", a24]));
-    ok(&load(&db, &schema, &["--create", a25]));
+    assert_ok(&load(&db, &schema, &["--create", a24]));
+    assert_ok(&load(&db, &schema, &["--create", a25]));
     let rows: Vec<(i32, i32, i64)> = db
         .client()
         .query(
@@ -261,7 +253,7 @@ fn archive_names_give_the_year_and_runs_are_told_apart_by_it() {
     );
     // 2024 again, unchanged: skipped, though 2025 was loaded after it.
     let o = load(&db, &schema, &[a24]);
-    ok(&o);
+    assert_ok(&o);
     let status: String = db.one(&format!(
         "SELECT status FROM {}.runs ORDER BY id DESC LIMIT 1",
         db.meta
@@ -341,7 +333,7 @@ fn replace_of_one_year_and_its_rollback() {
     let db = TestDb::new();
     for (y, a) in years.iter().take(2).zip(&archives) {
         let y = y.to_string();
-        ok(&load(
+        assert_ok(&load(
             &db,
             &schema,
             &["--create", "--year", &y, a.to_str().unwrap()],
@@ -356,11 +348,15 @@ fn replace_of_one_year_and_its_rollback() {
     ]);
     let before: Vec<String> =
         years.iter().map(|y| year_sum(&db, *y)).collect();
-    ok(&load(&db, &schema, &["--mode", "replace", "--year", "2022", next_s]));
+    assert_ok(&load(
+        &db,
+        &schema,
+        &["--mode", "replace", "--year", "2022", next_s],
+    ));
     assert_eq!(year_sum(&db, 2021), before[0], "2021 changed");
     assert_ne!(year_sum(&db, 2022), before[1], "2022 not replaced");
     let alone = TestDb::new();
-    ok(&load(&alone, &schema, &["--create", "--year", "2022", next_s]));
+    assert_ok(&load(&alone, &schema, &["--create", "--year", "2022", next_s]));
     for t in parents(&db) {
         assert_eq!(differing(&db, &alone, &t, 2022), 0, "{t}");
     }
@@ -375,13 +371,13 @@ fn replace_of_one_year_and_its_rollback() {
     // 2023 loads and is replaced after 2022's replace: another year, so
     // the rollback of 2022 goes ahead without --force and leaves 2023 as
     // it is.
-    ok(&load(
+    assert_ok(&load(
         &db,
         &schema,
         &["--create", "--year", "2023", archives[2].to_str().unwrap()],
     ));
     let y2023 = year_sum(&db, 2023);
-    ok(&load(
+    assert_ok(&load(
         &db,
         &schema,
         &[
@@ -404,17 +400,17 @@ fn replace_of_one_year_and_its_rollback() {
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         fwload(&refs)
     };
-    ok(&rollback(&["--year", "2022"]));
+    assert_ok(&rollback(&["--year", "2022"]));
     assert_eq!(year_sum(&db, 2021), before[0], "2021 changed");
     assert_eq!(year_sum(&db, 2022), before[1], "2022 not restored");
     assert_eq!(year_sum(&db, 2023), y2023_replaced, "2023 changed");
     // Without --year: the newest replace, 2023's.
-    ok(&rollback(&[]));
+    assert_ok(&rollback(&[]));
     assert_eq!(year_sum(&db, 2023), y2023, "2023 not restored");
     assert_eq!(year_sum(&db, 2022), before[1], "2022 changed");
     // The restored partitions take a snapshot as before: a merge of 2022
     // with its snapshot deletes.
-    ok(&load(
+    assert_ok(&load(
         &db,
         &schema,
         &[

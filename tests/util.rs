@@ -255,3 +255,19 @@ pub fn pacs_record(file: &str, values: &[(&str, &str)]) -> Vec<u8> {
     }
     r
 }
+
+/// `fwload load -q -s schema` with the database arguments `db` (see
+/// `TestDb::args`) and `args`.
+pub fn load_quiet(db: &[String], schema: &str, args: &[&str]) -> Output {
+    let mut a: Vec<String> =
+        vec!["load".into(), "-q".into(), "-s".into(), schema.into()];
+    a.extend_from_slice(db);
+    a.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    fwload(&refs)
+}
+
+/// Fails the test, showing its output, unless `o` succeeded.
+pub fn assert_ok(o: &Output) {
+    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+}

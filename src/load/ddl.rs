@@ -22,15 +22,7 @@ pub(super) enum Naming<'a> {
     Run(&'a str, i64),
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a
-/// character boundary (PostgreSQL cuts identifiers to 63 bytes so).
-pub(crate) fn clip(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub(crate) use crate::schema::clip;
 
 /// A name of at most 63 bytes for an object of `table`.
 pub(super) fn object_name(table: &str, what: &str, run: i64) -> String {

@@ -24,7 +24,7 @@ use postgres::{GenericClient, Transaction};
 use super::period::PeriodValue;
 use super::publish::{
     Publish, PublishOptions, TableOutcome, analyze_filled, delete_guard,
-    key_match,
+    key_match, written,
 };
 use super::{DeletePolicy, LoadError, LoadOptions};
 use crate::schema::{HistoryColumns, Layout, quote_ident, quote_literal};
@@ -123,14 +123,7 @@ fn close_changed_sql(p: &Publish<'_>, h: &History) -> String {
 /// version (after the changed ones were closed: changed, new, or back).
 fn open_sql(p: &Publish<'_>, h: &History) -> String {
     let layout = p.layout;
-    let mut names: Vec<String> =
-        layout.fields.iter().map(|f| quote_ident(&f.name)).collect();
-    let mut values: Vec<String> =
-        names.iter().map(|c| format!("s.{c}")).collect();
-    if let Some(v) = p.period {
-        names.push(v.quoted());
-        values.push(v.value.to_string());
-    }
+    let (mut names, mut values) = written(layout, p.period);
     names.push(quote_ident(&h.columns.valid_from));
     values.push(h.at());
     names.push(quote_ident(&h.columns.row_hash));

@@ -187,7 +187,7 @@ fn cols(layout: &Layout) -> Vec<String> {
 /// of a staging table: the layout's fields, then the period column
 /// filled with the load's value (staging holds no period: one value
 /// serves every row).
-fn written(
+pub(super) fn written(
     layout: &Layout,
     period: Option<&PeriodValue>,
 ) -> (Vec<String>, Vec<String>) {

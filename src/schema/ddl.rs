@@ -133,11 +133,17 @@ pub fn history_statements(
 /// PostgreSQL's 63 bytes.
 pub fn partition_name(table: &str, value: i32) -> String {
     let tail = format!("_{value}");
-    let mut end = table.len().min(63 - tail.len());
-    while !table.is_char_boundary(end) {
+    format!("{}{tail}", clip(table, 63 - tail.len()))
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary (PostgreSQL cuts identifiers to 63 bytes so).
+pub fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}{tail}", &table[..end])
+    &s[..end]
 }
 
 /// `CREATE TABLE` of the partition `partition` (qualified) of the

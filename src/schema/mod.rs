@@ -19,7 +19,7 @@ mod write;
 
 pub use checks::{ControlSpec, Mismatch, Reconcile, Years, this_year};
 pub use ddl::{
-    TableShape, column, create_index, create_partition, create_table,
+    TableShape, clip, column, create_index, create_partition, create_table,
     history_statements, index_name, index_statements, partition_name,
     quote_ident, quote_literal, reference_indexes,
 };
