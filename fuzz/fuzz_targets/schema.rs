@@ -14,7 +14,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
 use fwload::record::Slicer;
-use fwload::schema::{SchemaSet, create_table};
+use fwload::schema::{SchemaSet, TableShape, create_table};
 use fwload::split::Framing;
 
 /// A TOML basic string holding `s`.
@@ -401,7 +401,8 @@ fn check(text: &str) {
     let Ok(layout) = SchemaSet::layout_from_str(path, text) else { return };
     let _ = Framing::of(&layout);
     let _ = Slicer::new(&layout);
-    let _ = create_table(&layout, &layout.table, true);
+    let shape = TableShape { soft_delete: true, ..TableShape::default() };
+    let _ = create_table(&layout, &layout.table, &shape);
     let written = layout.to_toml();
     let again = match SchemaSet::layout_from_str(path, &written) {
         Ok(l) => l,
