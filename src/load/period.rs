@@ -15,7 +15,8 @@ use postgres::{GenericClient, Transaction};
 use super::{LoadError, LoadOptions};
 use crate::pipeline::Control;
 use crate::schema::{
-    PeriodFrom, SchemaSet, create_partition, partition_name, quote_ident,
+    PeriodFrom, SchemaSet, attach_partition, create_partition, partition_name,
+    quote_ident,
 };
 
 /// The period a load fills: its column and value.
@@ -207,10 +208,23 @@ pub(super) fn partition_of<C: GenericClient>(
     }))
 }
 
+/// Where a load of one period writes: the period's partition of a
+/// target, and, when the load creates it, the statement that attaches it
+/// once it is filled.
+pub(super) struct Partition {
+    /// The partition, qualified and quoted.
+    pub table: String,
+    /// `ALTER TABLE .. ATTACH PARTITION`, for a partition created by this
+    /// load.
+    pub attach: Option<String>,
+}
+
 /// The partition of the partitioned `target` (schema `schema`, table
-/// `table`) that holds `period`, created (empty, with the parent's key
-/// and indexes) when there is none yet: the table every statement of the
-/// load that changes rows runs on.
+/// `table`) that holds `period`: the table every statement of the load
+/// that changes rows runs on. When there is none yet it is created
+/// unattached and without indexes, so its rows are written without
+/// index inserts; [`Partition::attach`] then builds its key and indexes
+/// and makes it part of the target, in the same transaction.
 ///
 /// # Errors
 /// A database error.
@@ -218,20 +232,44 @@ pub(super) fn partition(
     tx: &mut Transaction<'_>,
     (schema, table): (&str, &str),
     period: &PeriodValue,
-) -> Result<String, LoadError> {
+) -> Result<Partition, LoadError> {
     let target = super::qualified(schema, table);
     if let Some((s, t)) = find_partition(tx, &target, period.value)? {
-        return Ok(super::qualified(&s, &t));
+        return Ok(Partition {
+            table: super::qualified(&s, &t),
+            attach: None,
+        });
     }
     let name = super::qualified(schema, &partition_name(table, period.value));
-    tx.batch_execute(&create_partition(&target, &name, period.value))
-        .map_err(|e| {
-            LoadError::db(
-                format!("creating the {} partition of {target}", period.value),
-                e,
-            )
-        })?;
-    Ok(name)
+    tx.batch_execute(&create_partition(
+        &target,
+        &name,
+        (&period.column, period.value),
+    ))
+    .map_err(|e| {
+        LoadError::db(
+            format!("creating the {} partition of {target}", period.value),
+            e,
+        )
+    })?;
+    let attach = attach_partition(&target, &name, period.value);
+    Ok(Partition { table: name, attach: Some(attach) })
+}
+
+impl Partition {
+    /// Attaches a partition this load created (nothing for one that
+    /// existed).
+    ///
+    /// # Errors
+    /// A database error.
+    pub(super) fn attach(
+        &self,
+        tx: &mut Transaction<'_>,
+    ) -> Result<(), LoadError> {
+        let Some(sql) = &self.attach else { return Ok(()) };
+        tx.batch_execute(sql)
+            .map_err(|e| LoadError::db(format!("attaching {}", self.table), e))
+    }
 }
 
 /// The partitioned table `table` (qualified, quoted) is part of, and its

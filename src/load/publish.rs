@@ -396,9 +396,14 @@ fn orphan_count_sql(staging: &str, cond: &str) -> String {
 }
 
 /// Whether any row `s` of `staging` meets `cond`: read-only, so the
-/// server may run it in parallel (a DELETE never is).
+/// server may run it in parallel (a DELETE never is). Counted rather
+/// than `EXISTS`: orphans are rare, so the whole table is read anyway,
+/// and `EXISTS` lets the planner bet on finding one early with a nested
+/// loop that rescans the parent per row (where the parent's key cannot
+/// serve, e.g. a `char` column referencing a `varchar` key), which a
+/// count plans as one hash anti-join.
 fn orphan_exists_sql(staging: &str, cond: &str) -> String {
-    format!("SELECT EXISTS (SELECT 1 FROM {staging} s WHERE {cond})")
+    format!("SELECT count(*) > 0 FROM {staging} s WHERE {cond}")
 }
 
 /// Deletes the rows `s` of `staging` that meet `cond` and returns, for

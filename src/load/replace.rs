@@ -19,7 +19,7 @@ use super::stage::{
     Destination, MemberRef, Spool, StageContext, Staged, TableKind, stage,
     staging_ddl,
 };
-use super::targets::create_target;
+use super::targets::{build_indexes, create_target};
 use super::{LoadError, LoadOptions, meta, publish, qualified, target_parts};
 use crate::pipeline::Plan;
 use crate::reject::Counts;
@@ -315,7 +315,9 @@ impl Replacing<'_, '_> {
         let Some(p) = self.period else { return Ok(parts) };
         let target = qualified(&parts.0, &parts.1);
         if !publish::table_exists(tx, &target)? {
-            create_target(tx, layout, &target, self.opts, self.set)?;
+            let indexes =
+                create_target(tx, layout, &target, self.opts, self.set)?;
+            build_indexes(tx, &target, &indexes)?;
         }
         period::partition_of(tx, (&parts.0, &parts.1), p)
     }

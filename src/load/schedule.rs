@@ -12,7 +12,7 @@ use super::adopt::{adopt, adoptable};
 use super::history::History;
 use super::inventory::Work;
 use super::period::{self, PeriodValue};
-use super::targets::create_target;
+use super::targets::{build_indexes, create_target};
 use super::{
     DeletePolicy, LoadError, LoadOptions, MemberRef, PublishOptions, Spool,
     StageContext, Staged, TableOutcome, connect, meta, publish, reconcile,
@@ -319,20 +319,24 @@ fn publish_all(
         let target = targets[&layout.name].clone();
         let build = missing.contains(&li)
             && adoptable(&mut tx, s, layout, cx, opts, set)?;
-        if missing.contains(&li) && !build {
-            create_target(&mut tx, layout, &target, opts, set)?;
-        }
+        let indexes = if missing.contains(&li) && !build {
+            create_target(&mut tx, layout, &target, opts, set)?
+        } else {
+            Vec::new()
+        };
         // A load of one period writes to its partition only.
-        let write = match period {
+        let partition = match period {
             Some(v) => {
                 let parts = target_parts(&opts.target_schema, layout);
-                period::partition(&mut tx, (&parts.0, &parts.1), v)?
+                Some(period::partition(&mut tx, (&parts.0, &parts.1), v)?)
             }
-            None => target.clone(),
+            None => None,
         };
         let mut p = publish::Publish {
             layout,
-            target: write,
+            target: partition
+                .as_ref()
+                .map_or_else(|| target.clone(), |w| w.table.clone()),
             staged: s,
             rows: s.rows,
             period,
@@ -358,6 +362,10 @@ fn publish_all(
             o.inserted = p.rows;
         } else {
             publish::publish_table(&mut tx, &p, &popts, &mut o)?;
+            if let Some(w) = &partition {
+                w.attach(&mut tx)?;
+            }
+            build_indexes(&mut tx, &target, &indexes)?;
         }
         o.publish_seconds = t0.elapsed().as_secs_f64();
         out.push(o);

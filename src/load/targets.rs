@@ -11,8 +11,8 @@ use super::period::{self, PeriodValue};
 use super::{DeletePolicy, LoadError, LoadOptions, LoadReport, Mode, publish};
 use crate::pipeline::Control;
 use crate::schema::{
-    HistoryColumns, Layout, SchemaSet, TableShape, create_table,
-    history_statements, index_statements, quote_ident,
+    HistoryColumns, Layout, SchemaSet, TableShape, create_table_unkeyed,
+    history_index, history_views, index_statements, primary_key, quote_ident,
 };
 
 /// Column differences between an existing table and a layout, one line
@@ -173,15 +173,20 @@ fn no_values_guard(
     Ok(())
 }
 
-/// Creates a missing target table with its key and indexes (and the
-/// target schema), inside the publish transaction.
+/// Creates `layout`'s target, without its key and indexes: returns the
+/// statements that build them, for [`build_indexes`] once the table is
+/// filled (a sort each instead of an index insert per row; the table is
+/// new in this transaction, so no one else sees it meanwhile).
+///
+/// # Errors
+/// A database error.
 pub(super) fn create_target(
     tx: &mut postgres::Transaction<'_>,
     layout: &Layout,
     target: &str,
     opts: &LoadOptions,
     set: &SchemaSet,
-) -> Result<(), LoadError> {
+) -> Result<Vec<String>, LoadError> {
     let ctx = |e| LoadError::db(format!("creating {target}"), e);
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
@@ -195,12 +200,34 @@ pub(super) fn create_target(
         period: set.period_column(),
         history: (opts.mode == Mode::History).then_some(&history),
     };
-    tx.batch_execute(&create_table(layout, target, &shape)).map_err(ctx)?;
-    let more = index_statements(layout, target, set.references())
-        .into_iter()
-        .chain(history_statements(layout, target, &shape));
-    for s in more {
+    tx.batch_execute(&create_table_unkeyed(layout, target, &shape))
+        .map_err(ctx)?;
+    for s in history_views(target, &shape) {
         tx.batch_execute(&s).map_err(ctx)?;
+    }
+    Ok(primary_key(layout, target, &shape)
+        .into_iter()
+        .chain(index_statements(layout, target, set.references()))
+        .chain(history_index(layout, target, &shape))
+        .collect())
+}
+
+/// Builds the key and indexes [`create_target`] left out of `target`.
+///
+/// # Errors
+/// A database error: a key the rows break among them.
+pub(super) fn build_indexes(
+    tx: &mut postgres::Transaction<'_>,
+    target: &str,
+    statements: &[String],
+) -> Result<(), LoadError> {
+    for s in statements {
+        tx.batch_execute(s).map_err(|e| {
+            LoadError::db(
+                format!("building the key and indexes of {target}"),
+                e,
+            )
+        })?;
     }
     Ok(())
 }

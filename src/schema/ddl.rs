@@ -49,6 +49,44 @@ pub fn create_table(
     table: &str,
     shape: &TableShape<'_>,
 ) -> String {
+    table_sql(layout, table, shape, true)
+}
+
+/// [`create_table`] without the primary key, which [`primary_key`] adds
+/// once the table is filled (one sort instead of an index insert per
+/// row).
+pub fn create_table_unkeyed(
+    layout: &Layout,
+    table: &str,
+    shape: &TableShape<'_>,
+) -> String {
+    table_sql(layout, table, shape, false)
+}
+
+/// The statement adding the primary key [`create_table_unkeyed`] leaves
+/// out; `None` for a layout without a key.
+pub fn primary_key(
+    layout: &Layout,
+    table: &str,
+    shape: &TableShape<'_>,
+) -> Option<String> {
+    (!layout.key.is_empty()).then(|| {
+        format!("ALTER TABLE {table} ADD {}", key_clause(layout, shape))
+    })
+}
+
+fn key_clause(layout: &Layout, shape: &TableShape<'_>) -> String {
+    let key: Vec<String> =
+        shape.key(layout).into_iter().map(quote_ident).collect();
+    format!("PRIMARY KEY ({})", key.join(", "))
+}
+
+fn table_sql(
+    layout: &Layout,
+    table: &str,
+    shape: &TableShape<'_>,
+    keyed: bool,
+) -> String {
     let mut s = format!("CREATE TABLE {table} (\n");
     let mut cols: Vec<String> = shape
         .period
@@ -69,10 +107,8 @@ pub fn create_table(
         cols.push(format!("    {} uuid NOT NULL", quote_ident(&h.row_hash)));
         cols.push(format!("    CHECK ({to} IS NULL OR {to} > {from})"));
     }
-    if !layout.key.is_empty() {
-        let key: Vec<String> =
-            shape.key(layout).into_iter().map(quote_ident).collect();
-        cols.push(format!("    PRIMARY KEY ({})", key.join(", ")));
+    if keyed && !layout.key.is_empty() {
+        cols.push(format!("    {}", key_clause(layout, shape)));
     }
     s.push_str(&cols.join(",\n"));
     s.push_str("\n)");
@@ -92,40 +128,67 @@ pub fn history_statements(
     table: &str,
     shape: &TableShape<'_>,
 ) -> Vec<String> {
-    let Some(h) = shape.history else { return Vec::new() };
-    let (schema, base) = match table.rsplit_once('.') {
+    history_index(layout, table, shape)
+        .into_iter()
+        .chain(history_views(table, shape))
+        .collect()
+}
+
+/// The schema prefix (`"s".`, or empty) and the unquoted name of the
+/// qualified `table`.
+fn split_table(table: &str) -> (String, String) {
+    match table.rsplit_once('.') {
         Some((s, b)) => (format!("{s}."), b.trim_matches('"').to_owned()),
         None => (String::new(), table.trim_matches('"').to_owned()),
-    };
-    let (from, to) = (quote_ident(&h.valid_from), quote_ident(&h.valid_to));
+    }
+}
+
+/// The unique index on the key of a history target's current versions;
+/// `None` without history or without a key.
+pub fn history_index(
+    layout: &Layout,
+    table: &str,
+    shape: &TableShape<'_>,
+) -> Option<String> {
+    let h = shape.history?;
     let key: Vec<String> = shape
         .period
         .into_iter()
         .chain(layout.key_names())
         .map(quote_ident)
         .collect();
+    if key.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "CREATE UNIQUE INDEX {} ON {table} ({}) WHERE {} IS NULL",
+        quote_ident(&format!("{}_current_key", split_table(table).1)),
+        key.join(", "),
+        quote_ident(&h.valid_to)
+    ))
+}
+
+/// The view of a history target's current versions and its as-of
+/// function; empty without history.
+pub fn history_views(table: &str, shape: &TableShape<'_>) -> Vec<String> {
+    let Some(h) = shape.history else { return Vec::new() };
+    let (schema, base) = split_table(table);
+    let (from, to) = (quote_ident(&h.valid_from), quote_ident(&h.valid_to));
     let named = |what: &str| {
         format!("{schema}{}", quote_ident(&format!("{base}_{what}")))
     };
-    let mut out = Vec::new();
-    if !key.is_empty() {
-        out.push(format!(
-            "CREATE UNIQUE INDEX {} ON {table} ({}) WHERE {to} IS NULL",
-            quote_ident(&format!("{base}_current_key")),
-            key.join(", ")
-        ));
-    }
-    out.push(format!(
-        "CREATE VIEW {} AS SELECT * FROM {table} WHERE {to} IS NULL",
-        named("current")
-    ));
-    out.push(format!(
-        "CREATE FUNCTION {}(at timestamp with time zone) RETURNS SETOF {table} \
-         LANGUAGE sql STABLE AS $fw$ SELECT * FROM {table} \
-         WHERE {from} <= at AND ({to} IS NULL OR {to} > at) $fw$",
-        named("as_of")
-    ));
-    out
+    vec![
+        format!(
+            "CREATE VIEW {} AS SELECT * FROM {table} WHERE {to} IS NULL",
+            named("current")
+        ),
+        format!(
+            "CREATE FUNCTION {}(at timestamp with time zone) RETURNS SETOF {table} \
+             LANGUAGE sql STABLE AS $fw$ SELECT * FROM {table} \
+             WHERE {from} <= at AND ({to} IS NULL OR {to} > at) $fw$",
+            named("as_of")
+        ),
+    ]
 }
 
 /// The name of the partition of `table` (unqualified) holding period
@@ -147,11 +210,28 @@ pub fn clip(s: &str, max: usize) -> &str {
 }
 
 /// `CREATE TABLE` of the partition `partition` (qualified) of the
-/// partitioned `table` holding period `value`; it inherits the key and
-/// indexes.
-pub fn create_partition(table: &str, partition: &str, value: i32) -> String {
+/// partitioned `table` holding value `value` of its period column
+/// `column`, not attached yet: the parent's columns, defaults and checks,
+/// no index, and a check that its rows hold `value`. Filled, it is
+/// attached with [`attach_partition`] (which builds the parent's key and
+/// indexes on it, a sort each, and needs no scan thanks to the check).
+pub fn create_partition(
+    table: &str,
+    partition: &str,
+    (column, value): (&str, i32),
+) -> String {
     format!(
-        "CREATE TABLE {partition} PARTITION OF {table} FOR VALUES IN ({value})"
+        "CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+         ALTER TABLE {partition} ADD CHECK ({c} = {value})",
+        c = quote_ident(column)
+    )
+}
+
+/// Attaches `partition` to the partitioned `table` as the partition of
+/// period `value`.
+pub fn attach_partition(table: &str, partition: &str, value: i32) -> String {
+    format!(
+        "ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES IN ({value})"
     )
 }
 
