@@ -427,3 +427,110 @@ fn replace_of_one_year_and_its_rollback() {
         assert_eq!(differing(&db, &alone, &t, 2022), 0, "{t} after merge");
     }
 }
+
+/// A dataset whose period is stated by a field of its records (`yr` of
+/// the parcels); its lookup table of codes has no such field.
+fn field_schema(d: &Dir) -> String {
+    d.write(
+        "fschema/parcel.toml",
+        "members = [\"parcel*.txt\"]\nformat = \"delimited\"\nheader = false\nkey = [\"acct\"]\n\
+         [[field]]\nname = \"acct\"\ntype = \"int\"\n[[field]]\nname = \"yr\"\ntype = \"smallint\"\n\
+         [[field]]\nname = \"value\"\ntype = \"bigint\"\n",
+    );
+    d.write(
+        "fschema/code.toml",
+        "members = [\"code*.txt\"]\nformat = \"delimited\"\nheader = false\nkey = [\"cd\"]\n\
+         [[field]]\nname = \"cd\"\ntype = \"varchar(4)\"\n[[field]]\nname = \"dscr\"\ntype = \"varchar(20)\"\n",
+    );
+    d.write(
+        "fschema/dataset.toml",
+        "name = \"field_roll\"\n[period]\ncolumn = \"tax_year\"\nfrom = \"field\"\nfield = \"yr\"\n",
+    );
+    d.join("fschema").display().to_string()
+}
+
+/// The year stated by a field of the records: every table gets it, those
+/// without the field too; a record stating another year, or none, is
+/// refused by name and line with nothing loaded (merge and replace
+/// alike), as is a `--year` the records contradict.
+#[test]
+fn a_field_of_the_records_gives_the_year() {
+    let d = Dir::new();
+    let schema = field_schema(&d);
+    let codes = d.write("code.txt", "A\tapartment\nB\tbarn\n");
+    let codes = codes.to_str().unwrap();
+    let db = TestDb::new();
+    let years = |db: &TestDb, t: &str| -> Vec<(i32, i64)> {
+        db.client()
+            .query(
+                &format!(
+                    "SELECT tax_year, count(*) FROM {}.{t} GROUP BY 1 ORDER BY 1",
+                    db.schema
+                ),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let p24 = d.write("parcel24.txt", "1\t2024\t100\n2\t2024\t200\n");
+    let p25 =
+        d.write("parcel25.txt", "1\t2025\t110\n2\t2025\t210\n3\t2025\t300\n");
+    for p in [&p24, &p25] {
+        assert_ok(&load(
+            &db,
+            &schema,
+            &["--create", p.to_str().unwrap(), codes],
+        ));
+    }
+    assert_eq!(years(&db, "parcel"), [(2024, 2), (2025, 3)]);
+    assert_eq!(years(&db, "code"), [(2024, 2), (2025, 2)]);
+    assert_eq!(parents(&db), ["code", "parcel"]);
+
+    // A record of another year, or of none, amid 2025's: refused, by
+    // file and line, and nothing changes.
+    let mixed = d.write(
+        "parcel_mixed.txt",
+        "1\t2025\t111\n2\t2025\t211\n3\t2023\t301\n",
+    );
+    let empty = d.write("parcel_empty.txt", "1\t2025\t112\n2\t\t212\n");
+    for (input, line, what) in
+        [(&mixed, 3, "yr is \"2023\""), (&empty, 2, "yr is empty")]
+    {
+        for mode in ["merge", "replace"] {
+            let o = load(
+                &db,
+                &schema,
+                &["--mode", mode, input.to_str().unwrap(), codes],
+            );
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{mode}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "{}:{line}:",
+                    input.file_name().unwrap().to_str().unwrap()
+                )) && err.contains(what)
+                    && err.contains("tax_year 2025"),
+                "{mode}: {err}"
+            );
+        }
+    }
+    let values: i64 = db.one(&format!(
+        "SELECT sum(value)::bigint FROM {}.parcel WHERE tax_year = 2025",
+        db.schema
+    ));
+    assert_eq!(values, 620);
+
+    // --year the records contradict; a first record without a year.
+    let o = load(&db, &schema, &["--year", "2030", p25.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("states yr 2025"), "{}", stderr(&o));
+    let first_empty = d.write("parcel_first.txt", "1\t\t100\n");
+    let o = load(&db, &schema, &[first_empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a year"), "{}", stderr(&o));
+    // Only lookup codes, no record to read the year from: --year serves.
+    assert_ok(&load(&db, &schema, &["--year", "2026", codes]));
+    assert_eq!(years(&db, "code"), [(2024, 2), (2025, 2), (2026, 2)]);
+}

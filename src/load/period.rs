@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use postgres::{GenericClient, Transaction};
 
 use super::{LoadError, LoadOptions};
-use crate::pipeline::Control;
+use crate::pipeline::{Control, first_field_value};
 use crate::schema::{
-    PeriodFrom, SchemaSet, attach_partition, create_partition, partition_name,
-    quote_ident,
+    Layout, PeriodFrom, SchemaSet, attach_partition, create_partition,
+    partition_name, quote_ident,
 };
 
 /// The period a load fills: its column and value.
@@ -26,6 +26,9 @@ pub(crate) struct PeriodValue {
     pub column: String,
     /// Its value for every row of the load.
     pub value: i32,
+    /// The field of the records that states the period (`from =
+    /// "field"`), and where the value was read first.
+    pub field: Option<(String, String)>,
 }
 
 impl PeriodValue {
@@ -82,8 +85,113 @@ pub(crate) fn resolve(
             }
             y
         }
+        PeriodFrom::Field => {
+            let field = p.field.as_deref().expect("checked by the schema");
+            let (y, at) = field_value(set, inputs, controls, opts, field)?;
+            if let Some(given) = opts.year.filter(|g| *g != y) {
+                return Err(LoadError::config(format!(
+                    "--year {given}, but {at} states {field} {y}"
+                )));
+            }
+            return Ok(Some(PeriodValue {
+                column: p.column.clone(),
+                value: y,
+                field: Some((field.to_owned(), at)),
+            }));
+        }
     };
-    Ok(Some(PeriodValue { column: p.column.clone(), value }))
+    Ok(Some(PeriodValue { column: p.column.clone(), value, field: None }))
+}
+
+/// The period the records of `inputs` state in `field`: read from the
+/// first record of each input that has the field, which must all agree
+/// (every record is checked once staged: [`check_field`]). With no record
+/// to read (inputs without such members), `--year`.
+///
+/// # Errors
+/// A read error, a first record without a year in the field, inputs that
+/// disagree, or no value at all.
+fn field_value(
+    set: &SchemaSet,
+    inputs: &[PathBuf],
+    controls: &[Control],
+    opts: &LoadOptions,
+    field: &str,
+) -> Result<(i32, String), LoadError> {
+    let mut stated = Vec::new();
+    for input in inputs {
+        let shown = input.display().to_string();
+        let export = controls
+            .iter()
+            .find(|c| c.input == shown)
+            .and_then(|c| c.export_version.as_deref());
+        let found = first_field_value(
+            set,
+            input,
+            &opts.source,
+            opts.pipeline.max_record_bytes,
+            (field, export),
+        )
+        .map_err(|e| LoadError::config(e.to_string()))?;
+        let Some((text, at)) = found else { continue };
+        let year = text.as_deref().and_then(|t| t.trim().parse::<i32>().ok());
+        let Some(year) = year else {
+            return Err(LoadError::refused(format!(
+                "{at}: the period is read from field {field}, which holds {} here, not a year; nothing was loaded",
+                text.map_or_else(
+                    || "nothing".to_owned(),
+                    |t| format!("{t:?}")
+                )
+            )));
+        };
+        stated.push((year, at));
+    }
+    match one_value(stated.iter().map(|(y, at)| (*y, at)), "records state")? {
+        Some(y) => Ok((y, stated.swap_remove(0).1)),
+        None => opts.year.map(|y| (y, "--year".to_owned())).ok_or_else(|| {
+            LoadError::config(format!(
+                "the period is read from field {field}, and no input holds a record with it: give the load's year with --year"
+            ))
+        }),
+    }
+}
+
+/// Refuses a load of `period` whose staged rows of `layout` (in
+/// `staging`, not rejected) state another period, or none, in the
+/// period's field: a load is of one period.
+///
+/// # Errors
+/// Such a row (the first found, with its file and line), or a database
+/// error.
+pub(super) fn check_field(
+    tx: &mut Transaction<'_>,
+    (layout, staging): (&Layout, &str),
+    period: &PeriodValue,
+    names: &dyn Fn(u32) -> (String, String),
+) -> Result<(), LoadError> {
+    let Some((field, at)) = &period.field else { return Ok(()) };
+    if layout.field_index(field).is_none() {
+        return Ok(());
+    }
+    let f = quote_ident(field);
+    let sql = format!(
+        "SELECT _fw_file, _fw_line, {f}::text FROM {staging} \
+         WHERE NOT _fw_reject AND ({f} IS NULL OR btrim({f}::text) <> '{}') LIMIT 1",
+        period.value
+    );
+    let row = tx.query_opt(&sql, &[]).map_err(|e| {
+        LoadError::db(format!("checking the period of {}", layout.name), e)
+    })?;
+    let Some(row) = row else { return Ok(()) };
+    let (file, line, value): (i32, i64, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    let (input, member) = names(file as u32);
+    Err(LoadError::refused(format!(
+        "{input}:{member}:{line}: {field} is {}, but this load is of {} {} (as {at} states): a load is of one period; nothing was loaded",
+        value.map_or_else(|| "empty".to_owned(), |v| format!("{v:?}")),
+        period.column,
+        period.value
+    )))
 }
 
 /// The one value of `values` (value, where it is from), if any.

@@ -255,6 +255,9 @@ impl Replacing<'_, '_> {
             &mut new.spool,
         )?;
         o.rejected += new.spool.rows() - before;
+        if let Some(v) = self.period {
+            period::check_field(tx, (layout, &built), v, self.names)?;
+        }
         new.reconciler.take(tx, &layout.name, &built)?;
         ddl::drop_fwload_columns(tx, &built)?;
         tx.batch_execute(&analyze_sql(&built))

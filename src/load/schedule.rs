@@ -327,6 +327,7 @@ fn publish_all(
         // A load of one period writes to its partition only.
         let partition = match period {
             Some(v) => {
+                period::check_field(&mut tx, (layout, &s.table), v, names)?;
                 let parts = target_parts(&opts.target_schema, layout);
                 Some(period::partition(&mut tx, (&parts.0, &parts.1), v)?)
             }

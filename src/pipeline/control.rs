@@ -6,10 +6,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::read::ChunkReader;
+use super::read::{ChunkReader, ReadError};
 use crate::decode::excerpt_text;
 use crate::record::{Fields, Slicer};
-use crate::schema::{ControlSpec, Layout, SchemaSet};
+use crate::schema::{ControlSpec, Format, Layout, SchemaSet};
 use crate::source::{self, SourceError, SourceOptions};
 use crate::split::Framing;
 
@@ -90,13 +90,7 @@ pub fn read_control(
                 return Ok(None);
             }
             let at = format!("{}:{}", info.input, excerpt_text(&info.name));
-            let mut reader = ChunkReader::new(
-                body,
-                Framing::of(layout),
-                64 * 1024,
-                max_record,
-            )
-            .without_hash();
+            let mut reader = first_records(body, layout, max_record);
             reader
                 .skip_bom()
                 .and_then(|_| reader.take_header())
@@ -121,6 +115,105 @@ pub fn read_control(
     Ok(found)
 }
 
+/// The value of field `field` in the first data record of `input` that
+/// has it (the first member of a layout with the field that holds a
+/// record), with where it is (`input:member:line`); `None` when no such
+/// member holds a record. `export` is the export version the input's
+/// control record states, which picks a layout version.
+///
+/// # Errors
+/// A read error, or a first record whose field does not decode.
+pub fn first_field_value(
+    set: &SchemaSet,
+    input: &Path,
+    opts: &SourceOptions,
+    max_record: usize,
+    (field, export): (&str, Option<&str>),
+) -> Result<Option<(Option<String>, String)>, ControlError> {
+    let layouts: Vec<&Layout> = set
+        .layouts
+        .iter()
+        .filter(|l| l.field_index(field).is_some())
+        .collect();
+    let mut found = None;
+    let opts = SourceOptions { skip_archive_hash: true, ..*opts };
+    source::read_input::<ControlError>(
+        input,
+        &opts,
+        &|name| layouts.iter().any(|l| l.matches(name)),
+        &mut |info, body| {
+            let layout = match layouts.iter().find(|l| l.matches(&info.name)) {
+                Some(l) if found.is_none() => *l,
+                _ => return Ok(None),
+            };
+            let at = format!("{}:{}", info.input, excerpt_text(&info.name));
+            let refused =
+                |e: ReadError| ControlError::Refused(format!("{at}: {e}"));
+            let mut reader = first_records(body, layout, max_record);
+            reader.skip_bom().map_err(refused)?;
+            let header =
+                matches!(&layout.format, Format::Delimited(d) if d.header);
+            if header {
+                reader.take_header().map_err(refused)?;
+            }
+            let Some(rec) = reader.take_header().map_err(refused)? else {
+                return Ok(None);
+            };
+            let at = format!("{at}:{}", if header { 2 } else { 1 });
+            let read_as = if layout.versions.is_empty() {
+                layout.clone()
+            } else {
+                let picked =
+                    layout.pick_version(Some(rec.len()), export).map_err(
+                        |m| ControlError::Refused(format!("{at}: {m}")),
+                    )?;
+                layout.with_version(&layout.versions[picked.index])
+            };
+            let mut fields = Fields::default();
+            Slicer::new(&read_as)
+                .slice(&rec, &mut fields)
+                .map_err(|r| ControlError::Refused(format!("{at}: {r}")))?;
+            let value = field_text(&read_as, &rec, &fields, field, &at)?;
+            found = Some((value, at));
+            Ok(None)
+        },
+    )?;
+    Ok(found)
+}
+
+/// Field `name` of the sliced record `rec`, decoded and printed; `None`
+/// when empty.
+fn field_text(
+    layout: &Layout,
+    rec: &[u8],
+    fields: &Fields,
+    name: &str,
+    at: &str,
+) -> Result<Option<String>, ControlError> {
+    let i = layout.field_index(name).expect("checked by the schema");
+    let raw = fields.get(rec, i);
+    let mut scratch = Vec::new();
+    match layout.fields[i].decoder.decode(raw, &mut scratch) {
+        Ok(v) => {
+            let s = v.to_string();
+            Ok((!s.is_empty() && s != "NULL").then_some(s))
+        }
+        Err(r) => {
+            Err(ControlError::Refused(format!("{at}: field {name}: {r}")))
+        }
+    }
+}
+
+/// A reader of the first records of a member of `layout`, unhashed.
+fn first_records<'a>(
+    body: source::Body<'a>,
+    layout: &Layout,
+    max_record: usize,
+) -> ChunkReader<'a> {
+    ChunkReader::new(body, Framing::of(layout), 64 * 1024, max_record)
+        .without_hash()
+}
+
 fn decode(
     spec: &ControlSpec,
     layout: &Layout,
@@ -131,27 +224,19 @@ fn decode(
     Slicer::new(layout).slice(rec, &mut fields).map_err(|r| {
         ControlError::Refused(format!("{at}: control record: {r}"))
     })?;
-    let mut scratch = Vec::new();
-    let mut value =
+    let at = format!("{at}: control record");
+    let value =
         |name: &Option<String>| -> Result<Option<String>, ControlError> {
-            let Some(name) = name else { return Ok(None) };
-            let i = layout.field_index(name).expect("checked by the schema");
-            let raw = fields.get(rec, i);
-            match layout.fields[i].decoder.decode(raw, &mut scratch) {
-                Ok(v) => {
-                    let s = v.to_string();
-                    Ok((!s.is_empty() && s != "NULL").then_some(s))
-                }
-                Err(r) => Err(ControlError::Refused(format!(
-                    "{at}: control record, field {name}: {r}"
-                ))),
+            match name {
+                Some(name) => field_text(layout, rec, &fields, name, &at),
+                None => Ok(None),
             }
         };
     let year = value(&spec.year)?
         .map(|y| {
             y.parse::<i32>().map_err(|_| {
                 ControlError::Refused(format!(
-                    "{at}: control record, field {}: {y:?} is not a year",
+                    "{at}: field {}: {y:?} is not a year",
                     spec.year.as_deref().unwrap_or_default()
                 ))
             })

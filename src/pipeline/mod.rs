@@ -20,7 +20,9 @@ mod header;
 mod read;
 mod worker;
 
-pub use control::{Control, ControlError, input_year, read_control};
+pub use control::{
+    Control, ControlError, first_field_value, input_year, read_control,
+};
 pub use header::{HeaderDrift, check_header, looks_utf16};
 pub use read::{Chunk, ChunkReader, ReadError, UTF8_BOM, Utf16};
 pub use worker::{ChunkResult, NoRows, Plan, key_bytes, process_chunk};

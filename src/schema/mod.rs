@@ -462,6 +462,9 @@ pub struct Period {
     pub column: String,
     /// Where a load's value comes from.
     pub from: PeriodFrom,
+    /// With `from = "field"`: the field of the records that states their
+    /// period (e.g. PACS `prop_val_yr`).
+    pub field: Option<String>,
 }
 
 /// The columns fwload keeps on each version of a history target
@@ -473,7 +476,8 @@ pub struct HistoryColumns {
     pub valid_from: String,
     /// When it stopped being valid; NULL for the current version.
     pub valid_to: String,
-    /// md5 of the version's decoded values (uuid).
+    /// The version's fingerprint: the first 16 bytes of the sha256 of
+    /// its values' binary encodings, as a uuid.
     pub row_hash: String,
 }
 
@@ -495,6 +499,9 @@ pub enum PeriodFrom {
     Year,
     /// The `{year}` of the dataset's archive names the inputs match.
     Archive,
+    /// A field of the records (`field = "..."`): the same value in every
+    /// record of a load that has the field.
+    Field,
 }
 
 impl PeriodFrom {
@@ -503,6 +510,7 @@ impl PeriodFrom {
         match self {
             PeriodFrom::Year => "year",
             PeriodFrom::Archive => "archive",
+            PeriodFrom::Field => "field",
         }
     }
 }

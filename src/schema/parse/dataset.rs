@@ -47,6 +47,7 @@ struct RawHistory {
 struct RawPeriod {
     column: String,
     from: PeriodFrom,
+    field: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +196,36 @@ fn period(
             "period from = \"archive\" needs an archive whose name has {year}",
         );
     }
-    Some(Period { column: r.column.clone(), from: r.from })
+    match (&r.field, r.from) {
+        (None, PeriodFrom::Field) => e.at(
+            Some(&sp),
+            None,
+            "period from = \"field\" needs field = \"<the field that states the period>\"",
+        ),
+        (Some(f), PeriodFrom::Field) => {
+            if !layouts.iter().any(|l| l.field_index(f).is_some()) {
+                e.at(
+                    Some(&sp),
+                    None,
+                    format!("period field '{f}' is a field of no layout"),
+                );
+            }
+        }
+        (Some(_), from) => e.at(
+            Some(&sp),
+            None,
+            format!(
+                "period field is only read with from = \"field\" (this period is from = \"{}\")",
+                from.as_str()
+            ),
+        ),
+        (None, _) => {}
+    }
+    Some(Period {
+        column: r.column.clone(),
+        from: r.from,
+        field: r.field.clone(),
+    })
 }
 
 /// The `[history]` column names: plain identifiers, distinct, none a
