@@ -7,23 +7,8 @@ use std::path::PathBuf;
 
 use crate::pg::TestDb;
 use crate::util::{
-    Dir, assert_ok, fwload, load_quiet, repo, run_gen, stderr, stdout,
+    Dir, assert_ok, fwload, hcad_by_year, load_quiet, run_gen, stderr, stdout,
 };
-
-/// A copy of the HCAD schemas kept by `roll_year`, taken from `--year`.
-fn hcad_by_year(d: &Dir) -> String {
-    let dir = d.join("schema");
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(repo("schemas/hcad")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
-    let ds = dir.join("dataset.toml");
-    let mut text = std::fs::read_to_string(&ds).unwrap();
-    text.push_str("\n[period]\ncolumn = \"roll_year\"\nfrom = \"year\"\n");
-    std::fs::write(&ds, text).unwrap();
-    dir.display().to_string()
-}
 
 /// A generated HCAD archive of `year` (its own seed), in `d`.
 fn year_archive(d: &Dir, schema: &str, year: i32, rows: usize) -> PathBuf {
@@ -79,7 +64,7 @@ fn differing(a: &TestDb, b: &TestDb, t: &str, year: i32) -> i64 {
 #[test]
 fn years_side_by_side_equal_each_year_alone() {
     let d = Dir::new();
-    let schema = hcad_by_year(&d);
+    let schema = hcad_by_year(&d, "schema");
     let years = [2021, 2022, 2023];
     let archives: Vec<PathBuf> =
         years.iter().map(|&y| year_archive(&d, &schema, y, 600)).collect();
@@ -326,7 +311,7 @@ fn a_year_dataset_without_a_year_is_refused() {
 #[test]
 fn replace_of_one_year_and_its_rollback() {
     let d = Dir::new();
-    let schema = hcad_by_year(&d);
+    let schema = hcad_by_year(&d, "schema");
     let years = [2021, 2022, 2023];
     let archives: Vec<PathBuf> =
         years.iter().map(|&y| year_archive(&d, &schema, y, 300)).collect();

@@ -15,11 +15,13 @@ use crate::util::{
 
 const TABLES: [&str; 4] = ["real_acct", "owners", "building_res", "fixtures"];
 
-/// Where a load goes: URL, target and metadata schemas.
+/// Where a load goes: URL, target and metadata schemas, and the schema
+/// directory it loads with.
 pub struct Target {
     pub url: String,
     pub schema: String,
     pub meta: String,
+    pub dataset: String,
 }
 
 impl Target {
@@ -28,6 +30,7 @@ impl Target {
             url: db.url(),
             schema: db.schema.clone(),
             meta: db.meta.clone(),
+            dataset: repo("schemas/hcad"),
         }
     }
 
@@ -36,7 +39,7 @@ impl Target {
             "load",
             "-q",
             "--schema",
-            &repo("schemas/hcad"),
+            &self.dataset,
             "--database-url",
             &self.url,
             "--target-schema",
@@ -162,6 +165,7 @@ fn r19_resume_after_a_server_crash_stages_again() {
         url: url.clone(),
         schema: s.into(),
         meta: format!("{s}_meta"),
+        dataset: repo("schemas/hcad"),
     };
     // The state a clean base + change-set load ends in.
     let want = mk("want");

@@ -271,3 +271,19 @@ pub fn load_quiet(db: &[String], schema: &str, args: &[&str]) -> Output {
 pub fn assert_ok(o: &Output) {
     assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
 }
+
+/// A copy of the HCAD schemas, in `d`'s directory `name`, kept by
+/// `roll_year` taken from `--year`.
+pub fn hcad_by_year(d: &Dir, name: &str) -> String {
+    let dir = d.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(repo("schemas/hcad")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let ds = dir.join("dataset.toml");
+    let mut text = std::fs::read_to_string(&ds).unwrap();
+    text.push_str("\n[period]\ncolumn = \"roll_year\"\nfrom = \"year\"\n");
+    std::fs::write(&ds, text).unwrap();
+    dir.display().to_string()
+}
