@@ -519,3 +519,29 @@ fn a_field_of_the_records_gives_the_year() {
     assert_ok(&load(&db, &schema, &["--year", "2026", codes]));
     assert_eq!(years(&db, "code"), [(2024, 2), (2025, 2), (2026, 2)]);
 }
+
+/// A year's new partition of a parent with a trigger of its own is
+/// written through it: the trigger sees every row, as it would have
+/// had the partition existed before the load.
+#[test]
+fn a_new_year_fires_the_triggers_of_its_table() {
+    let d = Dir::new();
+    let schema = roll_schema(&d);
+    let y24 = d.write("roll_2024.txt", "1\t100\n2\t200\n");
+    let y25 = d.write("roll_2025.txt", "1\t110\n2\t200\n3\t300\n");
+    let db = TestDb::new();
+    assert_ok(&load(&db, &schema, &["--create", y24.to_str().unwrap()]));
+    let s = &db.schema;
+    db.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {s}.audit (tax_year integer, acct integer);
+             CREATE FUNCTION {s}.audit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO {s}.audit VALUES (NEW.tax_year, NEW.acct); RETURN NEW; END $$;
+             CREATE TRIGGER audit AFTER INSERT ON {s}.parcel FOR EACH ROW EXECUTE FUNCTION {s}.audit();"
+        ))
+        .unwrap();
+    assert_ok(&load(&db, &schema, &[y25.to_str().unwrap()]));
+    let audited: i64 = db
+        .one(&format!("SELECT count(*) FROM {s}.audit WHERE tax_year = 2025"));
+    assert_eq!(audited, 3);
+}

@@ -349,20 +349,43 @@ pub(super) fn partition(
         });
     }
     let name = super::qualified(schema, &partition_name(table, period.value));
+    let ctx = |e| {
+        LoadError::db(
+            format!("creating the {} partition of {target}", period.value),
+            e,
+        )
+    };
+    // Rows written to a partition not attached yet fire none of the
+    // parent's triggers and reach none of its publications: for such a
+    // parent the partition is attached from the start.
+    let watched: bool = tx
+        .query_one(WATCHED, &[&target])
+        .map_err(|e| LoadError::db(format!("looking at {target}"), e))?
+        .get(0);
+    if watched {
+        tx.batch_execute(&format!(
+            "CREATE TABLE {name} PARTITION OF {target} {}",
+            bound(period.value)
+        ))
+        .map_err(ctx)?;
+        return Ok(Partition { table: name, attach: None });
+    }
     tx.batch_execute(&create_partition(
         &target,
         &name,
         (&period.column, period.value),
     ))
-    .map_err(|e| {
-        LoadError::db(
-            format!("creating the {} partition of {target}", period.value),
-            e,
-        )
-    })?;
+    .map_err(ctx)?;
     let attach = attach_partition(&target, &name, period.value);
     Ok(Partition { table: name, attach: Some(attach) })
 }
+
+/// Whether the table $1 has triggers of its own (not a constraint's) or
+/// is published by name or with its schema.
+const WATCHED: &str = "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::text::regclass AND NOT tgisinternal)
+    OR EXISTS (SELECT 1 FROM pg_publication_rel WHERE prrelid = $1::text::regclass)
+    OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_class c ON c.relnamespace = pn.pnnspid
+               WHERE c.oid = $1::text::regclass)";
 
 impl Partition {
     /// Attaches a partition this load created (nothing for one that
