@@ -111,12 +111,10 @@ const CHANGES: &str = "pg_temp._fw_changes";
 fn changes_sql(p: &Publish<'_>, h: &History) -> String {
     let row_hash = quote_ident(&h.columns.row_hash);
     format!(
-        "DROP TABLE IF EXISTS {CHANGES}; \
-         CREATE TEMPORARY TABLE {} ON COMMIT DROP AS \
+        "CREATE TEMPORARY TABLE {CHANGES} ON COMMIT DROP AS \
          SELECT s.*, t.{row_hash} AS _fw_old FROM {staging} s LEFT JOIN {target} t ON {current} \
          WHERE NOT s._fw_reject AND (t.{row_hash} IS NULL OR t.{row_hash} <> s._fw_hash); \
          ANALYZE {CHANGES}",
-        CHANGES.trim_start_matches("pg_temp."),
         target = p.target,
         staging = p.staged.table,
         current = current_of(p.layout, h, p.period),

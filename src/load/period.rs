@@ -15,8 +15,8 @@ use postgres::{GenericClient, Transaction};
 use super::{LoadError, LoadOptions};
 use crate::pipeline::{Control, first_field_value};
 use crate::schema::{
-    Layout, PeriodFrom, SchemaSet, attach_partition, create_partition,
-    partition_name, quote_ident,
+    Layout, PeriodFrom, SchemaSet, create_partition, partition_name,
+    quote_ident,
 };
 
 /// The period a load fills: its column and value.
@@ -295,6 +295,11 @@ pub(super) fn find_partition<C: GenericClient>(
     Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
+/// Attaches `table` to `parent` as the partition of `bound`.
+pub(super) fn attach_sql(parent: &str, table: &str, bound: &str) -> String {
+    format!("ALTER TABLE {parent} ATTACH PARTITION {table} {bound}")
+}
+
 /// A list partition's bound for one value, as PostgreSQL spells it.
 pub(super) fn bound(value: i32) -> String {
     format!("FOR VALUES IN ({value})")
@@ -376,7 +381,7 @@ pub(super) fn partition(
         (&period.column, period.value),
     ))
     .map_err(ctx)?;
-    let attach = attach_partition(&target, &name, period.value);
+    let attach = attach_sql(&target, &name, &bound(period.value));
     Ok(Partition { table: name, attach: Some(attach) })
 }
 

@@ -195,11 +195,6 @@ fn detach_sql(parent: &str, live: &str) -> String {
     format!("ALTER TABLE {parent} DETACH PARTITION {live}")
 }
 
-/// Attaches `table` to `parent` as the partition of `bound`.
-fn attach_sql(parent: &str, table: &str, bound: &str) -> String {
-    format!("ALTER TABLE {parent} ATTACH PARTITION {table} {bound}")
-}
-
 /// Takes the default off the period column of a new partition `table`:
 /// it served the `COPY`; rows come through the parent now.
 fn drop_default_sql(table: &str, p: &PeriodValue) -> String {
@@ -423,7 +418,7 @@ impl Replacing<'_, '_> {
         tx.batch_execute(&rename_sql(&new, table)).map_err(ctx)?;
         if let (Some((parent, value)), Some(p)) = (&sw.parent, self.period) {
             tx.batch_execute(&drop_default_sql(live, p)).map_err(ctx)?;
-            tx.batch_execute(&attach_sql(
+            tx.batch_execute(&period::attach_sql(
                 parent,
                 live,
                 &period::bound(*value),
@@ -812,7 +807,8 @@ impl Undo<'_> {
             ))
             .map_err(ctx)?;
             if let Some((p, bound)) = &parent {
-                tx.batch_execute(&attach_sql(p, &live, bound)).map_err(ctx)?;
+                tx.batch_execute(&period::attach_sql(p, &live, bound))
+                    .map_err(ctx)?;
             }
             swapped.push(live);
         }

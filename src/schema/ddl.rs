@@ -213,7 +213,7 @@ pub fn clip(s: &str, max: usize) -> &str {
 /// partitioned `table` holding value `value` of its period column
 /// `column`, not attached yet: the parent's columns, defaults and checks,
 /// no index, and a check that its rows hold `value`. Filled, it is
-/// attached with [`attach_partition`] (which builds the parent's key and
+/// attached (which builds the parent's key and
 /// indexes on it, a sort each, and needs no scan thanks to the check).
 pub fn create_partition(
     table: &str,
@@ -224,14 +224,6 @@ pub fn create_partition(
         "CREATE TABLE {partition} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
          ALTER TABLE {partition} ADD CHECK ({c} = {value})",
         c = quote_ident(column)
-    )
-}
-
-/// Attaches `partition` to the partitioned `table` as the partition of
-/// period `value`.
-pub fn attach_partition(table: &str, partition: &str, value: i32) -> String {
-    format!(
-        "ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES IN ({value})"
     )
 }
 

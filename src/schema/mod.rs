@@ -19,11 +19,10 @@ mod write;
 
 pub use checks::{ControlSpec, Mismatch, Reconcile, Years, this_year};
 pub use ddl::{
-    TableShape, attach_partition, clip, column, create_index,
-    create_partition, create_table, create_table_unkeyed, history_index,
-    history_statements, history_views, index_name, index_statements,
-    partition_name, primary_key, quote_ident, quote_literal,
-    reference_indexes,
+    TableShape, clip, column, create_index, create_partition, create_table,
+    create_table_unkeyed, history_index, history_statements, history_views,
+    index_name, index_statements, partition_name, primary_key, quote_ident,
+    quote_literal, reference_indexes,
 };
 pub use load::SchemaSet;
 pub use version::{Picked, Version};
