@@ -53,9 +53,10 @@ mod validate;
 
 pub use cli::{Cli, Exit, Failure, run};
 pub use load::{
-    Database, Interrupt, LoadError, LoadErrorKind, LoadEvents, LoadFailure,
-    LoadOptions, LoadReport, MakeProgress, Notify, Rollback, RunDetail,
-    RunSummary, SslMode, describe, list_runs, load, rollback, show_run,
+    CheckResult, Database, Interrupt, LoadError, LoadErrorKind, LoadEvents,
+    LoadFailure, LoadOptions, LoadReport, MakeProgress, Notify, Rollback,
+    RunDetail, RunSummary, SslMode, describe, list_runs, load, rollback,
+    show_run,
 };
 pub use report::{Progress, RejectWriter, Summary};
 pub use validate::{ValidateError, ValidateOptions, validate};

@@ -8,52 +8,9 @@ use std::path::PathBuf;
 use fwload::schema::SchemaSet;
 
 use crate::pg::TestDb;
-use crate::util::{Dir, decoded_rows, fwload, repo, run_gen, stderr, stdout};
-
-struct Outcome {
-    code: i32,
-    out: String,
-    err: String,
-    report: serde_json::Value,
-}
-
-fn load(db: &TestDb, d: &Dir, args: &[&str]) -> Outcome {
-    let rep = d.join("load-report.json");
-    let _ = std::fs::remove_file(&rep);
-    let mut a: Vec<String> = vec![
-        "load".into(),
-        "-q".into(),
-        "--report".into(),
-        rep.display().to_string(),
-    ];
-    a.extend(db.args());
-    a.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-    let o = fwload(&refs);
-    let report = std::fs::read_to_string(&rep)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    Outcome {
-        code: o.status.code().unwrap_or(-1),
-        out: stdout(&o),
-        err: stderr(&o),
-        report,
-    }
-}
-
-fn table<'a>(r: &'a serde_json::Value, layout: &str) -> &'a serde_json::Value {
-    r["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["layout"] == layout)
-        .unwrap_or_else(|| panic!("no {layout} in {r}"))
-}
-
-fn n(v: &serde_json::Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
+use crate::util::{
+    Dir, decoded_rows, fwload, load, n, repo, run_gen, stderr, stdout, table,
+};
 
 /// Every row of every table as `key → values`, in the same text form as
 /// `decoded_rows`.
@@ -573,11 +530,24 @@ fn orphan_policies() {
         db.one::<i64>(&format!("SELECT count(*) FROM {}.child", db.schema)),
         4
     );
-    // reject: counted, rejected with its line, not loaded.
+    // reject: an orphan rejected counts against the thresholds like any
+    // reject (the default refuses any): nothing is loaded.
     let d = Dir::new();
     let db = TestDb::new();
     let s = family(&d, "first", "reject");
     let input = d.join("in").display().to_string();
+    let o = load(&db, &d, &["--schema", &s, "--create", &input]);
+    assert_eq!(o.code, 1, "{}", o.err);
+    assert!(
+        o.err.contains("1 records rejected, more than --max-rejects 0"),
+        "{}",
+        o.err
+    );
+    assert!(!db.one::<bool>(&format!(
+        "SELECT to_regclass('{}.child') IS NOT NULL",
+        db.schema
+    )));
+    // Allowed: counted, rejected with its line and byte, not loaded.
     let rej = d.join("rej.csv");
     let o = load(
         &db,
@@ -608,7 +578,7 @@ fn orphan_policies() {
     assert!(
         std::fs::read_to_string(&rej)
             .unwrap()
-            .contains(",5,0,child,id,orphan,")
+            .contains(",5,36,child,id,orphan,")
     );
     assert_eq!(n(&table(&o.report, "child")["inserted"]), 3);
     // Again: the rejected orphan is not counted among the unchanged rows.
@@ -622,6 +592,10 @@ fn orphan_policies() {
     assert_eq!(n(&child["inserted"]), 0, "{child}");
     assert_eq!(n(&child["updated"]), 0, "{child}");
     assert_eq!(n(&child["unchanged"]), 3, "{child}");
+    // Replace mode counts the orphan against the thresholds too.
+    let o = load(&db, &d, &["--schema", &s, "--mode", "replace", &input]);
+    assert_eq!(o.code, 1, "{}", o.err);
+    assert!(o.err.contains("1 records rejected"), "{}", o.err);
 
     // fail: the run fails, nothing is changed.
     let d = Dir::new();

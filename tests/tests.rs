@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod fetch;
 mod generate;
+mod guards;
 mod hcad_codebook;
 mod history;
 mod http_server;

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::pg::TestDb;
+
 /// A temporary directory removed when dropped.
 pub struct Dir {
     tmp: tempfile::TempDir,
@@ -286,4 +288,56 @@ pub fn hcad_by_year(d: &Dir, name: &str) -> String {
     text.push_str("\n[period]\ncolumn = \"roll_year\"\nfrom = \"year\"\n");
     std::fs::write(&ds, text).unwrap();
     dir.display().to_string()
+}
+
+/// How a `fwload load` ended: exit code, output, and its `--report`.
+pub struct Outcome {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+    pub report: serde_json::Value,
+}
+
+/// `fwload load -q --report …` into `db` with `args`, its report in `d`.
+pub fn load(db: &TestDb, d: &Dir, args: &[&str]) -> Outcome {
+    let rep = d.join("load-report.json");
+    let _ = std::fs::remove_file(&rep);
+    let mut a: Vec<String> = vec![
+        "load".into(),
+        "-q".into(),
+        "--report".into(),
+        rep.display().to_string(),
+    ];
+    a.extend(db.args());
+    a.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = fwload(&refs);
+    let report = std::fs::read_to_string(&rep)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    Outcome {
+        code: o.status.code().unwrap_or(-1),
+        out: stdout(&o),
+        err: stderr(&o),
+        report,
+    }
+}
+
+/// The report's outcome of `layout`'s table.
+pub fn table<'a>(
+    r: &'a serde_json::Value,
+    layout: &str,
+) -> &'a serde_json::Value {
+    r["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["layout"] == layout)
+        .unwrap_or_else(|| panic!("no {layout} in {r}"))
+}
+
+/// A count of a report.
+pub fn n(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }

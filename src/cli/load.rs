@@ -449,6 +449,13 @@ pub(super) fn write_summary(
             writeln!(w, "{}:{} read as version {v}", f.input, f.member)?;
         }
     }
+    for c in &r.checks {
+        writeln!(
+            w,
+            "check '{}' passed: {} (expected {})",
+            c.name, c.found, c.expected
+        )?;
+    }
     for u in &r.unchanged_inputs {
         writeln!(w, "unchanged since the last successful run: {u}")?;
     }

@@ -31,6 +31,8 @@ pub(super) struct Planned {
     pub(super) names: HashMap<u32, (String, String)>,
     /// Uncompressed bytes to read, where the inputs say.
     pub(super) total_bytes: u64,
+    /// Members of a layout in inputs skipped as unchanged.
+    pub(super) unchanged: Vec<String>,
 }
 
 impl Inventory {
@@ -130,6 +132,7 @@ impl Inventory {
             work: Vec::new(),
             names: HashMap::new(),
             total_bytes: 0,
+            unchanged: Vec::new(),
         };
         let mut file_no = 0u32;
         for (i, members) in &self.listed {
@@ -157,6 +160,9 @@ impl Inventory {
                     status: status.into(),
                     version: None,
                 });
+                if li.is_some() && unchanged {
+                    planned.unchanged.push(name.clone());
+                }
                 let (Some(li), false) = (li, unchanged) else { continue };
                 planned.names.insert(file_no, (path.clone(), name.clone()));
                 let m = MemberRef {

@@ -25,6 +25,7 @@
 //! `fwload rollback`.
 
 mod adopt;
+mod checks;
 mod connect;
 mod ddl;
 mod error;
@@ -45,6 +46,7 @@ mod skip;
 mod stage;
 mod targets;
 
+pub use checks::CheckResult;
 pub use connect::{Database, SslMode};
 pub use error::{LoadError, LoadErrorKind, describe};
 pub use interrupt::Interrupt;
@@ -150,9 +152,7 @@ pub fn load(
     );
     // 7. The outcome.
     match outcome {
-        Ok((tables, staged)) => {
-            run.succeeded(&mut db, report, tables, &staged, &dataset)
-        }
+        Ok(published) => run.succeeded(&mut db, report, published, &dataset),
         Err(e) => Err(run.fail(&mut db, report, e)),
     }
 }
@@ -167,7 +167,7 @@ fn stage_and_publish(
     missing: &[usize],
     report: &mut LoadReport,
     (run, period, history): (i64, Option<&PeriodValue>, Option<&History>),
-) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+) -> Result<Published, LoadError> {
     let rejects = reject_sinks(opts)?;
     let progress = match &opts.events.progress {
         Some(make) => make(planned.total_bytes),
@@ -195,6 +195,16 @@ fn stage_and_publish(
     progress.finish();
     report.reject_groups = close_rejects(rejects);
     outcome
+}
+
+/// What a publish did: per table, the stages, and the dataset's checks.
+pub(crate) struct Published {
+    /// Per table, in publishing order.
+    pub tables: Vec<TableOutcome>,
+    /// The stages, in layout order.
+    pub staged: Vec<Staged>,
+    /// The dataset's checks, all passed.
+    pub checks: Vec<CheckResult>,
 }
 
 /// The version columns and effective time of a `--mode history` load.
@@ -280,7 +290,7 @@ fn publish_work(
         Option<&PeriodValue>,
         Option<&History>,
     ),
-) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+) -> Result<Published, LoadError> {
     let plans: Vec<Arc<Plan>> =
         set.layouts.iter().map(|l| Arc::new(Plan::new(l.clone()))).collect();
     let targets: HashMap<String, String> = set
@@ -298,6 +308,7 @@ fn publish_work(
             names: &names_of,
             opts,
             period,
+            unchanged: &planned.unchanged,
         };
         return replace::publish_replace(
             db,
@@ -322,6 +333,7 @@ fn publish_work(
         loads: &loads,
         period,
         history,
+        unchanged: &planned.unchanged,
     };
     schedule::stage_and_publish(
         db,

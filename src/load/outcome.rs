@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::options::RunOptions;
 use super::{
-    LoadError, LoadErrorKind, LoadOptions, Mode, RunFile, Staged,
-    TableOutcome, meta,
+    CheckResult, LoadError, LoadErrorKind, LoadOptions, Mode, Published,
+    RunFile, Staged, TableOutcome, meta,
 };
 use crate::pipeline::Control;
 use crate::reject::Counts;
@@ -44,6 +44,9 @@ pub struct LoadReport {
     pub missing: Vec<Missing>,
     /// What the inputs' control records state.
     pub controls: Vec<Control>,
+    /// The dataset's checks (`[[check]]`), all passed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
     /// Rejects by layout, field and reason.
     pub reject_groups: Vec<RejectGroup>,
     /// Parse totals.
@@ -174,11 +177,13 @@ impl<'a> Run<'a> {
         &self,
         db: &mut Client,
         mut report: LoadReport,
-        tables: Vec<TableOutcome>,
-        staged: &[Staged],
+        published: Published,
         dataset: &str,
     ) -> Result<LoadReport, LoadFailure> {
         let opts = self.opts;
+        let Published { tables, staged, checks } = published;
+        let staged = &staged[..];
+        report.checks = checks;
         for s in staged {
             for m in &s.members {
                 if let Some(f) = report

@@ -5,7 +5,8 @@
 //! gathered. The caller commits, or rolls back for a dry run or on any
 //! error, so the targets are either fully updated or exactly as before.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{GenericClient, Transaction};
@@ -16,6 +17,7 @@ use super::ddl::count_sql;
 use super::history::History;
 use super::period::PeriodValue;
 use super::stage::{Spool, StageContext, Staged};
+use crate::pipeline::record_offsets;
 use crate::reject::Reject;
 use crate::reject::{Position, Reason};
 use crate::schema::{Dataset, Layout, OrphanPolicy, Reference, quote_ident};
@@ -502,30 +504,47 @@ impl OrphanCheck<'_> {
         let mut rows = tx
             .query_raw(&sql, std::iter::empty::<i32>())
             .map_err(|e| LoadError::db(self.what.clone(), e))?;
-        let mut n = 0;
+        // file → (line, key) of each orphan.
+        let mut orphans: BTreeMap<i32, Vec<(u64, String)>> = BTreeMap::new();
         while let Some(row) =
             rows.next().map_err(|e| LoadError::db(self.what.clone(), e))?
         {
-            let file: i32 = row.get(0);
             let line: i64 = row.get(1);
-            let key: String = row.get(2);
+            orphans
+                .entry(row.get(0))
+                .or_default()
+                .push((line as u64, row.get(2)));
+        }
+        let mut n = 0;
+        for (file, found) in orphans {
             let (input, member) = names(file as u32);
-            let rej = Reject {
-                at: Position {
-                    input: input.as_str().into(),
-                    member: member.as_str().into(),
-                    line: line as u64,
-                    byte: 0,
-                    field,
-                },
-                raw: key.into_bytes().into(),
-                raw_truncated: false,
-                reason: Reason::Orphan,
-            };
-            cx.rejects
-                .write_reject(&rej, layout, spool)
-                .map_err(|e| LoadError::spill("writing rejects", e))?;
-            n += 1;
+            let lines = found.iter().map(|(l, _)| *l).collect();
+            let bytes = record_offsets(
+                Path::new(&input),
+                &member,
+                layout,
+                &cx.source,
+                cx.pipeline.max_record_bytes,
+                &lines,
+            )?;
+            for (line, key) in found {
+                let rej = Reject {
+                    at: Position {
+                        input: input.as_str().into(),
+                        member: member.as_str().into(),
+                        line,
+                        byte: bytes.get(&line).copied().unwrap_or(0),
+                        field,
+                    },
+                    raw: key.into_bytes().into(),
+                    raw_truncated: false,
+                    reason: Reason::Orphan,
+                };
+                cx.rejects
+                    .write_reject(&rej, layout, spool)
+                    .map_err(|e| LoadError::spill("writing rejects", e))?;
+                n += 1;
+            }
         }
         Ok(n)
     }

@@ -11,6 +11,7 @@ use postgres::error::SqlState;
 use postgres::types::Json;
 use postgres::{Client, Transaction};
 
+use super::checks::{self, Checks};
 use super::ddl::{self, Naming};
 use super::period::{self, PeriodValue};
 use super::publish::{DeletePolicy, TableOutcome};
@@ -20,7 +21,9 @@ use super::stage::{
     staging_ddl,
 };
 use super::targets::{build_indexes, create_target};
-use super::{LoadError, LoadOptions, meta, publish, qualified, target_parts};
+use super::{
+    LoadError, LoadOptions, Published, meta, publish, qualified, target_parts,
+};
 use crate::pipeline::Plan;
 use crate::reject::Counts;
 use crate::schema::{Layout, SchemaSet, quote_ident};
@@ -49,6 +52,8 @@ pub(super) struct Replacing<'r, 'a> {
     /// The period the load replaces, for a dataset kept by one: its
     /// partition is what is replaced.
     pub(super) period: Option<&'r PeriodValue>,
+    /// Members of inputs skipped as unchanged.
+    pub(super) unchanged: &'r [String],
 }
 
 /// The new tables of a replace as they are built: their outcomes and
@@ -62,6 +67,8 @@ struct NewTables<'s> {
     live: HashMap<String, String>,
     /// The dataset's reconciliations.
     reconciler: Reconciler<'s>,
+    /// The dataset's checks.
+    checks: Checks<'s>,
     /// Per table built.
     out: Vec<TableOutcome>,
     /// Per table built.
@@ -97,7 +104,7 @@ pub(super) fn publish_replace(
     db: &mut Client,
     rp: &Replacing<'_, '_>,
     work: &[(usize, Vec<MemberRef>)],
-) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+) -> Result<Published, LoadError> {
     let (cx, opts) = (rp.cx, rp.opts);
     let mut tx = db
         .transaction()
@@ -110,6 +117,7 @@ pub(super) fn publish_replace(
         // While building, references resolve to the new tables.
         live: rp.targets.clone(),
         reconciler: Reconciler::new(rp.set, &loading),
+        checks: Checks::new(rp.set, rp.unchanged),
         out: Vec::new(),
         staged: Vec::new(),
         totals: Counts::default(),
@@ -119,19 +127,22 @@ pub(super) fn publish_replace(
     }
     let reconciled = new.reconciler.finish(&mut tx, opts.force)?;
     TableOutcome::note_reconciled(&mut new.out, reconciled);
-    if let Some(why) =
-        opts.thresholds.crossed(new.totals.rejected, new.totals.read)
-        && !opts.force
-    {
-        return Err(LoadError::refused(format!(
-            "{why}; nothing was changed (use --force to load anyway)"
-        )));
-    }
+    super::schedule::refuse_crossed(opts, new.totals)?;
     let swaps = rp.lock_swaps(&mut tx, work)?;
     rp.swap_all(&mut tx, &swaps, &mut new.out, &new.staged)?;
+    // The new tables are the targets now.
+    let scope = checks::Scope {
+        meta: cx.meta,
+        dataset: (cx.dataset, cx.target_schema),
+        run: cx.run,
+        period: rp.period,
+        mode: opts.mode,
+        targets: rp.targets,
+    };
+    let checks = new.checks.run(&mut tx, &scope, &new.out, &new.staged)?;
     new.spool.flush_to(&mut tx, cx.meta)?;
     finish(tx, cx, &new.out, opts.dry_run)?;
-    Ok((new.out, new.staged))
+    Ok(Published { tables: new.out, staged: new.staged, checks })
 }
 
 /// Creates the schema `schema` if need be and the new table `new` afresh
@@ -249,11 +260,14 @@ impl Replacing<'_, '_> {
             cx,
             &mut new.spool,
         )?;
-        o.rejected += new.spool.rows() - before;
+        let orphans = new.spool.rows() - before;
+        o.rejected += orphans;
+        new.totals.rejected += orphans;
         if let Some(v) = self.period {
             period::check_field(tx, (layout, &built), v, self.names)?;
         }
         new.reconciler.take(tx, &layout.name, &built)?;
+        new.checks.take(tx, &layout.name, &built)?;
         ddl::drop_fwload_columns(tx, &built)?;
         tx.batch_execute(&analyze_sql(&built))
             .map_err(|e| LoadError::db(format!("analysing {built}"), e))?;

@@ -9,14 +9,15 @@ use std::time::Instant;
 use postgres::Client;
 
 use super::adopt::{adopt, adoptable};
+use super::checks::{self, CheckResult};
 use super::history::History;
 use super::inventory::Work;
 use super::period::{self, PeriodValue};
 use super::targets::{build_indexes, create_target};
 use super::{
-    DeletePolicy, LoadError, LoadOptions, MemberRef, PublishOptions, Spool,
-    StageContext, Staged, TableOutcome, connect, meta, publish, reconcile,
-    stage, target_parts,
+    DeletePolicy, LoadError, LoadOptions, MemberRef, PublishOptions,
+    Published, Spool, StageContext, Staged, TableOutcome, connect, meta,
+    publish, reconcile, stage, target_parts,
 };
 use crate::pipeline::Plan;
 use crate::reject::Counts;
@@ -35,6 +36,8 @@ pub(super) struct Publishing<'a> {
     pub(super) period: Option<&'a PeriodValue>,
     /// `--mode history`: the version columns and the effective time.
     pub(super) history: Option<&'a History>,
+    /// Members of inputs skipped as unchanged.
+    pub(super) unchanged: &'a [String],
 }
 
 /// Stages every layout of `work` on `--jobs` connections, each in a
@@ -55,7 +58,7 @@ pub(super) fn stage_and_publish(
     work: &[Work],
     built: &[usize],
     publish: &Publishing<'_>,
-) -> Result<(Vec<TableOutcome>, Vec<Staged>), LoadError> {
+) -> Result<Published, LoadError> {
     let stages = Stages {
         opts,
         cx,
@@ -84,9 +87,13 @@ pub(super) fn stage_and_publish(
         });
         let all = arrived.all()?;
         if published.is_err() {
-            check_thresholds(opts, &all)?;
+            refuse_crossed(opts, staged_counts(&all))?;
         }
-        published.map(|tables| (tables, all))
+        published.map(|(tables, checks)| Published {
+            tables,
+            staged: all,
+            checks,
+        })
     })
 }
 
@@ -263,14 +270,25 @@ fn stage_one(
     Ok(staged)
 }
 
-fn check_thresholds(
-    opts: &LoadOptions,
-    staged: &[Staged],
-) -> Result<(), LoadError> {
+/// The counts of every stage together.
+fn staged_counts(staged: &[Staged]) -> Counts {
     let mut c = Counts::default();
     for s in staged {
         c += s.counts;
     }
+    c
+}
+
+/// Refuses a load whose counts `c` (every record of every table, orphans
+/// rejected by reference checks among the rejects) cross a reject
+/// threshold, unless `--force`.
+///
+/// # Errors
+/// The refusal.
+pub(super) fn refuse_crossed(
+    opts: &LoadOptions,
+    c: Counts,
+) -> Result<(), LoadError> {
     if let Some(why) = opts.thresholds.crossed(c.rejected, c.read)
         && !opts.force
     {
@@ -291,9 +309,17 @@ fn publish_all(
     publish: &Publishing<'_>,
     opts: &LoadOptions,
     next: &mut dyn FnMut(usize) -> Result<Option<Staged>, LoadError>,
-) -> Result<Vec<TableOutcome>, LoadError> {
-    let Publishing { set, targets, missing, names, loads, period, history } =
-        *publish;
+) -> Result<(Vec<TableOutcome>, Vec<CheckResult>), LoadError> {
+    let Publishing {
+        set,
+        targets,
+        missing,
+        names,
+        loads,
+        period,
+        history,
+        unchanged,
+    } = *publish;
     let popts = PublishOptions {
         mode: opts.mode,
         delete: opts.delete,
@@ -309,6 +335,8 @@ fn publish_all(
     let mut staged = Vec::new();
     let loading = |l: &str| loads.iter().any(|&i| set.layouts[i].name == l);
     let mut reconciler = reconcile::Reconciler::new(set, &loading);
+    let mut checks = checks::Checks::new(set, unchanged);
+    let mut orphans_rejected = 0;
     for (li, layout) in set.layouts.iter().enumerate() {
         let Some(s) = next(li)? else {
             continue;
@@ -354,10 +382,12 @@ fn publish_all(
             cx,
             &mut spool,
         )?;
-        let orphans_rejected = spool_rows(&spool) - orphans_before;
-        o.rejected += orphans_rejected;
-        p.rows -= orphans_rejected;
+        let rejected = spool_rows(&spool) - orphans_before;
+        o.rejected += rejected;
+        p.rows -= rejected;
+        orphans_rejected += rejected;
         reconciler.take(&mut tx, &layout.name, &s.table)?;
+        checks.take(&mut tx, &layout.name, &s.table)?;
         if build {
             adopt(&mut tx, s, layout, cx, set)?;
             o.inserted = p.rows;
@@ -374,7 +404,18 @@ fn publish_all(
     let reconciled = reconciler.finish(&mut tx, opts.force)?;
     TableOutcome::note_reconciled(&mut out, reconciled);
     // Every table is staged now: the counts are complete.
-    check_thresholds(opts, &staged)?;
+    let mut counts = staged_counts(&staged);
+    counts.rejected += orphans_rejected;
+    refuse_crossed(opts, counts)?;
+    let scope = checks::Scope {
+        meta: cx.meta,
+        dataset: (cx.dataset, cx.target_schema),
+        run: cx.run,
+        period,
+        mode: opts.mode,
+        targets,
+    };
+    let checked = checks.run(&mut tx, &scope, &out, &staged)?;
     spool.flush_to(&mut tx, cx.meta)?;
     opts.stopped()?;
     meta::record_success(&mut tx, cx.meta, cx.run, &out)?;
@@ -385,7 +426,7 @@ fn publish_all(
         opts.stopped()?;
         tx.commit().map_err(|e| LoadError::db("committing", e))?;
     }
-    Ok(out)
+    Ok((out, checked))
 }
 
 fn spool_rows(s: &Spool) -> u64 {

@@ -17,6 +17,7 @@
 mod control;
 mod hash;
 mod header;
+mod locate;
 mod read;
 mod worker;
 
@@ -24,6 +25,7 @@ pub use control::{
     Control, ControlError, first_field_value, input_year, read_control,
 };
 pub use header::{HeaderDrift, check_header, looks_utf16};
+pub use locate::record_offsets;
 pub use read::{Chunk, ChunkReader, ReadError, UTF8_BOM, Utf16};
 pub use worker::{ChunkResult, NoRows, Plan, key_bytes, process_chunk};
 

@@ -328,3 +328,274 @@ pub fn this_year() -> i32 {
     // Days since 1970-01-01 → since 2000-01-01.
     crate::decode::civil((days - 10_957) as i32).0
 }
+
+/// A check of the dataset that guards the commit: it runs inside the
+/// publish transaction once every table is in, and a check that fails
+/// rolls the load back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    /// Its name, shown when it fails.
+    pub name: String,
+    /// What it checks.
+    pub kind: CheckKind,
+}
+
+/// What a [`Check`] checks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckKind {
+    /// A query returning one value, which must meet `expect`.
+    Sql {
+        /// The query as written, placeholders and all.
+        sql: String,
+        /// The comparison the value must pass.
+        expect: Expect,
+    },
+    /// Per table, rows may change by at most `share` against the previous
+    /// successful run: the rows inserted, updated and deleted, and the
+    /// difference in rows loaded, each as a share of the rows that run
+    /// loaded.
+    MaxChange {
+        /// The share, 0.05 for `"5%"`.
+        share: f64,
+        /// The layouts checked; empty for every one.
+        tables: Vec<String>,
+    },
+    /// The records of layout `layout` state how many records each member
+    /// holds (`member` names it, `records` states the count); every
+    /// member they name must hold exactly that many.
+    Counts {
+        /// The layout stating the counts.
+        layout: String,
+        /// Its field naming the member.
+        member: String,
+        /// Its field stating the number of records.
+        records: String,
+    },
+}
+
+/// The comparison a [`CheckKind::Sql`] value must pass: an operator and
+/// its operands, as written (the server compares them as the value's
+/// type).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    /// `=`, `<>`, `<`, `<=`, `>`, `>=` or `between`.
+    pub op: String,
+    /// One operand, two for `between`.
+    pub operands: Vec<String>,
+}
+
+impl Expect {
+    /// Parses `= 0`, `<= 100`, `between 1 and 10`, `true`, …
+    fn parse(s: &str) -> Option<Expect> {
+        let s = s.trim();
+        let lower = s.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("between ") {
+            let at = rest.find(" and ")?;
+            let start = s.len() - rest.len();
+            let (a, b) = (&s[start..start + at], &s[start + at + 5..]);
+            let (a, b) = (unquote(a)?, unquote(b)?);
+            return Some(Expect {
+                op: "between".into(),
+                operands: vec![a, b],
+            });
+        }
+        for op in ["<>", "!=", "<=", ">=", "=", "<", ">"] {
+            if let Some(rest) = s.strip_prefix(op) {
+                let op = if op == "!=" { "<>" } else { op };
+                return Some(Expect {
+                    op: op.into(),
+                    operands: vec![unquote(rest)?],
+                });
+            }
+        }
+        // A bare value means equal to it.
+        Some(Expect { op: "=".into(), operands: vec![unquote(s)?] })
+    }
+
+    /// The comparison as written, for messages: `= 0`, `between 1 and 2`.
+    pub fn show(&self) -> String {
+        match self.operands.as_slice() {
+            [a, b] => format!("between {a} and {b}"),
+            [a] => format!("{} {a}", self.op),
+            _ => self.op.clone(),
+        }
+    }
+}
+
+/// An operand: trimmed, optional single quotes taken off; none if empty.
+fn unquote(s: &str) -> Option<String> {
+    let s = s.trim();
+    let s =
+        s.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')).unwrap_or(s);
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// The pieces of a check's SQL: text, and placeholders `{layout}` (the
+/// layout's target table), `{period}` (the load's period value) and
+/// `{schema}` (the target schema); `{{` and `}}` stand for braces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SqlPiece<'a> {
+    /// Text as written.
+    Text(&'a str),
+    /// A placeholder's name.
+    Name(&'a str),
+}
+
+/// Cuts `sql` into text and placeholders.
+///
+/// # Errors
+/// An unclosed or empty placeholder.
+pub fn sql_pieces(sql: &str) -> Result<Vec<SqlPiece<'_>>, String> {
+    let mut out = Vec::new();
+    let mut rest = sql;
+    while let Some(i) = rest.find(['{', '}']) {
+        let (text, tail) = rest.split_at(i);
+        if !text.is_empty() {
+            out.push(SqlPiece::Text(text));
+        }
+        if let Some(t) = tail.strip_prefix("{{") {
+            out.push(SqlPiece::Text("{"));
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("}}") {
+            out.push(SqlPiece::Text("}"));
+            rest = t;
+        } else if tail.starts_with('}') {
+            return Err(
+                "a '}' closes no placeholder (write '}}' for a brace)".into(),
+            );
+        } else {
+            let end = tail.find('}').ok_or_else(|| {
+                "a '{' opens a placeholder that is never closed (write '{{' for a brace)"
+                    .to_owned()
+            })?;
+            let name = tail[1..end].trim();
+            if name.is_empty() {
+                return Err("an empty placeholder '{}'".into());
+            }
+            out.push(SqlPiece::Name(name));
+            rest = &tail[end + 1..];
+        }
+    }
+    if !rest.is_empty() {
+        out.push(SqlPiece::Text(rest));
+    }
+    Ok(out)
+}
+
+/// Placeholders every check's SQL may use besides layout names.
+pub const CHECK_PLACEHOLDERS: [&str; 2] = ["period", "schema"];
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheck {
+    name: String,
+    sql: Option<String>,
+    expect: Option<String>,
+    max_change: Option<String>,
+    #[serde(default)]
+    tables: Vec<String>,
+    counts: Option<String>,
+    member: Option<String>,
+    records: Option<String>,
+}
+
+/// Checks and builds the dataset's `[[check]]` entries.
+pub(super) fn checks(
+    e: &mut Errs,
+    raw: &[Spanned<RawCheck>],
+    layouts: &[Layout],
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    for cs in raw {
+        let sp = cs.span();
+        let c = cs.get_ref();
+        let at = |what: &str| format!("check '{}': {what}", c.name);
+        let kinds =
+            [c.sql.is_some(), c.max_change.is_some(), c.counts.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            e.at(
+                Some(&sp),
+                None,
+                at("give exactly one of sql, max_change, counts"),
+            );
+            continue;
+        }
+        let kind = if let Some(sql) = &c.sql {
+            let Some(expect) = c.expect.as_deref().map(Expect::parse) else {
+                e.at(
+                    Some(&sp),
+                    None,
+                    at("sql needs expect (e.g. expect = \"= 0\")"),
+                );
+                continue;
+            };
+            let Some(expect) = expect else {
+                e.at(Some(&sp), None, at("expect needs a value (e.g. \"= 0\", \"<= 100\", \"between 1 and 9\")"));
+                continue;
+            };
+            match sql_pieces(sql) {
+                Err(m) => e.at(Some(&sp), None, at(&m)),
+                Ok(pieces) => {
+                    for p in pieces {
+                        if let SqlPiece::Name(n) = p
+                            && !CHECK_PLACEHOLDERS.contains(&n)
+                            && !layouts.iter().any(|l| l.name == n)
+                        {
+                            e.at(
+                                Some(&sp),
+                                None,
+                                at(&format!(
+                                    "{{{n}}} is no layout of the dataset, nor period or schema"
+                                )),
+                            );
+                        }
+                    }
+                }
+            }
+            CheckKind::Sql { sql: sql.clone(), expect }
+        } else if let Some(m) = &c.max_change {
+            let share = m
+                .trim()
+                .strip_suffix('%')
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .filter(|p| p.is_finite() && *p >= 0.0);
+            let Some(share) = share else {
+                e.at(
+                    Some(&sp),
+                    None,
+                    at(&format!(
+                        "max_change = {m:?}: write a share such as \"5%\""
+                    )),
+                );
+                continue;
+            };
+            for t in &c.tables {
+                layout(e, &sp, layouts, t, &at("tables"));
+            }
+            CheckKind::MaxChange {
+                share: share / 100.0,
+                tables: c.tables.clone(),
+            }
+        } else {
+            let name = c.counts.clone().unwrap_or_default();
+            let (Some(member), Some(records)) = (&c.member, &c.records) else {
+                e.at(Some(&sp), None, at("counts needs member and records (the fields naming the member and stating its records)"));
+                continue;
+            };
+            if let Some(l) = layout(e, &sp, layouts, &name, &at("counts")) {
+                field(e, &sp, l, member, false);
+                field(e, &sp, l, records, true);
+            }
+            CheckKind::Counts {
+                layout: name,
+                member: member.clone(),
+                records: records.clone(),
+            }
+        };
+        if c.expect.is_some() && !matches!(kind, CheckKind::Sql { .. }) {
+            e.at(Some(&sp), None, at("expect belongs to a sql check"));
+        }
+        out.push(Check { name: c.name.clone(), kind });
+    }
+    out
+}

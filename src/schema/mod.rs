@@ -17,7 +17,10 @@ mod parse;
 mod version;
 mod write;
 
-pub use checks::{ControlSpec, Mismatch, Reconcile, Years, this_year};
+pub use checks::{
+    CHECK_PLACEHOLDERS, Check, CheckKind, ControlSpec, Expect, Mismatch,
+    Reconcile, SqlPiece, Years, sql_pieces, this_year,
+};
 pub use ddl::{
     TableShape, clip, column, create_index, create_partition, create_table,
     create_table_unkeyed, history_index, history_statements, history_views,
@@ -441,6 +444,8 @@ pub struct Dataset {
     pub control: Option<ControlSpec>,
     /// Totals that must reconcile before a load commits.
     pub reconcile: Vec<Reconcile>,
+    /// Checks that guard the commit.
+    pub checks: Vec<Check>,
     /// Layouts whose members exist only in some years.
     pub years: Vec<(String, Years)>,
     /// The period its targets are kept by (years side by side), if any.

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::schema::checks::{self, RawControl, RawReconcile};
+use crate::schema::checks::{self, RawCheck, RawControl, RawReconcile};
 use crate::schema::errs::{Errs, ident_ok};
 use crate::schema::{
     ArchiveSpec, Dataset, GenerateHints, HistoryColumns, Layout, OrphanPolicy,
@@ -29,6 +29,8 @@ struct RawDataset {
     control: Option<Spanned<RawControl>>,
     #[serde(default)]
     reconcile: Vec<Spanned<RawReconcile>>,
+    #[serde(default)]
+    check: Vec<Spanned<RawCheck>>,
     years: Option<Spanned<BTreeMap<String, String>>>,
     period: Option<Spanned<RawPeriod>>,
     history: Option<Spanned<RawHistory>>,
@@ -108,6 +110,7 @@ pub(in crate::schema) fn parse_dataset(
     let generate = generate(&mut e, raw.generate.as_ref(), &names);
     let control = checks::control(&mut e, raw.control.as_ref(), layouts);
     let reconcile = checks::reconciles(&mut e, &raw.reconcile, layouts);
+    let checks = checks::checks(&mut e, &raw.check, layouts);
     let years = checks::years(&mut e, raw.years.as_ref(), layouts);
     let period = period(&mut e, raw.period.as_ref(), layouts, &archives);
     let history = history(&mut e, raw.history.as_ref(), layouts);
@@ -118,6 +121,7 @@ pub(in crate::schema) fn parse_dataset(
         generate,
         control,
         reconcile,
+        checks,
         years,
         period,
         history,
