@@ -55,8 +55,8 @@ pub use cli::{Cli, Exit, Failure, run};
 pub use load::{
     CheckResult, Database, Interrupt, LoadError, LoadErrorKind, LoadEvents,
     LoadFailure, LoadOptions, LoadReport, MakeProgress, Notify, Rollback,
-    RunDetail, RunSummary, SslMode, describe, list_runs, load, rollback,
-    show_run,
+    RunDetail, RunSummary, SslMode, Undone, describe, list_runs, load,
+    rollback, rollback_runs, show_run,
 };
 pub use report::{Progress, RejectWriter, Summary};
 pub use validate::{ValidateError, ValidateOptions, validate};

@@ -25,7 +25,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn of(db: &TestDb) -> Target {
+    pub fn of(db: &TestDb) -> Target {
         Target {
             url: db.url(),
             schema: db.schema.clone(),

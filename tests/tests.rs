@@ -20,4 +20,5 @@ mod roundtrip;
 mod run;
 mod schemas;
 mod tls;
+mod undo;
 mod util;

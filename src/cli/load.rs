@@ -13,7 +13,7 @@ use super::{CliResult, Exit, Failure, ReadArgs, SchemaArgs, write_json};
 use crate::load::{
     Database, DeletePolicy, Interrupt, LoadError, LoadErrorKind, LoadOptions,
     LoadReport, Mode, Rollback, RunDetail, RunSummary, list_runs, load,
-    rollback, show_run,
+    rollback, rollback_runs, show_run,
 };
 use crate::report::Thresholds;
 
@@ -114,6 +114,10 @@ pub(super) struct LoadTuning {
     /// reconcile, a "no values" export over targets with values.
     #[arg(long)]
     pub force: bool,
+    /// Keep what undoes a run (`fwload rollback --run ID`) for the
+    /// dataset's newest N runs; 0 records none.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub keep_undo: u32,
     /// Load inputs even when identical to the last successful run's.
     #[arg(long)]
     pub force_reload: bool,
@@ -213,6 +217,7 @@ impl LoadTuning {
                 self.max_reject_ratio,
             ),
             force: self.force,
+            keep_undo: self.keep_undo,
             force_reload: self.force_reload,
             dry_run: self.dry_run,
             resume: self.resume,
@@ -333,9 +338,14 @@ pub(super) enum RunsCommand {
 pub struct RollbackArgs {
     #[command(flatten)]
     db: DbArgs,
-    /// The dataset whose replaced tables go back one generation.
+    /// Undo this run: its tables go back to exactly what they were
+    /// before it (repeat to undo several runs together, newest first).
+    #[arg(long, value_name = "ID", required_unless_present = "dataset")]
+    run: Vec<i64>,
+    /// Without --run: the dataset whose replaced tables go back one
+    /// generation.
     #[arg(long, value_name = "NAME")]
-    dataset: String,
+    dataset: Option<String>,
     /// Schema of the target tables.
     #[arg(long, default_value = "public", value_name = "NAME")]
     target_schema: String,
@@ -672,15 +682,27 @@ fn write_run_rejects(
 
 pub(super) fn rollback_cmd(a: RollbackArgs) -> CliResult {
     let mut db = a.db.resolve()?.connect().map_err(failure)?;
+    let mut out = std::io::stdout().lock();
+    if !a.run.is_empty() {
+        let done = rollback_runs(&mut db, &a.db.meta_schema, &a.run)
+            .map_err(failure)?;
+        for (run, tables) in &done.runs {
+            for t in tables {
+                writeln!(out, "{t}: as before run {run}")?;
+            }
+        }
+        writeln!(out, "recorded as run {}", done.run)?;
+        return Ok(Exit::Ok);
+    }
+    let dataset = a.dataset.as_deref().unwrap_or_default();
     let done = rollback(
         &mut db,
         &a.db.meta_schema,
-        (&a.dataset, &a.target_schema, a.year),
+        (dataset, &a.target_schema, a.year),
         a.force,
         a.lock_timeout,
     )
     .map_err(failure)?;
-    let mut out = std::io::stdout().lock();
     match done {
         Rollback::Done { run, undone, tables } => {
             for t in tables {

@@ -23,8 +23,8 @@ use postgres::{GenericClient, Transaction};
 
 use super::period::PeriodValue;
 use super::publish::{
-    Publish, PublishOptions, TableOutcome, analyze_filled, delete_guard,
-    key_match, written,
+    CHANGES, Publish, PublishOptions, TableOutcome, analyze_filled,
+    delete_guard, key_match, written,
 };
 use super::{DeletePolicy, LoadError, LoadOptions};
 use crate::schema::{HistoryColumns, Layout, quote_ident, quote_literal};
@@ -99,9 +99,6 @@ fn newest_sql(target: &str, h: &History) -> String {
         h.at()
     )
 }
-
-/// The temporary table of a publish's changes (dropped after each).
-const CHANGES: &str = "pg_temp._fw_changes";
 
 /// Finds, in one join of staging with the current versions, the staged
 /// rows that change something: whose key has no current version (new,

@@ -114,6 +114,28 @@ const MIGRATIONS: &[&str] = &[
     // 6: the period a load filled (datasets kept by period) and the year
     // it was given, so runs of different years are told apart.
     "ALTER TABLE {m}.runs ADD COLUMN period integer, ADD COLUMN year integer;",
+    // 7: undo of any run: per run, how each table it changed is restored
+    // (`how`: created, emptied, rows, appended, history) and, for `rows`,
+    // the previous versions of the rows it updated or deleted and the
+    // keys it inserted; `undo` on the run says whether that is kept.
+    "CREATE TABLE {m}.undo_tables (
+        run_id bigint NOT NULL REFERENCES {m}.runs (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        table_name text NOT NULL,
+        how text NOT NULL,
+        key text[] NOT NULL DEFAULT '{}',
+        detail jsonb,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE {m}.undo_rows (
+        run_id bigint NOT NULL,
+        seq integer NOT NULL,
+        op \"char\" NOT NULL,
+        row jsonb NOT NULL
+    );
+    CREATE INDEX undo_rows_idx ON {m}.undo_rows (run_id, seq);
+    ALTER TABLE {m}.runs ADD COLUMN undo text, ADD COLUMN undone_by bigint,
+        ADD COLUMN forced_by text;",
 ];
 
 /// Creates or upgrades the metadata schema `meta`. Concurrent callers
@@ -187,8 +209,8 @@ pub(crate) struct NewRun<'a> {
 ///
 /// # Errors
 /// A failed statement.
-pub(crate) fn start_run(
-    db: &mut Client,
+pub(crate) fn start_run<C: postgres::GenericClient>(
+    db: &mut C,
     meta: &str,
     run: &NewRun<'_>,
 ) -> Result<i64, LoadError> {

@@ -45,6 +45,7 @@ mod schedule;
 mod skip;
 mod stage;
 mod targets;
+mod undo;
 
 pub use checks::CheckResult;
 pub use connect::{Database, SslMode};
@@ -60,6 +61,7 @@ pub use runs::{RunDetail, RunSummary, list_runs, show_run};
 pub(crate) use skip::{outcome_key, unchanged_inputs, year_inputs};
 pub(crate) use stage::{MemberRef, RejectSinks, Spool, StageContext, Staged};
 pub(crate) use targets::{qualified, target_name, target_parts};
+pub use undo::{Undone, rollback_runs};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

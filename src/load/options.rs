@@ -34,6 +34,9 @@ pub struct LoadOptions {
     pub thresholds: Thresholds,
     /// Override the guards (deletes, rejects).
     pub force: bool,
+    /// Undo kept: of the dataset's newest this many runs (0: none
+    /// recorded).
+    pub keep_undo: u32,
     /// Load inputs even when unchanged since the last success.
     pub force_reload: bool,
     /// Do everything, report, roll back.
@@ -119,6 +122,7 @@ pub(super) struct RunOptions {
     max_delete_ratio: f64,
     thresholds: Thresholds,
     force: bool,
+    keep_undo: u32,
     force_reload: bool,
     dry_run: bool,
     resume: bool,
@@ -137,6 +141,7 @@ impl RunOptions {
             max_delete_ratio: o.max_delete_ratio,
             thresholds: o.thresholds,
             force: o.force,
+            keep_undo: o.keep_undo,
             force_reload: o.force_reload,
             dry_run: o.dry_run,
             resume: o.resume,

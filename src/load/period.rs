@@ -328,8 +328,10 @@ pub(super) struct Partition {
     /// The partition, qualified and quoted.
     pub table: String,
     /// `ALTER TABLE .. ATTACH PARTITION`, for a partition created by this
-    /// load.
+    /// load unattached.
     pub attach: Option<String>,
+    /// Whether this load created it.
+    pub created: bool,
 }
 
 /// The partition of the partitioned `target` (schema `schema`, table
@@ -351,6 +353,7 @@ pub(super) fn partition(
         return Ok(Partition {
             table: super::qualified(&s, &t),
             attach: None,
+            created: false,
         });
     }
     let name = super::qualified(schema, &partition_name(table, period.value));
@@ -373,7 +376,7 @@ pub(super) fn partition(
             bound(period.value)
         ))
         .map_err(ctx)?;
-        return Ok(Partition { table: name, attach: None });
+        return Ok(Partition { table: name, attach: None, created: true });
     }
     tx.batch_execute(&create_partition(
         &target,
@@ -382,7 +385,7 @@ pub(super) fn partition(
     ))
     .map_err(ctx)?;
     let attach = attach_sql(&target, &name, &bound(period.value));
-    Ok(Partition { table: name, attach: Some(attach) })
+    Ok(Partition { table: name, attach: Some(attach), created: true })
 }
 
 /// Whether the table $1 has triggers of its own (not a constraint's) or

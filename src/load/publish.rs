@@ -17,6 +17,7 @@ use super::ddl::count_sql;
 use super::history::History;
 use super::period::PeriodValue;
 use super::stage::{Spool, StageContext, Staged};
+use super::undo::{How, Recorder, UndoTable, current_xid, key_object};
 use crate::pipeline::record_offsets;
 use crate::reject::Reject;
 use crate::reject::{Position, Reason};
@@ -211,72 +212,117 @@ pub(super) fn key_match(layout: &Layout, a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
-/// The `MERGE` of a staging table into its target (a period's partition:
-/// matched on the period too, so its key's index serves). `fill` updates
-/// only NULL columns; otherwise rows whose values differ are updated (and
-/// a soft-deleted row that is back is revived).
-pub(crate) fn merge_sql(
-    layout: &Layout,
-    (target, staging): (&str, &str),
-    period: Option<&PeriodValue>,
-    fill: bool,
-    soft: bool,
-) -> String {
-    let (all, values) = written(layout, period);
+/// The temporary table of a publish's changes (dropped after each
+/// table).
+pub(super) const CHANGES: &str = "pg_temp._fw_changes";
+
+/// How the staged rows of `p` meet its target's: the join condition of a
+/// target row `t` and a staged row `s` (a period's partition: matched on
+/// the period too, so its key's index serves), and per non-key column
+/// the condition under which it changes and its new value. `fill`
+/// changes only NULL columns; else columns whose values differ (and a
+/// soft-deleted row that is back is revived).
+struct Matching {
+    on: String,
+    cond: Vec<String>,
+    set: Vec<String>,
+}
+
+fn matching(p: &Publish<'_>, fill: bool, soft: bool) -> Matching {
+    let layout = p.layout;
     let mut on = key_match(layout, "t", "s");
-    if let Some(p) = period {
-        on = format!("t.{c} = s.{c} AND {on}", c = p.quoted());
+    if let Some(v) = p.period {
+        on = format!("t.{c} = s.{c} AND {on}", c = v.quoted());
     }
-    let non_key: Vec<String> = layout
+    let non_key = layout
         .fields
         .iter()
         .enumerate()
         .filter(|(i, _)| !layout.key.contains(i))
-        .map(|(_, f)| quote_ident(&f.name))
-        .collect();
-    let mut sql = format!(
-        "MERGE INTO {target} AS t USING (SELECT {} FROM {staging} WHERE NOT _fw_reject) AS s ON {on}",
-        values.join(", "),
-    );
-    let (cond, set): (Vec<String>, Vec<String>) = if fill {
-        non_key
-            .iter()
-            .map(|c| {
+        .map(|(_, f)| quote_ident(&f.name));
+    let (mut cond, mut set): (Vec<String>, Vec<String>) = non_key
+        .map(|c| {
+            if fill {
                 (
                     format!("(t.{c} IS NULL AND s.{c} IS NOT NULL)"),
                     format!("{c} = coalesce(t.{c}, s.{c})"),
                 )
-            })
-            .unzip()
-    } else {
-        non_key
-            .iter()
-            .map(|c| {
+            } else {
                 (
                     format!("t.{c} IS DISTINCT FROM s.{c}"),
                     format!("{c} = s.{c}"),
                 )
-            })
-            .unzip()
-    };
-    let (mut cond, mut set) = (cond, set);
+            }
+        })
+        .unzip();
     if soft && !fill {
         cond.push("t.deleted_at IS NOT NULL".into());
         set.push("deleted_at = NULL".into());
     }
-    if !cond.is_empty() {
-        sql.push_str(&format!(
-            " WHEN MATCHED AND ({}) THEN UPDATE SET {}",
-            cond.join(" OR "),
-            set.join(", ")
-        ));
+    Matching { on, cond, set }
+}
+
+/// Finds, in one join of the staged rows (not rejected) with the target,
+/// those that change something: new keys (`_fw_new`) and rows whose
+/// values differ (or, `fill`, fill a NULL), with the target row they
+/// change as `_fw_old` when `undo` keeps it. Kept in [`CHANGES`], a few
+/// percent of a snapshot, so the writes and the undo read it instead of
+/// joining again.
+fn changes_sql(p: &Publish<'_>, m: &Matching, undo: bool) -> String {
+    let (_, values) = written(p.layout, p.period);
+    let k0 = quote_ident(p.layout.key_names()[0]);
+    let old = if undo {
+        format!(
+            ", CASE WHEN t.{k0} IS NULL THEN NULL ELSE to_jsonb(t) END AS _fw_old"
+        )
+    } else {
+        String::new()
+    };
+    let mut changed = format!("t.{k0} IS NULL");
+    if !m.cond.is_empty() {
+        changed.push_str(&format!(" OR {}", m.cond.join(" OR ")));
     }
-    sql.push_str(&format!(
-        " WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-        all.join(", "),
-        all.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
-    ));
-    sql
+    format!(
+        "CREATE TEMPORARY TABLE {CHANGES} ON COMMIT DROP AS \
+         SELECT s.*, t.{k0} IS NULL AS _fw_new{old} \
+         FROM (SELECT {} FROM {} WHERE NOT _fw_reject) s LEFT JOIN {} t ON {} \
+         WHERE {changed}; ANALYZE {CHANGES}",
+        values.join(", "),
+        p.staged.table,
+        p.target,
+        m.on,
+    )
+}
+
+/// Updates the target's rows the changes change.
+fn update_changed_sql(p: &Publish<'_>, m: &Matching) -> String {
+    format!(
+        "UPDATE {} t SET {} FROM {CHANGES} s WHERE NOT s._fw_new AND {}",
+        p.target,
+        m.set.join(", "),
+        m.on
+    )
+}
+
+/// Inserts the changes' new keys.
+fn insert_new_sql(p: &Publish<'_>) -> String {
+    let (names, _) = written(p.layout, p.period);
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM {CHANGES} s WHERE s._fw_new",
+        p.target,
+        names.join(", "),
+        names.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The undo of the changes: the key of each row inserted, the previous
+/// version of each row updated.
+fn undo_changes_sql(p: &Publish<'_>, u: &UndoTable) -> String {
+    u.insert_sql(&format!(
+        "SELECT CASE WHEN s._fw_new THEN 'i' ELSE 'u' END::\"char\", \
+         CASE WHEN s._fw_new THEN {} ELSE s._fw_old END FROM {CHANGES} s",
+        key_object(&p.layout.key_names(), "s")
+    ))
 }
 
 fn count(
@@ -550,7 +596,8 @@ impl OrphanCheck<'_> {
     }
 }
 
-/// Publishes one table (merge, append or fill), returning its counts.
+/// Publishes one table (merge, append or fill), returning its counts;
+/// with `undo`, records how to restore the table as it was.
 ///
 /// # Errors
 /// A database error, or the delete guard.
@@ -559,6 +606,7 @@ pub(super) fn publish_table(
     p: &Publish<'_>,
     opts: &PublishOptions,
     out: &mut TableOutcome,
+    mut undo: Option<&mut Recorder>,
 ) -> Result<(), LoadError> {
     let target = &p.target;
     // An empty target needs no counting and no join: every row is new.
@@ -566,27 +614,60 @@ pub(super) fn publish_table(
         .query_one(&is_empty_sql(target), &[])
         .map_err(db_error("looking into", target))?
         .get(0);
+    let undoing = undo.is_some();
+    let mut record = |tx: &mut Transaction<'_>, how: How, detail| match undo
+        .as_deref_mut()
+    {
+        Some(u) => {
+            u.table(tx, target, how, &p.layout.key_names(), detail).map(Some)
+        }
+        None => Ok(None),
+    };
     let insert_all = insert_all_sql(p);
     let mut before = 0;
+    let mut rows_undo = None;
     match opts.mode {
         Mode::Append => {
+            if empty {
+                record(tx, How::Emptied, None)?;
+            } else if undoing {
+                let xid = current_xid(tx)?;
+                record(
+                    tx,
+                    How::Appended,
+                    Some(serde_json::json!({ "xid": xid })),
+                )?;
+            }
             out.inserted = tx
                 .execute(&insert_all, &[])
                 .map_err(db_error("appending to", target))?;
         }
         Mode::Merge | Mode::Fill if empty => {
+            record(tx, How::Emptied, None)?;
             out.inserted = tx
                 .execute(&insert_all, &[])
                 .map_err(db_error("inserting into", target))?;
             analyze_filled(tx, target)?;
         }
-        Mode::Merge | Mode::Fill => before = merge(tx, p, opts, out)?,
+        Mode::Merge | Mode::Fill => {
+            rows_undo = record(tx, How::Rows, None)?;
+            before = merge(tx, p, opts, out, rows_undo.as_ref())?;
+        }
         Mode::History => {
             let Some(h) = p.history else {
                 return Err(LoadError::config(
                     "history mode without its version columns",
                 ));
             };
+            record(
+                tx,
+                How::History,
+                Some(serde_json::json!({
+                    "as_of": h.as_of,
+                    "valid_from": h.columns.valid_from,
+                    "valid_to": h.columns.valid_to,
+                })),
+            )?;
             return super::history::publish(tx, p, h, opts, out);
         }
         Mode::Replace => {
@@ -598,7 +679,7 @@ pub(super) fn publish_table(
     out.unchanged = p.rows.saturating_sub(out.inserted + out.updated);
     if opts.mode == Mode::Merge && opts.delete != DeletePolicy::None && !empty
     {
-        out.deleted = delete_missing(tx, p, opts, before)?;
+        out.deleted = delete_missing(tx, p, opts, before, rows_undo.as_ref())?;
     }
     Ok(())
 }
@@ -647,24 +728,47 @@ fn insert_all_sql(p: &Publish<'_>) -> String {
 
 /// Deletes from `p`'s target `t` the rows whose key no row of staging
 /// has (rejected records' keys are staged too, so their rows stay); when
-/// `soft`, sets `deleted_at` on those not soft-deleted yet instead.
-fn delete_missing_sql(p: &Publish<'_>, soft: bool) -> String {
+/// `soft`, sets `deleted_at` on those not soft-deleted yet instead. With
+/// `undo`, the deleted rows (soft: their keys) go to the undo.
+fn delete_missing_sql(
+    p: &Publish<'_>,
+    soft: bool,
+    undo: Option<&UndoTable>,
+) -> String {
     let (target, staging) = (&p.target, &p.staged.table);
     let missing = format!(
         "{}NOT EXISTS (SELECT 1 FROM {staging} s WHERE {})",
         if soft { "t.deleted_at IS NULL AND " } else { "" },
         key_match(p.layout, "s", "t")
     );
-    if soft {
-        format!("UPDATE {target} t SET deleted_at = now() WHERE {missing}")
+    let (change, returning, op) = if soft {
+        (
+            format!(
+                "UPDATE {target} t SET deleted_at = now() WHERE {missing}"
+            ),
+            key_object(&p.layout.key_names(), "t"),
+            's',
+        )
     } else {
-        format!("DELETE FROM {target} t WHERE {missing}")
+        (
+            format!("DELETE FROM {target} t WHERE {missing}"),
+            "to_jsonb(t)".into(),
+            'd',
+        )
+    };
+    match undo {
+        None => change,
+        Some(u) => format!(
+            "WITH d AS ({change} RETURNING {returning} AS r) {}",
+            u.insert_sql(&format!("SELECT '{op}'::\"char\", d.r FROM d"))
+        ),
     }
 }
 
 /// Merges (or fills) `p`'s staged rows into its target, which has rows:
-/// sets the rows inserted and updated, and returns the target's live
-/// rows before.
+/// finds the changes in one join, updates and inserts them (and keeps
+/// their undo); sets the rows inserted and updated, and returns the
+/// target's live rows before when a snapshot delete follows.
 ///
 /// # Errors
 /// A layout without a key, or a database error.
@@ -673,6 +777,7 @@ fn merge(
     p: &Publish<'_>,
     opts: &PublishOptions,
     out: &mut TableOutcome,
+    undo: Option<&UndoTable>,
 ) -> Result<u64, LoadError> {
     let (layout, target) = (p.layout, &p.target);
     let soft = opts.delete == DeletePolicy::Soft;
@@ -682,29 +787,31 @@ fn merge(
             layout.name
         )));
     }
-    let counting = format!("counting {target}");
-    let before = count(tx, &count_sql(target, soft), &counting)?;
-    let all = if soft {
-        count(tx, &count_sql(target, false), &counting)?
+    let before =
+        if opts.mode == Mode::Merge && opts.delete != DeletePolicy::None {
+            count(tx, &count_sql(target, soft), &format!("counting {target}"))?
+        } else {
+            0
+        };
+    let m = matching(p, opts.mode == Mode::Fill, soft);
+    tx.batch_execute(&changes_sql(p, &m, undo.is_some()))
+        .map_err(db_error("finding the changed rows of", target))?;
+    // A table of key columns only has nothing to update.
+    out.updated = if m.set.is_empty() {
+        0
     } else {
-        before
+        tx.execute(&update_changed_sql(p, &m), &[])
+            .map_err(db_error("updating", target))?
     };
-    let fill = opts.mode == Mode::Fill;
-    let changed = tx
-        .execute(
-            &merge_sql(
-                layout,
-                (target, &p.staged.table),
-                p.period,
-                fill,
-                soft,
-            ),
-            &[],
-        )
-        .map_err(db_error("merging into", target))?;
-    let after = count(tx, &count_sql(target, false), &counting)?;
-    out.inserted = after - all;
-    out.updated = changed - out.inserted;
+    out.inserted = tx
+        .execute(&insert_new_sql(p), &[])
+        .map_err(db_error("inserting into", target))?;
+    if let Some(u) = undo {
+        tx.execute(&undo_changes_sql(p, u), &[])
+            .map_err(db_error("keeping the undo of", target))?;
+    }
+    tx.batch_execute(&format!("DROP TABLE {CHANGES}"))
+        .map_err(db_error("finding the changed rows of", target))?;
     Ok(before)
 }
 
@@ -718,6 +825,7 @@ fn delete_missing(
     p: &Publish<'_>,
     opts: &PublishOptions,
     before: u64,
+    undo: Option<&UndoTable>,
 ) -> Result<u64, LoadError> {
     let target = &p.target;
     let soft = opts.delete == DeletePolicy::Soft;
@@ -726,7 +834,7 @@ fn delete_missing(
     // refusal fails the publish transaction, which undoes the delete,
     // and the anti-join runs once instead of twice.
     let n = tx
-        .execute(&delete_missing_sql(p, soft), &[])
+        .execute(&delete_missing_sql(p, soft, undo), &[])
         .map_err(db_error(what, target))?;
     delete_guard(
         n,

@@ -14,6 +14,7 @@ use super::history::History;
 use super::inventory::Work;
 use super::period::{self, PeriodValue};
 use super::targets::{build_indexes, create_target};
+use super::undo::{How, Recorder};
 use super::{
     DeletePolicy, LoadError, LoadOptions, MemberRef, PublishOptions,
     Published, Spool, StageContext, Staged, TableOutcome, connect, meta,
@@ -336,6 +337,7 @@ fn publish_all(
     let loading = |l: &str| loads.iter().any(|&i| set.layouts[i].name == l);
     let mut reconciler = reconcile::Reconciler::new(set, &loading);
     let mut checks = checks::Checks::new(set, unchanged);
+    let mut undo = Recorder::new(cx.meta, cx.run, opts.keep_undo);
     let mut orphans_rejected = 0;
     for (li, layout) in set.layouts.iter().enumerate() {
         let Some(s) = next(li)? else {
@@ -388,11 +390,26 @@ fn publish_all(
         orphans_rejected += rejected;
         reconciler.take(&mut tx, &layout.name, &s.table)?;
         checks.take(&mut tx, &layout.name, &s.table)?;
+        // A table this load creates is undone by dropping it.
+        let created = if missing.contains(&li) {
+            Some(&target)
+        } else {
+            partition.as_ref().filter(|w| w.created).map(|w| &w.table)
+        };
+        if let (Some(u), Some(t)) = (undo.as_mut(), created) {
+            u.table(&mut tx, t, How::Created, &[], None)?;
+        }
         if build {
             adopt(&mut tx, s, layout, cx, set)?;
             o.inserted = p.rows;
         } else {
-            publish::publish_table(&mut tx, &p, &popts, &mut o)?;
+            publish::publish_table(
+                &mut tx,
+                &p,
+                &popts,
+                &mut o,
+                undo.as_mut(),
+            )?;
             if let Some(w) = &partition {
                 w.attach(&mut tx)?;
             }
@@ -416,6 +433,9 @@ fn publish_all(
         targets,
     };
     let checked = checks.run(&mut tx, &scope, &out, &staged)?;
+    if let Some(u) = &undo {
+        u.finish(&mut tx, (cx.dataset, cx.target_schema), opts.keep_undo)?;
+    }
     spool.flush_to(&mut tx, cx.meta)?;
     opts.stopped()?;
     meta::record_success(&mut tx, cx.meta, cx.run, &out)?;
