@@ -5,6 +5,7 @@
 #   benches/undo.sh                     # ROWS=1000000, REPS=3
 #   ROWS=100000 REPS=5 benches/undo.sh
 #   BASELINE=path/to/other/fwload benches/undo.sh   # also time another build
+#   FWLOAD=path/to/fwload benches/undo.sh           # time that build
 #
 # Needs a PostgreSQL server: DATABASE_URL, default
 # postgres://postgres@127.0.0.1:5432/test.
@@ -29,8 +30,9 @@ WORK=${WORK:-bench-data/load}
 SCHEMA=schemas/hcad
 S=bench_undo
 
-cargo build --release -q
-F=target/release/fwload
+# FWLOAD: a build to time instead of this checkout's.
+if [ -z "${FWLOAD:-}" ]; then cargo build --release -q; fi
+F=${FWLOAD:-target/release/fwload}
 mkdir -p "$WORK" benches/results
 
 q() { psql "$URL" -v ON_ERROR_STOP=1 -qAt -c "$1"; }

@@ -59,28 +59,6 @@ fn seed() -> u64 {
     )
 }
 
-/// Checksums of every table in the target schema, by name.
-fn state(t: &Target) -> Vec<(String, String)> {
-    let mut c = t.client();
-    let tables: Vec<String> = c
-        .query(
-            "SELECT table_name::text FROM information_schema.tables
-             WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY 1",
-            &[&t.schema],
-        )
-        .expect("list tables")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    tables
-        .into_iter()
-        .map(|name| {
-            let sum = t.sum(&mut c, &name).expect("checksum");
-            (name, sum)
-        })
-        .collect()
-}
-
 /// Starts a load with `args`, and after `delay` kills it (`server`:
 /// crashes the server instead); returns whether it was still running,
 /// and its exit code and output.
@@ -149,12 +127,12 @@ fn crash_test_targets_end_before_or_after() {
     };
     let (code, out) = t.load(&run(&["--create"], path(&base)));
     assert_eq!(code, 0, "seed {seed}: {out}");
-    let at_base = state(&t);
+    let at_base = t.state();
     let t0 = Instant::now();
     let (code, out) = t.load(&run(&[], path(&next)));
     assert_eq!(code, 0, "seed {seed}: {out}");
     let span = t0.elapsed();
-    let at_next = state(&t);
+    let at_next = t.state();
     assert_ne!(
         at_base, at_next,
         "seed {seed}: the change set changed nothing"
@@ -182,7 +160,7 @@ fn crash_test_targets_end_before_or_after() {
         if running {
             mid_run += 1;
         }
-        let now = state(&t);
+        let now = t.state();
         let ctx = format!(
             "seed {seed}, step {step} ({what} after {delay:?}, load exit {code}): {out}"
         );
@@ -197,7 +175,7 @@ fn crash_test_targets_end_before_or_after() {
             step % 2
         );
         assert!(
-            state(&t) == want,
+            t.state() == want,
             "rerun (resume {}) did not reach the after state: {out}; {ctx}",
             step % 2
         );
@@ -268,13 +246,13 @@ fn crash_test_history_and_year_replace() {
             args.extend(["--delete", "hard"]);
         }
         args.extend(["--max-delete-ratio", "0.5", input]);
-        let before = state(r);
-        assert_eq!(state(t), before, "seed {seed}, step {step}: out of step");
+        let before = r.state();
+        assert_eq!(t.state(), before, "seed {seed}, step {step}: out of step");
         let t0 = Instant::now();
         let (code, out) = r.load(&args);
         assert_eq!(code, 0, "seed {seed}, step {step}, reference: {out}");
         let span = t0.elapsed();
-        let want = state(r);
+        let want = r.state();
         assert_ne!(want, before, "seed {seed}, step {step}: nothing changed");
 
         let server = rng.next().is_multiple_of(3);
@@ -282,7 +260,7 @@ fn crash_test_history_and_year_replace() {
         let what = if server { "server crash" } else { "kill -9" };
         let (running, code, out) = strike(t, &cluster, &args, delay, server);
         mid_run += u32::from(running);
-        let now = state(t);
+        let now = t.state();
         let ctx = format!(
             "seed {seed}, step {step} ({} {what} after {delay:?}, load exit {code}): {out}",
             args[1]
@@ -296,7 +274,7 @@ fn crash_test_history_and_year_replace() {
         let (code, out) = t.load(&again);
         assert_eq!(code, 0, "rerun {again:?} failed: {out}; {ctx}");
         assert!(
-            state(t) == want,
+            t.state() == want,
             "rerun {again:?} did not reach the after state: {out}; {ctx}"
         );
     }

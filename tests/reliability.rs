@@ -84,6 +84,28 @@ impl Target {
             .collect()
     }
 
+    /// Checksums of every table in the target schema, by name.
+    pub fn state(&self) -> Vec<(String, String)> {
+        let mut c = self.client();
+        let tables: Vec<String> = c
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY 1",
+                &[&self.schema],
+            )
+            .expect("list tables")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tables
+            .into_iter()
+            .map(|name| {
+                let sum = self.sum(&mut c, &name).expect("checksum");
+                (name, sum)
+            })
+            .collect()
+    }
+
     /// A checksum of `table`'s rows in a fixed order ('empty' without
     /// rows).
     pub fn sum(

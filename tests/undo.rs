@@ -9,28 +9,6 @@ use crate::pg::TestDb;
 use crate::reliability::{Target, finish, outcome};
 use crate::util::{Dir, fwload, repo, run_gen};
 
-/// A checksum of every table of the target schema (and which exist), in
-/// name order.
-fn all_sums(t: &Target) -> Vec<(String, String)> {
-    let mut c = t.client();
-    let tables: Vec<String> = c
-        .query(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
-            &[&t.schema],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    tables
-        .into_iter()
-        .map(|name| {
-            let sum = t.sum(&mut c, &format!("\"{name}\"")).unwrap();
-            (name, sum)
-        })
-        .collect()
-}
-
 /// `fwload rollback --run …` of `runs` on `t`'s metadata.
 fn rollback(t: &Target, runs: &[i64]) -> (i32, String) {
     let mut a: Vec<String> = vec![
@@ -53,6 +31,22 @@ fn newest_run(t: &Target) -> i64 {
         "SELECT max(id) FROM {}.runs WHERE mode <> 'rollback'",
         t.meta
     ))
+}
+
+/// An HCAD archive of `rows` accounts, `base.zip` in `d`.
+fn base(d: &Dir, rows: usize, seed: u64) -> String {
+    let base = d.join("base.zip").display().to_string();
+    run_gen(&[
+        "--schema",
+        &repo("schemas/hcad"),
+        "--rows",
+        &rows.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        &base,
+    ]);
+    base
 }
 
 /// Three change sets of `base`, each of the one before, in `d`.
@@ -89,35 +83,25 @@ fn rollback_of_each_change_set_restores_every_table_exactly() {
     let d = Dir::new();
     let db = TestDb::new();
     let t = Target::of(&db);
-    let base = d.join("base.zip").display().to_string();
-    run_gen(&[
-        "--schema",
-        &repo("schemas/hcad"),
-        "--rows",
-        "1500",
-        "--seed",
-        "23",
-        "--out",
-        &base,
-    ]);
+    let base = base(&d, 1500, 23);
     let sets = change_sets(&d, &base);
     let (code, out) = t.load(&["--create", &base]);
     assert_eq!(code, 0, "{out}");
     let mut afters = Vec::new();
     for (i, next) in sets.iter().enumerate() {
-        let before = all_sums(&t);
+        let before = t.state();
         // Snapshot deletes in two, a plain merge in one.
         let delete = ["hard", "none", "hard"][i];
         let (code, out) =
             t.load(&["--delete", delete, "--max-delete-ratio", "0.5", next]);
         assert_eq!(code, 0, "{out}");
-        let after = all_sums(&t);
+        let after = t.state();
         assert_ne!(after, before, "change set {i} changed nothing");
         let run = newest_run(&t);
         let (code, out) = rollback(&t, &[run]);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains(&format!("as before run {run}")), "{out}");
-        assert_eq!(all_sums(&t), before, "rollback of change set {i}");
+        assert_eq!(t.state(), before, "rollback of change set {i}");
         // Undone once only.
         let (code, out) = rollback(&t, &[run]);
         assert_eq!(code, 1, "{out}");
@@ -128,7 +112,7 @@ fn rollback_of_each_change_set_restores_every_table_exactly() {
             t.load(&["--delete", delete, "--max-delete-ratio", "0.5", next]);
         assert_eq!(code, 0, "{out}");
         assert!(!out.contains("nothing to load"), "{out}");
-        assert_eq!(all_sums(&t), after, "reload of change set {i}");
+        assert_eq!(t.state(), after, "reload of change set {i}");
         afters.push(after);
     }
     // An older run while a newer one changed the same tables: refused,
@@ -138,7 +122,7 @@ fn rollback_of_each_change_set_restores_every_table_exactly() {
         "SELECT max(id) FROM {}.runs WHERE mode <> 'rollback' AND id < {newest} AND undone_by IS NULL",
         t.meta
     ));
-    let sums = all_sums(&t);
+    let sums = t.state();
     let (code, out) = rollback(&t, &[older]);
     assert_eq!(code, 1, "{out}");
     assert!(
@@ -147,10 +131,10 @@ fn rollback_of_each_change_set_restores_every_table_exactly() {
         )),
         "{out}"
     );
-    assert_eq!(all_sums(&t), sums);
+    assert_eq!(t.state(), sums);
     let (code, out) = rollback(&t, &[older, newest]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(all_sums(&t), afters[0], "two runs rolled back together");
+    assert_eq!(t.state(), afters[0], "two runs rolled back together");
 }
 
 #[test]
@@ -158,17 +142,7 @@ fn the_first_load_rolls_back_to_no_tables_and_undo_is_pruned() {
     let d = Dir::new();
     let db = TestDb::new();
     let t = Target::of(&db);
-    let base = d.join("base.zip").display().to_string();
-    run_gen(&[
-        "--schema",
-        &repo("schemas/hcad"),
-        "--rows",
-        "300",
-        "--seed",
-        "5",
-        "--out",
-        &base,
-    ]);
+    let base = base(&d, 300, 5);
     let sets = change_sets(&d, &base);
     let soft = ["--delete", "soft", "--max-delete-ratio", "0.5"];
     let (code, out) =
@@ -177,7 +151,7 @@ fn the_first_load_rolls_back_to_no_tables_and_undo_is_pruned() {
     let first = newest_run(&t);
     let (code, out) = rollback(&t, &[first]);
     assert_eq!(code, 0, "{out}");
-    assert!(all_sums(&t).is_empty(), "{:?}", all_sums(&t));
+    assert!(t.state().is_empty(), "{:?}", t.state());
     // --keep-undo 1: each load prunes the undo of the one before.
     let keep1 = ["--keep-undo", "1"];
     assert_eq!(
@@ -185,7 +159,7 @@ fn the_first_load_rolls_back_to_no_tables_and_undo_is_pruned() {
         0
     );
     let a = newest_run(&t);
-    let before = all_sums(&t);
+    let before = t.state();
     assert_eq!(t.load(&[&soft[..], &keep1, &[&sets[0]]].concat()).0, 0);
     let b = newest_run(&t);
     let soft_deleted: i64 = t.one(&format!(
@@ -202,7 +176,7 @@ fn the_first_load_rolls_back_to_no_tables_and_undo_is_pruned() {
     // Soft deletes and revivals undone.
     let (code, out) = rollback(&t, &[b]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(all_sums(&t), before);
+    assert_eq!(t.state(), before);
     // --keep-undo 0 records none.
     assert_eq!(t.load(&["--keep-undo", "0", &sets[1]]).0, 0);
     let c = newest_run(&t);
@@ -216,22 +190,12 @@ fn a_rollback_killed_midway_leaves_the_tables_as_they_were() {
     let d = Dir::new();
     let db = TestDb::new();
     let t = Target::of(&db);
-    let base = d.join("base.zip").display().to_string();
-    run_gen(&[
-        "--schema",
-        &repo("schemas/hcad"),
-        "--rows",
-        "800",
-        "--seed",
-        "9",
-        "--out",
-        &base,
-    ]);
+    let base = base(&d, 800, 9);
     let sets = change_sets(&d, &base);
     assert_eq!(t.load(&["--create", &base]).0, 0);
-    let before = all_sums(&t);
+    let before = t.state();
     assert_eq!(t.load(&["--delete", "hard", &sets[0]]).0, 0);
-    let after = all_sums(&t);
+    let after = t.state();
     let run = newest_run(&t);
     // Hold a lock on the first table the rollback restores (the last the
     // load changed), so the rollback stops inside its transaction with
@@ -292,7 +256,7 @@ fn a_rollback_killed_midway_leaves_the_tables_as_they_were() {
         assert!(t0.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(all_sums(&t), after, "a killed rollback left a mix");
+    assert_eq!(t.state(), after, "a killed rollback left a mix");
     let undone: Option<i64> = t.one(&format!(
         "SELECT undone_by FROM {}.runs WHERE id = {run}",
         t.meta
@@ -301,5 +265,5 @@ fn a_rollback_killed_midway_leaves_the_tables_as_they_were() {
     // Rolled back again, in full.
     let (code, out) = rollback(&t, &[run]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(all_sums(&t), before);
+    assert_eq!(t.state(), before);
 }
